@@ -1,0 +1,94 @@
+/**
+ * The mq entry point: composes the subcommands, loads only the one invoked (start-up stays lazy),
+ * turns every failure into one line on stderr and a documented exit code. The only place that
+ * calls process.exit.
+ */
+import { readFileSync } from 'node:fs';
+
+interface CommandEntry {
+  summary: string;
+  load: () => Promise<{ command: () => import('commander').Command }>;
+}
+
+/** Every subcommand, with its one-line summary for `mq --help`. Loaded only when invoked. */
+const COMMANDS: Record<string, CommandEntry> = {
+  decode: {
+    summary: 'decode MQTT packet bytes (hex, base64 or raw) into fields, with spec-cited errors',
+    load: () => import('../commands/decode.js'),
+  },
+  encode: {
+    summary: 'encode packets from the JSON that `mq decode --json` prints back into bytes',
+    load: () => import('../commands/encode.js'),
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const first = argv[2];
+  // Fast path: `mq --version` loads nothing but package.json.
+  if (first === '--version' && argv.length === 3) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const { Command, CommanderError } = await import('commander');
+  const { lastExitCode } = await import('./command.js');
+  const program = new Command('mq')
+    .description('mq: a command-line MQTT toolkit (MQTT 3.1, 3.1.1 and 5.0)')
+    .version(version(), '--version', 'print the version')
+    .helpOption('--help', 'show help')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  mq broker                                  start a local broker on 127.0.0.1:1883
+  mq decode 30080004746573746869             what are these bytes?
+  mq <command> --help                        flags and examples for one command
+
+Exit codes: 0 ok, 1 usage, 2 connection refused or lost, 3 timeout, 4 malformed input.`,
+    )
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  const invoked = first !== undefined ? COMMANDS[first] : undefined;
+  for (const [name, entry] of Object.entries(COMMANDS)) {
+    if (entry === invoked) {
+      const mod = await entry.load();
+      const cmd = mod.command().summary(entry.summary).exitOverride();
+      program.addCommand(cmd);
+    } else {
+      program.command(name).summary(entry.summary);
+    }
+  }
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; usage errors were already printed.
+      return err.exitCode === 0 ? 0 : 1;
+    }
+    throw err;
+  }
+  return lastExitCode();
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    const { CliError } = await import('./errors.js');
+    if (process.env.MQ_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (err instanceof CliError) fail(`mq: ${err.message}`, err.exitCode);
+    const message = err instanceof Error ? err.message : String(err);
+    fail(`mq: internal error: ${message} (set MQ_DEBUG=1 for details)`, 70);
+  },
+);
