@@ -1,3 +1,6 @@
+import { PACKET_TYPE_NAMES } from './constants.js';
+import { decodeBody } from './decode.js';
+import { MalformedPacketError, PacketTooLargeError } from './errors.js';
 import type { Packet, ProtocolVersion } from './types.js';
 
 export interface FixedHeader {
@@ -17,9 +20,35 @@ export interface FixedHeader {
  * MalformedPacketError when the remaining length takes more than 4 bytes [MQTT-1.5.5-1].
  */
 export function readFixedHeader(bytes: Buffer, offset = 0): FixedHeader | undefined {
-  void bytes;
-  void offset;
-  throw new Error('readFixedHeader: not implemented yet');
+  const first = bytes[offset];
+  if (first === undefined) return undefined;
+  let rl = 0;
+  let mult = 1;
+  let pos = offset + 1;
+  for (;;) {
+    const b = bytes[pos];
+    if (b === undefined) return undefined;
+    rl += (b & 0x7f) * mult;
+    pos++;
+    if ((b & 0x80) === 0) break;
+    if (pos - offset === 5) throw tooLongLength(offset, first);
+    mult *= 128;
+  }
+  const headerLength = pos - offset;
+  return {
+    typeCode: first >> 4,
+    flags: first & 0x0f,
+    remainingLength: rl,
+    headerLength,
+    totalLength: headerLength + rl,
+  };
+}
+
+function tooLongLength(offset: number, first: number): MalformedPacketError {
+  return new MalformedPacketError('remaining length takes more than 4 bytes', {
+    offset: offset + 1,
+    packetType: PACKET_TYPE_NAMES[first >> 4],
+  });
 }
 
 export interface FramerOptions {
@@ -31,11 +60,17 @@ export interface FramerOptions {
  * Streaming framer: push chunks of any size (one byte at a time works); whole packets come out in
  * order through the callback, with `raw`, the packet's bytes (a view: copy it to keep it). The
  * version is read for each packet, so an owner that decodes a CONNECT may set `version` from inside
- * the callback and the rest of the same chunk decodes with it.
+ * the callback and the rest of the same chunk decodes with it. Offsets in errors count from the
+ * first byte of the offending packet.
  */
 export class Framer {
   version: ProtocolVersion;
-  readonly maxPacketSize: number;
+  maxPacketSize: number;
+  /** Partial packet bytes waiting for more data, as received (joined once the packet is whole). */
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
+  /** Total length of the pending packet once its fixed header is known, else 0. */
+  private needed = 0;
 
   constructor(version: ProtocolVersion, options: FramerOptions = {}) {
     this.version = version;
@@ -44,14 +79,71 @@ export class Framer {
 
   /** Bytes held waiting for the rest of a packet. */
   get buffered(): number {
-    return 0;
+    return this.pendingLength;
+  }
+
+  /** Drops any partial packet. */
+  reset(): void {
+    this.pending = [];
+    this.pendingLength = 0;
+    this.needed = 0;
   }
 
   /** Throws MalformedPacketError (or PacketTooLargeError) on a bad packet; the stream is then unusable. */
   push(chunk: Buffer, onPacket: (packet: Packet, raw: Buffer) => void): void {
-    void chunk;
-    void onPacket;
-    throw new Error('Framer.push: not implemented yet');
+    let buf = chunk;
+    if (this.pendingLength > 0) {
+      this.pending.push(chunk);
+      this.pendingLength += chunk.length;
+      if (this.needed === 0) {
+        // The header itself was split: it is at most 5 bytes, so joining is cheap.
+        const joined = Buffer.concat(this.pending, this.pendingLength);
+        this.pending = [joined];
+        const h = readFixedHeader(joined, 0);
+        if (h === undefined) return;
+        this.checkSize(h.totalLength, joined[0]!);
+        this.needed = h.totalLength;
+      }
+      if (this.pendingLength < this.needed) return;
+      buf = Buffer.concat(this.pending, this.pendingLength);
+      this.pending = [];
+      this.pendingLength = 0;
+      this.needed = 0;
+    }
+    const len = buf.length;
+    let pos = 0;
+    while (pos < len) {
+      // Fixed header, inlined.
+      const first = buf[pos]!;
+      let rl = 0;
+      let mult = 1;
+      let p = pos + 1;
+      let complete = false;
+      while (p < len) {
+        const b = buf[p++]!;
+        rl += (b & 0x7f) * mult;
+        if ((b & 0x80) === 0) {
+          complete = true;
+          break;
+        }
+        if (p - pos === 5) throw tooLongLength(0, first);
+        mult *= 128;
+      }
+      if (!complete) {
+        this.keep(buf, pos, 0);
+        return;
+      }
+      const headerLength = p - pos;
+      const total = headerLength + rl;
+      if (total > this.maxPacketSize) this.checkSize(total, first);
+      if (pos + total > len) {
+        this.keep(buf, pos, total);
+        return;
+      }
+      const raw = buf.subarray(pos, pos + total);
+      pos += total;
+      onPacket(decodeBody(raw, headerLength, rl, this.version), raw);
+    }
   }
 
   /** Convenience for tests and tools: the packets in `chunk`. */
@@ -59,5 +151,23 @@ export class Framer {
     const out: Packet[] = [];
     this.push(chunk, (packet) => out.push(packet));
     return out;
+  }
+
+  private keep(buf: Buffer, pos: number, needed: number): void {
+    // Copy: the caller may reuse its read buffer.
+    const rest = Buffer.from(buf.subarray(pos));
+    this.pending = [rest];
+    this.pendingLength = rest.length;
+    this.needed = needed;
+  }
+
+  private checkSize(total: number, first: number): void {
+    if (total > this.maxPacketSize) {
+      this.reset();
+      throw new PacketTooLargeError(total, this.maxPacketSize, {
+        offset: 0,
+        packetType: PACKET_TYPE_NAMES[first >> 4],
+      });
+    }
   }
 }

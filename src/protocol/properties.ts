@@ -1,4 +1,17 @@
+import { EncodeError } from './errors.js';
+import type { Reader } from './reader.js';
 import type { PacketTypeName, Properties } from './types.js';
+import {
+  binarySize,
+  MAX_VARINT,
+  stringSize,
+  varintSize,
+  writeBinary,
+  writeString,
+  writeU16,
+  writeU32,
+  writeVarint,
+} from './writer.js';
 
 /** Wire types of MQTT 5 properties (5.0 section 1.5). */
 export type PropertyType = 'byte' | 'u16' | 'u32' | 'varint' | 'string' | 'binary' | 'pair';
@@ -122,3 +135,271 @@ export const PROPERTY_BY_NAME: ReadonlyMap<string, PropertyInfo> = (() => {
   }
   return byName;
 })();
+
+// ---- decode, encode and size, all driven by the table above ----
+
+const PLACES: readonly PropertyPlace[] = [
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'AUTH',
+  'WILL',
+];
+const PLACE_INDEX = new Map<PropertyPlace, number>(PLACES.map((place, i) => [place, i]));
+/** Offset of each place's row in ALLOWED. */
+const PLACE_BASE = Object.fromEntries(PLACES.map((place, i) => [place, i * 64])) as Record<
+  PropertyPlace,
+  number
+>;
+
+/** ALLOWED[placeIndex * 64 + id] === 1 when property `id` may appear in that place. */
+const ALLOWED = (() => {
+  const table = new Uint8Array(PLACES.length * 64);
+  for (const info of PROPERTIES) {
+    for (const place of info.places) table[PLACE_INDEX.get(place)! * 64 + info.id] = 1;
+  }
+  return table;
+})();
+
+const BY_KEY: ReadonlyMap<string, PropertyInfo> = new Map(PROPERTIES.map((info) => [info.key, info]));
+
+/** Can property `info` appear in `place`? */
+export function propertyAllowed(info: PropertyInfo, place: PropertyPlace): boolean {
+  return ALLOWED[PLACE_INDEX.get(place)! * 64 + info.id] === 1;
+}
+
+function placeLabel(place: PropertyPlace): string {
+  return place === 'WILL' ? 'the will properties' : place;
+}
+
+/**
+ * Reads a property block (length, then properties) at the reader's position. Returns undefined
+ * for an empty block. Checks: known identifier, allowed in `place`, not repeated unless repeatable,
+ * the block's length within the packet, and value ranges the spec makes a Protocol Error.
+ */
+export function decodeProperties(r: Reader, place: PropertyPlace): Properties | undefined {
+  const placeBase = PLACE_BASE[place];
+  const prevSection = r.section;
+  r.section = 'properties';
+  const lenAt = r.pos;
+  const len = r.varint('property length');
+  if (len === 0) {
+    r.section = prevSection;
+    return undefined;
+  }
+  const end = r.pos + len;
+  if (end > r.end) {
+    r.fatal(`property length ${len} overruns the packet (${r.end - r.pos} bytes remain)`, lenAt);
+  }
+  const outerEnd = r.end;
+  r.end = end;
+  const props: Properties = {};
+  const bag = props as Record<string, unknown>;
+  let seenLo = 0;
+  let seenHi = 0;
+  while (r.pos < end) {
+    const at = r.pos;
+    const id = r.varint('property identifier');
+    const info = id < 64 ? PROPERTY_BY_ID[id] : undefined;
+    if (info === undefined) {
+      r.fatal(`unknown property identifier 0x${id.toString(16).padStart(2, '0')}`, at);
+    }
+    if (ALLOWED[placeBase + id] !== 1) {
+      r.malformed(`${info.name} (0x${hex2(id)}) is not allowed in ${placeLabel(place)}`, at);
+    }
+    const seen = id < 32 ? seenLo & (1 << id) : seenHi & (1 << (id - 32));
+    if (seen !== 0 && !(info.repeatable && (id === 0x26 || place === 'PUBLISH'))) {
+      r.protocol(`${info.name} (0x${hex2(id)}) appears more than once`, at);
+    }
+    if (id < 32) seenLo |= 1 << id;
+    else seenHi |= 1 << (id - 32);
+    const name = info.name;
+    switch (info.type) {
+      case 'byte': {
+        const v = r.u8(name);
+        if ((info.boolean && v > 1) || (id === 0x24 && v > 1)) {
+          r.protocol(`${name} must be 0 or 1, not ${v}`, at + 1);
+        }
+        bag[info.key] = v;
+        break;
+      }
+      case 'u16': {
+        const v = r.u16(name);
+        if (v === 0 && (id === 0x21 || id === 0x23)) r.protocol(`${name} must not be 0`, at + 1);
+        bag[info.key] = v;
+        break;
+      }
+      case 'u32': {
+        const v = r.u32(name);
+        if (v === 0 && id === 0x27) r.protocol(`${name} must not be 0`, at + 1);
+        bag[info.key] = v;
+        break;
+      }
+      case 'varint': {
+        const v = r.varint(name);
+        if (v === 0) r.protocol(`${name} must not be 0`, at + 1);
+        const list = bag[info.key] as number[] | undefined;
+        if (list === undefined) bag[info.key] = [v];
+        else list.push(v);
+        break;
+      }
+      case 'string':
+        bag[info.key] = r.string(name);
+        break;
+      case 'binary':
+        bag[info.key] = r.binary(name);
+        break;
+      case 'pair': {
+        const k = r.string(`${name} key`);
+        const v = r.string(`${name} value`);
+        const list = bag[info.key] as [string, string][] | undefined;
+        if (list === undefined) bag[info.key] = [[k, v]];
+        else list.push([k, v]);
+        break;
+      }
+    }
+  }
+  r.end = outerEnd;
+  r.section = prevSection;
+  return props;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
+
+/**
+ * Bytes the properties take on the wire, without the length prefix. Throws EncodeError for a
+ * property not allowed in `place`, or a value out of range for its type.
+ */
+export function propertiesSize(props: Properties | undefined, place: PropertyPlace): number {
+  if (props === undefined) return 0;
+  const placeBase = PLACE_BASE[place];
+  let size = 0;
+  const bag = props as Record<string, unknown>;
+  for (const key in bag) {
+    const value = bag[key];
+    if (value === undefined) continue;
+    const info = BY_KEY.get(key);
+    if (info === undefined) throw new EncodeError(`unknown property '${key}'`);
+    if (ALLOWED[placeBase + info.id] !== 1) {
+      throw new EncodeError(`${info.name} is not allowed in ${placeLabel(place)}`);
+    }
+    size += valueSize(info, value);
+  }
+  return size;
+}
+
+function valueSize(info: PropertyInfo, value: unknown): number {
+  switch (info.type) {
+    case 'byte':
+      checkInt(info, value, 0xff);
+      return 2;
+    case 'u16':
+      checkInt(info, value, 0xffff);
+      return 3;
+    case 'u32':
+      checkInt(info, value, 0xffff_ffff);
+      return 5;
+    case 'varint': {
+      let size = 0;
+      for (const v of asArray<number>(info, value)) {
+        checkInt(info, v, MAX_VARINT);
+        size += 1 + varintSize(v);
+      }
+      return size;
+    }
+    case 'string':
+      if (typeof value !== 'string') throw new EncodeError(`${info.name} must be a string`);
+      return 1 + stringSize(value, info.name);
+    case 'binary':
+      if (!(value instanceof Uint8Array)) throw new EncodeError(`${info.name} must be a Buffer`);
+      return 1 + binarySize(value, info.name);
+    case 'pair': {
+      let size = 0;
+      for (const pair of asArray<[string, string]>(info, value)) {
+        if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+          throw new EncodeError(`${info.name} entries must be [key, value] string pairs`);
+        }
+        size += 1 + stringSize(pair[0], `${info.name} key`) + stringSize(pair[1], `${info.name} value`);
+      }
+      return size;
+    }
+  }
+}
+
+function asArray<T>(info: PropertyInfo, value: unknown): T[] {
+  if (!Array.isArray(value)) throw new EncodeError(`${info.name} must be an array`);
+  return value as T[];
+}
+
+function checkInt(info: PropertyInfo, value: unknown, max: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new EncodeError(`${info.name} must be an integer from 0 to ${max}, not ${String(value)}`);
+  }
+}
+
+/** Writes the length prefix `size` (from propertiesSize) and the properties; returns the new position. */
+export function writeProperties(
+  buf: Buffer,
+  pos: number,
+  props: Properties | undefined,
+  size: number,
+): number {
+  pos = writeVarint(buf, pos, size);
+  if (props === undefined || size === 0) return pos;
+  const bag = props as Record<string, unknown>;
+  for (const key in bag) {
+    const value = bag[key];
+    if (value === undefined) continue;
+    const info = BY_KEY.get(key)!;
+    const id = info.id;
+    switch (info.type) {
+      case 'byte':
+        buf[pos++] = id;
+        buf[pos++] = value as number;
+        break;
+      case 'u16':
+        buf[pos++] = id;
+        pos = writeU16(buf, pos, value as number);
+        break;
+      case 'u32':
+        buf[pos++] = id;
+        pos = writeU32(buf, pos, value as number);
+        break;
+      case 'varint':
+        for (const v of value as number[]) {
+          buf[pos++] = id;
+          pos = writeVarint(buf, pos, v);
+        }
+        break;
+      case 'string':
+        buf[pos++] = id;
+        pos = writeString(buf, pos, value as string);
+        break;
+      case 'binary':
+        buf[pos++] = id;
+        pos = writeBinary(buf, pos, value as Buffer);
+        break;
+      case 'pair':
+        for (const [k, v] of value as [string, string][]) {
+          buf[pos++] = id;
+          pos = writeString(buf, pos, k);
+          pos = writeString(buf, pos, v);
+        }
+        break;
+    }
+  }
+  return pos;
+}

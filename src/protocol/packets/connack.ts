@@ -1,0 +1,56 @@
+import { CONNACK_RETURN_CODES_V4, isValidReasonCode } from '../constants.js';
+import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import type { Reader } from '../reader.js';
+import type { ConnackPacket, ProtocolVersion } from '../types.js';
+import { varintSize, writeFixedHeader } from '../writer.js';
+import { sizes } from './scratch.js';
+
+export function decodeConnack(r: Reader, flags: number): ConnackPacket {
+  if (flags !== 0)
+    r.malformed(
+      `reserved flags are ${flags.toString(2).padStart(4, '0')}, must be 0000`,
+      0,
+      r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'),
+    );
+  const at = r.pos;
+  const ackFlags = r.u8('connect acknowledge flags');
+  if ((ackFlags & 0xfe) !== 0) {
+    r.malformed(
+      `connect acknowledge flags 0x${ackFlags.toString(16)}: bits 7-1 are reserved`,
+      at,
+      r.rule('MQTT-3.2.2-1'),
+    );
+  }
+  const codeAt = r.pos;
+  const reasonCode = r.u8(r.version === 5 ? 'reason code' : 'return code');
+  if (r.version === 5) {
+    if (!isValidReasonCode(reasonCode, 'CONNACK')) {
+      r.malformed(`0x${reasonCode.toString(16)} is not a CONNACK reason code`, codeAt);
+    }
+  } else if (reasonCode >= CONNACK_RETURN_CODES_V4.length) {
+    r.malformed(`return code ${reasonCode} is reserved (0-5 are defined)`, codeAt);
+  }
+  const properties = r.version === 5 && r.remaining > 0 ? decodeProperties(r, 'CONNACK') : undefined;
+  r.expectEnd();
+  return { type: 'CONNACK', sessionPresent: (ackFlags & 1) === 1, reasonCode, properties };
+}
+
+export function connackRemainingLength(p: ConnackPacket, v: ProtocolVersion): number {
+  if (v !== 5) return 2;
+  sizes.props = propertiesSize(p.properties, 'CONNACK');
+  return 2 + varintSize(sizes.props) + sizes.props;
+}
+
+export function writeConnack(
+  p: ConnackPacket,
+  v: ProtocolVersion,
+  buf: Buffer,
+  pos: number,
+  rl: number,
+): number {
+  pos = writeFixedHeader(buf, pos, 0x20, rl);
+  buf[pos++] = p.sessionPresent ? 1 : 0;
+  buf[pos++] = p.reasonCode;
+  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  return pos;
+}

@@ -1,0 +1,78 @@
+import { isValidReasonCode } from '../constants.js';
+import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import type { Reader } from '../reader.js';
+import type { ProtocolVersion, SubackPacket, UnsubackPacket } from '../types.js';
+import { varintSize, writeFixedHeader, writeU16 } from '../writer.js';
+import { sizes } from './scratch.js';
+
+function header(r: Reader, flags: number): number {
+  if (flags !== 0) {
+    r.malformed(
+      `reserved flags are ${flags.toString(2).padStart(4, '0')}, must be 0000`,
+      0,
+      r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'),
+    );
+  }
+  const at = r.pos;
+  const id = r.u16('packet identifier');
+  if (id === 0) r.malformed('packet identifier is 0', at, r.rule('MQTT-2.2.1-3', 'MQTT-2.3.1-1'));
+  return id;
+}
+
+function reasonCodes(r: Reader, type: 'SUBACK' | 'UNSUBACK'): number[] {
+  r.section = 'payload';
+  const codes: number[] = [];
+  if (r.remaining === 0) r.protocol(`no reason codes: a ${type} carries one per topic filter`, r.pos);
+  while (r.remaining > 0) {
+    const at = r.pos;
+    const code = r.u8(r.version === 5 ? 'reason code' : 'return code');
+    const valid =
+      r.version === 5
+        ? isValidReasonCode(code, type)
+        : code === 0 || code === 1 || code === 2 || code === 0x80;
+    if (!valid)
+      r.malformed(
+        `0x${code.toString(16).padStart(2, '0')} is not a ${type} ${r.version === 5 ? 'reason' : 'return'} code`,
+        at,
+        r.version === 5 ? undefined : 'MQTT-3.9.3-2',
+      );
+    codes.push(code);
+  }
+  return codes;
+}
+
+export function decodeSuback(r: Reader, flags: number): SubackPacket {
+  const packetId = header(r, flags);
+  const properties = r.version === 5 ? decodeProperties(r, 'SUBACK') : undefined;
+  return { type: 'SUBACK', packetId, reasonCodes: reasonCodes(r, 'SUBACK'), properties };
+}
+
+export function decodeUnsuback(r: Reader, flags: number): UnsubackPacket {
+  const packetId = header(r, flags);
+  if (r.version !== 5) {
+    r.expectEnd();
+    return { type: 'UNSUBACK', packetId, reasonCodes: [], properties: undefined };
+  }
+  const properties = decodeProperties(r, 'UNSUBACK');
+  return { type: 'UNSUBACK', packetId, reasonCodes: reasonCodes(r, 'UNSUBACK'), properties };
+}
+
+export function subackRemainingLength(p: SubackPacket | UnsubackPacket, v: ProtocolVersion): number {
+  if (v !== 5) return p.type === 'SUBACK' ? 2 + p.reasonCodes.length : 2;
+  sizes.props = propertiesSize(p.properties, p.type);
+  return 2 + varintSize(sizes.props) + sizes.props + p.reasonCodes.length;
+}
+
+export function writeSuback(
+  p: SubackPacket | UnsubackPacket,
+  v: ProtocolVersion,
+  buf: Buffer,
+  pos: number,
+  rl: number,
+): number {
+  pos = writeFixedHeader(buf, pos, p.type === 'SUBACK' ? 0x90 : 0xb0, rl);
+  pos = writeU16(buf, pos, p.packetId);
+  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (v === 5 || p.type === 'SUBACK') for (const c of p.reasonCodes) buf[pos++] = c;
+  return pos;
+}
