@@ -66,7 +66,11 @@ export interface FramerOptions {
 export class Framer {
   version: ProtocolVersion;
   maxPacketSize: number;
-  /** Partial packet bytes waiting for more data, as received (joined once the packet is whole). */
+  /**
+   * Copies of the chunks holding a partial packet (the caller may reuse its read buffer), joined
+   * once the packet is whole. Not preallocated from the announced length: a peer that announces
+   * 256 MB and sends nothing more costs nothing.
+   */
   private pending: Buffer[] = [];
   private pendingLength = 0;
   /** Total length of the pending packet once its fixed header is known, else 0. */
@@ -93,7 +97,7 @@ export class Framer {
   push(chunk: Buffer, onPacket: (packet: Packet, raw: Buffer) => void): void {
     let buf = chunk;
     if (this.pendingLength > 0) {
-      this.pending.push(chunk);
+      this.pending.push(Buffer.from(chunk));
       this.pendingLength += chunk.length;
       if (this.needed === 0) {
         // The header itself was split: it is at most 5 bytes, so joining is cheap.

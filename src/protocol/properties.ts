@@ -254,9 +254,22 @@ export function decodeProperties(r: Reader, place: PropertyPlace): Properties | 
         else list.push(v);
         break;
       }
-      case 'string':
-        bag[info.key] = r.string(name);
+      case 'string': {
+        const s = r.string(name);
+        if (id === 0x08) {
+          const w = wildcardAt(s);
+          // [MQTT-3.3.2-14] the offset is exact for ASCII names.
+          if (w >= 0) {
+            r.protocol(
+              `${name} '${s}' contains the wildcard '${s[w]}'`,
+              r.pos - s.length + w,
+              'MQTT-3.3.2-14',
+            );
+          }
+        }
+        bag[info.key] = s;
         break;
+      }
       case 'binary':
         bag[info.key] = r.binary(name);
         break;
@@ -273,6 +286,12 @@ export function decodeProperties(r: Reader, place: PropertyPlace): Properties | 
   r.end = outerEnd;
   r.section = prevSection;
   return props;
+}
+
+function wildcardAt(s: string): number {
+  const plus = s.indexOf('+');
+  const hash = s.indexOf('#');
+  return plus < 0 ? hash : hash < 0 ? plus : Math.min(plus, hash);
 }
 
 function hex2(n: number): string {

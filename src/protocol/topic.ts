@@ -153,7 +153,7 @@ export function validateTopicName(name: string, version?: ProtocolVersion): Topi
 /** The wildcard rules for a plain (not shared) filter: '+' and '#' alone in their level, '#' last. */
 function wildcardProblem(
   filter: string,
-  shown: string,
+  whole: string,
   version: ProtocolVersion | undefined,
 ): TopicProblem | undefined {
   const rules = rulesFor(version);
@@ -166,18 +166,18 @@ function wildcardProblem(
     if (c === PLUS) {
       if (!alone) {
         return {
-          message: `topic filter ${shown} has '+' at character ${i} that does not take a whole level`,
+          message: `topic filter ${quoteTopic(whole)} has '+' at character ${i} that does not take a whole level`,
           rule: rules.plus,
         };
       }
     } else if (!alone) {
       return {
-        message: `topic filter ${shown} has '#' at character ${i} that does not take a whole level`,
+        message: `topic filter ${quoteTopic(whole)} has '#' at character ${i} that does not take a whole level`,
         rule: rules.hash,
       };
     } else if (i !== n - 1) {
       return {
-        message: `topic filter ${shown} has '#' at character ${i} that is not the last level`,
+        message: `topic filter ${quoteTopic(whole)} has '#' at character ${i} that is not the last level`,
         rule: rules.hash,
       };
     }
@@ -195,29 +195,30 @@ export function validateTopicFilter(filter: string, version?: ProtocolVersion): 
   if (typeof filter !== 'string') return { message: 'topic filter is not a string' };
   const common = commonProblem(filter, 'topic filter', version);
   if (common) return common;
-  const shown = quoteTopic(filter);
+  // Quoted only on failure: valid filters (the codec checks every SUBSCRIBE) cost no string work.
+  const shown = (): string => quoteTopic(filter);
   if (version !== 3 && version !== 4 && filter.startsWith(SHARE_PREFIX)) {
     const end = filter.indexOf('/', SHARE_PREFIX.length);
     const group = end < 0 ? filter.slice(SHARE_PREFIX.length) : filter.slice(SHARE_PREFIX.length, end);
     if (group.length === 0) {
-      return { message: `shared subscription ${shown} has an empty share name`, rule: 'MQTT-4.8.2-1' };
+      return { message: `shared subscription ${shown()} has an empty share name`, rule: 'MQTT-4.8.2-1' };
     }
     const bad = group.search(/[+#]/);
     if (bad >= 0) {
       return {
-        message: `shared subscription ${shown} has '${group[bad]}' in its share name '${group}'`,
+        message: `shared subscription ${shown()} has '${group[bad]}' in its share name '${group}'`,
         rule: 'MQTT-4.8.2-2',
       };
     }
     if (end < 0 || end === filter.length - 1) {
       return {
-        message: `shared subscription ${shown} has no topic filter after the share name '${group}'`,
+        message: `shared subscription ${shown()} has no topic filter after the share name '${group}'`,
         rule: 'MQTT-4.8.2-2',
       };
     }
-    return wildcardProblem(filter.slice(end + 1), shown, version);
+    return wildcardProblem(filter.slice(end + 1), filter, version);
   }
-  return wildcardProblem(filter, shown, version);
+  return wildcardProblem(filter, filter, version);
 }
 
 /**

@@ -43,8 +43,10 @@ export function ackRemainingLength(p: AckPacket<AckType>, v: ProtocolVersion): n
     sizes.props = propertiesSize(p.properties, p.type);
     if (sizes.props > 0) return 3 + varintSize(sizes.props) + sizes.props;
   }
-  // [MQTT-3.4.2-1] short forms: the reason code may be omitted when it is 0 and there are no properties.
-  return p.reasonCode === undefined || p.reasonCode === 0 ? 2 : 3;
+  // 5.0 3.4.2.1: the reason code may be omitted when it is 0 (Success) and there are no properties.
+  // It is omitted only when the packet has none (reasonCode undefined means 0), so every decoded
+  // packet encodes back to the bytes it came from.
+  return p.reasonCode === undefined ? 2 : 3;
 }
 
 export function writeAck(p: AckPacket<AckType>, buf: Buffer, pos: number, rl: number): number {

@@ -75,7 +75,7 @@ export function decodeConnect(r: Reader, flags: number): ConnectPacket {
     const willProperties = version === 5 ? decodeProperties(r, 'WILL') : undefined;
     const topicAt = r.pos;
     const topic = r.string('will topic');
-    const problem = validateTopicName(topic);
+    const problem = validateTopicName(topic, version);
     if (problem) r.malformed(`will ${problem.message}`, topicAt, problem.rule);
     const payload = r.binary('will payload');
     will = { topic, payload, qos: willQos as QoS, retain: willRetain, properties: willProperties };

@@ -74,7 +74,7 @@ export function disconnectRemainingLength(p: DisconnectPacket | AuthPacket, v: P
     sizes.props = propertiesSize(p.properties, p.type);
     if (sizes.props > 0) return 1 + varintSize(sizes.props) + sizes.props;
   }
-  return p.reasonCode === undefined || p.reasonCode === 0 ? 0 : 1;
+  return p.reasonCode === undefined ? 0 : 1;
 }
 
 export function writeDisconnect(

@@ -21,7 +21,7 @@ function packetIdentifier(r: Reader): number {
 function topicFilter(r: Reader, field: string): string {
   const at = r.pos;
   const filter = r.string(field);
-  const problem = validateTopicFilter(filter);
+  const problem = validateTopicFilter(filter, r.version);
   if (problem) r.malformed(problem.message, at, problem.rule, 0x8f);
   return filter;
 }
@@ -45,11 +45,9 @@ export function decodeSubscribe(r: Reader, flags: number): SubscribePacket {
     const o = r.u8('subscription options');
     let qos = o & 3;
     if (qos === 3) {
-      r.malformed(
-        `subscription options 0x${o.toString(16)}: QoS 3`,
-        at,
-        r.rule('MQTT-3.8.3-5', 'MQTT-3-8.3-4'),
-      );
+      // 5.0 3.8.3.1: a Protocol Error; 3.1.1: malformed [MQTT-3-8.3-4] (sic, the spec's id).
+      if (r.version === 5) r.protocol(`subscription options 0x${o.toString(16)}: Maximum QoS is 3`, at);
+      else r.malformed('requested QoS is 3', at, 'MQTT-3-8.3-4');
       qos = 2;
     }
     const sub: Subscription = { topicFilter: topicFilterValue, qos: qos as QoS };
