@@ -12,6 +12,22 @@ interface CommandEntry {
 
 /** Every subcommand, with its one-line summary for `mq --help`. Loaded only when invoked. */
 const COMMANDS: Record<string, CommandEntry> = {
+  pub: {
+    summary: 'publish messages (like mosquitto_pub): -t topic -m message, QoS 0/1/2, retained, v5 properties',
+    load: () => import('../commands/pub.js'),
+  },
+  sub: {
+    summary: 'subscribe and print messages (like mosquitto_sub): -t filter, -v, -F format, --output json',
+    load: () => import('../commands/sub.js'),
+  },
+  req: {
+    summary: 'request/response (like mosquitto_rr): publish with a response topic, print the reply',
+    load: () => import('../commands/req.js'),
+  },
+  broker: {
+    summary: 'run a local MQTT 3.1/3.1.1/5.0 broker for testing, with tracing and fault injection',
+    load: () => import('../commands/broker.js'),
+  },
   decode: {
     summary: 'decode MQTT packet bytes (hex, base64 or raw) into fields, with spec-cited errors',
     load: () => import('../commands/decode.js'),
@@ -82,8 +98,17 @@ Exit codes: 0 ok, 1 usage, 2 connection refused or lost, 3 timeout, 4 malformed 
   return lastExitCode();
 }
 
+/** Exits once stdout has been written out (a pipe may still hold queued output), or at once if it broke. */
+function exitAfterFlush(code: number): void {
+  const out = process.stdout;
+  if (out.writableLength === 0 || out.destroyed) process.exit(code);
+  out.once('drain', () => process.exit(code));
+  out.once('error', () => process.exit(code));
+  out.once('close', () => process.exit(code));
+}
+
 main(process.argv).then(
-  (code) => process.exit(code),
+  (code) => exitAfterFlush(code),
   async (err: unknown) => {
     const { CliError } = await import('./errors.js');
     if (process.env.MQ_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);

@@ -24,5 +24,13 @@ export {
   type PropertyInfo,
   type PropertyType,
 } from './properties.js';
-export { matches, type TopicProblem, validateTopicFilter, validateTopicName } from './topic.js';
+export {
+  isDollarTopic,
+  isWildcard,
+  matches,
+  parseSharedSubscription,
+  type TopicProblem,
+  validateTopicFilter,
+  validateTopicName,
+} from './topic.js';
 export type * from './types.js';

@@ -92,6 +92,23 @@ export function writeFixedHeader(buf: Buffer, pos: number, first: number, remain
   return writeVarint(buf, pos + 1, remainingLength);
 }
 
+/** Range checks before narrowing a number into the bytes of a field (never truncate silently). */
+export function checkU16(n: number, field: string): void {
+  if (!(n >= 0 && n <= 0xffff && Number.isInteger(n))) {
+    throw new EncodeError(`${field} must be an integer from 0 to 65535, not ${String(n)}`);
+  }
+}
+
+export function checkByte(n: number, field: string): void {
+  if (!(n >= 0 && n <= 0xff && Number.isInteger(n))) {
+    throw new EncodeError(`${field} must be an integer from 0 to 255, not ${String(n)}`);
+  }
+}
+
+export function checkQos(n: number, field: string): void {
+  if (n !== 0 && n !== 1 && n !== 2) throw new EncodeError(`${field} must be 0, 1 or 2, not ${String(n)}`);
+}
+
 export function checkRemainingLength(n: number, packetType: string): void {
   if (n > MAX_VARINT) {
     throw new EncodeError(`${packetType} remaining length ${n} exceeds the maximum ${MAX_VARINT}`);

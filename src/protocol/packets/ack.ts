@@ -2,7 +2,7 @@ import { isValidReasonCode } from '../constants.js';
 import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { AckPacket, ProtocolVersion } from '../types.js';
-import { varintSize, writeFixedHeader } from '../writer.js';
+import { checkByte, checkU16, varintSize, writeFixedHeader } from '../writer.js';
 import { sizes } from './scratch.js';
 
 type AckType = 'PUBACK' | 'PUBREC' | 'PUBREL' | 'PUBCOMP';
@@ -31,21 +31,24 @@ export function decodeAck<T extends AckType>(r: Reader, flags: number, type: T):
     if (!isValidReasonCode(reasonCode, type)) {
       r.malformed(`0x${reasonCode.toString(16).padStart(2, '0')} is not a ${type} reason code`, codeAt);
     }
-    if (r.remaining > 0) properties = decodeProperties(r, type);
+    // An empty block that is on the wire stays `{}`, so the packet encodes back to the same bytes.
+    if (r.remaining > 0) properties = decodeProperties(r, type) ?? {};
   }
   r.expectEnd();
   return { type, packetId, reasonCode, properties };
 }
 
 export function ackRemainingLength(p: AckPacket<AckType>, v: ProtocolVersion): number {
+  checkU16(p.packetId, `${p.type} packetId`);
   if (v !== 5) return 2;
+  if (p.reasonCode !== undefined) checkByte(p.reasonCode, `${p.type} reasonCode`);
+  // 5.0 3.4.2.1: the reason code may be omitted when it is 0 (Success) and there are no properties,
+  // and the property block when it is empty. Each is omitted exactly when the packet object has
+  // none (reasonCode undefined means 0), so every decoded packet encodes back to its own bytes.
   if (p.properties !== undefined) {
     sizes.props = propertiesSize(p.properties, p.type);
-    if (sizes.props > 0) return 3 + varintSize(sizes.props) + sizes.props;
+    return 3 + varintSize(sizes.props) + sizes.props;
   }
-  // 5.0 3.4.2.1: the reason code may be omitted when it is 0 (Success) and there are no properties.
-  // It is omitted only when the packet has none (reasonCode undefined means 0), so every decoded
-  // packet encodes back to the bytes it came from.
   return p.reasonCode === undefined ? 2 : 3;
 }
 

@@ -2,7 +2,7 @@ import { CONNACK_RETURN_CODES_V4, isValidReasonCode } from '../constants.js';
 import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ConnackPacket, ProtocolVersion } from '../types.js';
-import { varintSize, writeFixedHeader } from '../writer.js';
+import { checkByte, varintSize, writeFixedHeader } from '../writer.js';
 import { sizes } from './scratch.js';
 
 export function decodeConnack(r: Reader, flags: number): ConnackPacket {
@@ -36,6 +36,7 @@ export function decodeConnack(r: Reader, flags: number): ConnackPacket {
 }
 
 export function connackRemainingLength(p: ConnackPacket, v: ProtocolVersion): number {
+  checkByte(p.reasonCode, 'CONNACK reasonCode');
   if (v !== 5) return 2;
   sizes.props = propertiesSize(p.properties, 'CONNACK');
   return 2 + varintSize(sizes.props) + sizes.props;

@@ -6,6 +6,8 @@ import { validateTopicName } from '../topic.js';
 import type { ConnectPacket, ProtocolVersion, QoS, Will } from '../types.js';
 import {
   binarySize,
+  checkQos,
+  checkU16,
   stringSize,
   varintSize,
   writeBinary,
@@ -119,6 +121,8 @@ export function connectRemainingLength(p: ConnectPacket): number {
   const v = p.protocolVersion;
   if (v !== 3 && v !== 4 && v !== 5)
     throw new EncodeError(`CONNECT protocolVersion must be 3, 4 or 5, not ${String(v)}`);
+  checkU16(p.keepalive, 'CONNECT keepalive');
+  if (p.will) checkQos(p.will.qos, 'will QoS');
   const name = p.protocolName ?? PROTOCOL_NAME[v];
   let n = stringSize(name, 'protocol name') + 1 + 1 + 2;
   if (v === 5) {

@@ -8,7 +8,7 @@ import type {
   PingrespPacket,
   ProtocolVersion,
 } from '../types.js';
-import { varintSize, writeFixedHeader } from '../writer.js';
+import { checkByte, varintSize, writeFixedHeader } from '../writer.js';
 import { sizes } from './scratch.js';
 
 function zeroFlags(r: Reader, flags: number): void {
@@ -56,7 +56,7 @@ function reasonAndProperties(
     if (!isValidReasonCode(reasonCode, type)) {
       r.malformed(`0x${reasonCode.toString(16).padStart(2, '0')} is not a ${type} reason code`, at);
     }
-    if (r.remaining > 0) properties = decodeProperties(r, type);
+    if (r.remaining > 0) properties = decodeProperties(r, type) ?? {};
   }
   r.expectEnd();
   return [reasonCode, properties];
@@ -70,9 +70,11 @@ export function pingWrite(p: PingreqPacket | PingrespPacket, buf: Buffer, pos: n
 
 export function disconnectRemainingLength(p: DisconnectPacket | AuthPacket, v: ProtocolVersion): number {
   if (v !== 5) return 0;
+  if (p.reasonCode !== undefined) checkByte(p.reasonCode, `${p.type} reasonCode`);
+  // As for acks: reason code and property block are written exactly when the packet has them.
   if (p.properties !== undefined) {
     sizes.props = propertiesSize(p.properties, p.type);
-    if (sizes.props > 0) return 1 + varintSize(sizes.props) + sizes.props;
+    return 1 + varintSize(sizes.props) + sizes.props;
   }
   return p.reasonCode === undefined ? 0 : 1;
 }

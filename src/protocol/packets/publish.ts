@@ -2,7 +2,7 @@ import { EncodeError } from '../errors.js';
 import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, PublishPacket, QoS } from '../types.js';
-import { utf8Length, varintSize, writeString } from '../writer.js';
+import { checkQos, checkU16, utf8Length, varintSize, writeString } from '../writer.js';
 import { sizes } from './scratch.js';
 
 export function decodePublish(r: Reader, flags: number): PublishPacket {
@@ -46,8 +46,10 @@ export function publishRemainingLength(p: PublishPacket, v: ProtocolVersion): nu
   const topicLen = utf8Length(p.topic);
   if (topicLen > 65_535) throw new EncodeError(`topic name is ${topicLen} bytes; the limit is 65,535`);
   let n = 2 + topicLen + p.payload.length;
-  if (p.qos > 0) {
+  if (p.qos !== 0) {
+    checkQos(p.qos, 'PUBLISH QoS');
     if (p.packetId === undefined) throw new EncodeError(`PUBLISH with QoS ${p.qos} needs a packetId`);
+    checkU16(p.packetId, 'PUBLISH packetId');
     n += 2;
   }
   if (v === 5) {

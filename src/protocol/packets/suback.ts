@@ -2,7 +2,7 @@ import { isValidReasonCode } from '../constants.js';
 import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, SubackPacket, UnsubackPacket } from '../types.js';
-import { varintSize, writeFixedHeader, writeU16 } from '../writer.js';
+import { checkByte, checkU16, varintSize, writeFixedHeader, writeU16 } from '../writer.js';
 import { sizes } from './scratch.js';
 
 function header(r: Reader, flags: number): number {
@@ -58,6 +58,8 @@ export function decodeUnsuback(r: Reader, flags: number): UnsubackPacket {
 }
 
 export function subackRemainingLength(p: SubackPacket | UnsubackPacket, v: ProtocolVersion): number {
+  checkU16(p.packetId, `${p.type} packetId`);
+  for (const c of p.reasonCodes) checkByte(c, `${p.type} reason code`);
   if (v !== 5) return p.type === 'SUBACK' ? 2 + p.reasonCodes.length : 2;
   sizes.props = propertiesSize(p.properties, p.type);
   return 2 + varintSize(sizes.props) + sizes.props + p.reasonCodes.length;

@@ -3,7 +3,15 @@ import { decodeProperties, propertiesSize, writeProperties } from '../properties
 import type { Reader } from '../reader.js';
 import { validateTopicFilter } from '../topic.js';
 import type { ProtocolVersion, QoS, SubscribePacket, Subscription, UnsubscribePacket } from '../types.js';
-import { stringSize, varintSize, writeFixedHeader, writeString, writeU16 } from '../writer.js';
+import {
+  checkQos,
+  checkU16,
+  stringSize,
+  varintSize,
+  writeFixedHeader,
+  writeString,
+  writeU16,
+} from '../writer.js';
 import { sizes } from './scratch.js';
 
 function checkFlags(r: Reader, flags: number, rule: string): void {
@@ -99,12 +107,16 @@ export function decodeUnsubscribe(r: Reader, flags: number): UnsubscribePacket {
 
 export function subscribeRemainingLength(p: SubscribePacket, v: ProtocolVersion): number {
   if (p.subscriptions.length === 0) throw new EncodeError('SUBSCRIBE needs at least one subscription');
+  checkU16(p.packetId, 'SUBSCRIBE packetId');
   let n = 2;
   if (v === 5) {
     sizes.props = propertiesSize(p.properties, 'SUBSCRIBE');
     n += varintSize(sizes.props) + sizes.props;
   }
-  for (const s of p.subscriptions) n += stringSize(s.topicFilter, 'topic filter') + 1;
+  for (const s of p.subscriptions) {
+    checkQos(s.qos, `subscription QoS for '${s.topicFilter}'`);
+    n += stringSize(s.topicFilter, 'topic filter') + 1;
+  }
   return n;
 }
 
@@ -133,6 +145,7 @@ export function writeSubscribe(
 
 export function unsubscribeRemainingLength(p: UnsubscribePacket, v: ProtocolVersion): number {
   if (p.topicFilters.length === 0) throw new EncodeError('UNSUBSCRIBE needs at least one topic filter');
+  checkU16(p.packetId, 'UNSUBSCRIBE packetId');
   let n = 2;
   if (v === 5) {
     sizes.props = propertiesSize(p.properties, 'UNSUBSCRIBE');
