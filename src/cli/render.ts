@@ -1,0 +1,504 @@
+/**
+ * The one packet renderer: `mq decode`, and the broker's and client's `--trace`, show packets the
+ * same way.
+ *
+ *   formatPacketLine(packet, version)   one compact line (traces)
+ *   formatPacketFull(packet, version)   a block: flags with their meaning, every field, properties
+ *                                       by spec name, reason codes by name, payload as text or hex
+ *   formatByteMap(notes, bytes)         offset / bytes / section / field / value table (--bytes)
+ *
+ * Colour is optional: pass `colors` (a chalk instance from output.ts, which is colourless when the
+ * stream is not a TTY or NO_COLOR is set). Without it, plain text.
+ */
+import { isUtf8 } from 'node:buffer';
+import { formatReasonCode, PACKET_TYPE_CODE } from '../protocol/constants.js';
+import { PROPERTY_BY_NAME } from '../protocol/properties.js';
+import type { FieldNote, Packet, Properties, ProtocolVersion, Subscription } from '../protocol/types.js';
+
+/** The subset of a chalk instance the renderer uses (a ChalkInstance fits). */
+export interface Paint {
+  bold(text: string): string;
+  dim(text: string): string;
+  cyan(text: string): string;
+  green(text: string): string;
+  yellow(text: string): string;
+  red(text: string): string;
+  magenta(text: string): string;
+}
+
+const plain = (text: string): string => text;
+const NO_PAINT: Paint = {
+  bold: plain,
+  dim: plain,
+  cyan: plain,
+  green: plain,
+  yellow: plain,
+  red: plain,
+  magenta: plain,
+};
+
+export interface RenderOptions {
+  colors?: Paint;
+  /** The remaining length from the fixed header, shown by formatPacketFull when given. */
+  remainingLength?: number;
+  /** Most payload characters (text) or bytes (hex) shown; default 64 on a line, 1024 in a block. */
+  maxPayload?: number;
+  /** The fixed header flags as received (bits 3-0), when they may differ from what the packet implies. */
+  flags?: number;
+  /** Indentation of a block's fields (default '  '). */
+  indent?: string;
+}
+
+/** Options, or just the colours (a chalk instance) as the third argument. */
+function optionsOf(arg: RenderOptions | Paint | undefined): RenderOptions {
+  if (arg === undefined) return {};
+  if (typeof (arg as Paint).bold === 'function') return { colors: arg as Paint };
+  return arg as RenderOptions;
+}
+
+const VERSION_LABEL: Record<ProtocolVersion, string> = { 3: '3.1', 4: '3.1.1', 5: '5.0' };
+const QOS_MEANING = ['at most once', 'at least once', 'exactly once', 'reserved'];
+const RETAIN_HANDLING = [
+  'send retained on subscribe',
+  'send retained only if new subscription',
+  'no retained',
+];
+
+/** A string as JSON, cut to `max` characters. */
+function quote(s: string, max = 200): string {
+  if (s.length <= max) return JSON.stringify(s);
+  return `${JSON.stringify(s.slice(0, max))}...`;
+}
+
+function hex(bytes: Uint8Array, max: number, spaced = false): string {
+  const shown = bytes.subarray(0, max);
+  let out = Buffer.from(shown.buffer, shown.byteOffset, shown.byteLength).toString('hex');
+  if (spaced) out = (out.match(/../g) ?? []).join(' ');
+  return bytes.length > max ? `${out}...` : out;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function isText(bytes: Buffer): boolean {
+  if (!isUtf8(bytes)) return false;
+  for (const b of bytes) if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return false;
+  return true;
+}
+
+/** `"hello"` for text, `hex:00ff...` otherwise. */
+function binary(bytes: Buffer, max: number): string {
+  if (bytes.length === 0) return '""';
+  if (isText(bytes)) {
+    const text = bytes.toString('utf8');
+    return quote(text, max);
+  }
+  return `hex:${hex(bytes, max)}`;
+}
+
+/** Fixed header bits 3-0 as the packet implies them. */
+export function fixedHeaderFlags(packet: Packet): number {
+  switch (packet.type) {
+    case 'PUBLISH':
+      return (packet.dup ? 8 : 0) | (packet.qos << 1) | (packet.retain ? 1 : 0);
+    case 'PUBREL':
+    case 'SUBSCRIBE':
+    case 'UNSUBSCRIBE':
+      return 2;
+    default:
+      return 0;
+  }
+}
+
+function propValueShort(key: keyof Properties, value: unknown): string {
+  if (Buffer.isBuffer(value)) return binary(value, 32);
+  if (typeof value === 'string') return quote(value, 60);
+  if (key === 'userProperties' && Array.isArray(value)) {
+    return `[${(value as [string, string][]).map(([k, v]) => `${quote(k, 30)}=${quote(v, 30)}`).join(', ')}]`;
+  }
+  if (Array.isArray(value)) return `[${value.join(',')}]`;
+  return String(value);
+}
+
+function propsShort(props: Properties | undefined): string {
+  if (props === undefined) return '';
+  const parts: string[] = [];
+  for (const key of Object.keys(props) as (keyof Properties)[]) {
+    const value = props[key];
+    if (value === undefined) continue;
+    parts.push(`${key}=${propValueShort(key, value)}`);
+  }
+  return parts.length === 0 ? '' : ` props{${parts.join(' ')}}`;
+}
+
+function subShort(s: Subscription, version: ProtocolVersion): string {
+  let opts = `q${s.qos}`;
+  if (version === 5) {
+    if (s.noLocal) opts += ' nl';
+    if (s.retainAsPublished) opts += ' rap';
+    if (s.retainHandling) opts += ` rh=${s.retainHandling}`;
+  }
+  return `${quote(s.topicFilter, 60)}(${opts})`;
+}
+
+/**
+ * One compact line: `PUBLISH qos=1 id=7 retain topic="a/b" payload="hello" (5 B)
+ * props{messageExpiryInterval=60}`. The payload is cut (64 characters by default).
+ */
+export function formatPacketLine(
+  packet: Packet,
+  version: ProtocolVersion,
+  optionsOrColors?: RenderOptions | Paint,
+): string {
+  const options = optionsOf(optionsOrColors);
+  const c = options.colors ?? NO_PAINT;
+  const max = options.maxPayload ?? 64;
+  const name = c.bold(packet.type);
+  const rc = (code: number): string => {
+    const text = formatReasonCode(code, packet.type, version);
+    return code >= 0x80 ? c.red(text) : text;
+  };
+  switch (packet.type) {
+    case 'CONNECT': {
+      let s = `${name} v${VERSION_LABEL[packet.protocolVersion] ?? packet.protocolVersion} clientId=${quote(packet.clientId, 60)}`;
+      s += packet.clean ? (packet.protocolVersion === 5 ? ' cleanStart' : ' cleanSession') : ' noClean';
+      s += ` keepalive=${packet.keepalive}`;
+      if (packet.username !== undefined) s += ` username=${quote(packet.username, 40)}`;
+      if (packet.password !== undefined) s += ` password=(${packet.password.length} B)`;
+      if (packet.will) {
+        const w = packet.will;
+        s += ` will{topic=${quote(w.topic, 60)} qos=${w.qos}${w.retain ? ' retain' : ''} payload=${binary(w.payload, 32)}${propsShort(w.properties)}}`;
+      }
+      return s + c.dim(propsShort(packet.properties));
+    }
+    case 'CONNACK':
+      return `${name}${packet.sessionPresent ? ' sessionPresent' : ''} ${rc(packet.reasonCode)}${c.dim(propsShort(packet.properties))}`;
+    case 'PUBLISH': {
+      let s = `${name}${packet.dup ? ' dup' : ''} qos=${packet.qos}`;
+      if (packet.packetId !== undefined) s += ` id=${packet.packetId}`;
+      if (packet.retain) s += ` ${c.yellow('retain')}`;
+      s += ` topic=${c.cyan(quote(packet.topic, 120))}`;
+      s += ` payload=${binary(packet.payload, max)} (${packet.payload.length} B)`;
+      return s + c.dim(propsShort(packet.properties));
+    }
+    case 'PUBACK':
+    case 'PUBREC':
+    case 'PUBREL':
+    case 'PUBCOMP': {
+      const reason = packet.reasonCode !== undefined && version === 5 ? ` ${rc(packet.reasonCode)}` : '';
+      return `${name} id=${packet.packetId}${reason}${c.dim(propsShort(packet.properties))}`;
+    }
+    case 'SUBSCRIBE':
+      return `${name} id=${packet.packetId} ${packet.subscriptions.map((s) => subShort(s, version)).join(' ')}${c.dim(propsShort(packet.properties))}`;
+    case 'SUBACK':
+    case 'UNSUBACK': {
+      const codes = packet.reasonCodes.map((code) => rc(code)).join(', ');
+      return `${name} id=${packet.packetId}${codes ? ` [${codes}]` : ''}${c.dim(propsShort(packet.properties))}`;
+    }
+    case 'UNSUBSCRIBE':
+      return `${name} id=${packet.packetId} ${packet.topicFilters.map((f) => quote(f, 60)).join(' ')}${c.dim(propsShort(packet.properties))}`;
+    case 'PINGREQ':
+    case 'PINGRESP':
+      return name;
+    case 'DISCONNECT':
+    case 'AUTH': {
+      const reason = packet.reasonCode !== undefined ? ` ${rc(packet.reasonCode)}` : '';
+      return `${name}${reason}${c.dim(propsShort(packet.properties))}`;
+    }
+    default: {
+      const never: never = packet;
+      return String((never as { type: unknown }).type);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Full block
+
+const SECONDS_KEYS = new Set<keyof Properties>([
+  'messageExpiryInterval',
+  'sessionExpiryInterval',
+  'willDelayInterval',
+  'serverKeepAlive',
+]);
+
+function propValueFull(key: keyof Properties, value: unknown, max: number): string {
+  if (Buffer.isBuffer(value)) {
+    return isText(value)
+      ? `${quote(value.toString('utf8'), max)} (${value.length} bytes)`
+      : `hex:${hex(value, max)} (${value.length} bytes)`;
+  }
+  if (typeof value === 'string') return quote(value, max);
+  if (typeof value === 'number') {
+    if (key === 'sessionExpiryInterval' && value === 0xffffffff) return `${value} (never expires)`;
+    if (SECONDS_KEYS.has(key)) return `${value} s`;
+    if (key === 'payloadFormatIndicator')
+      return `${value} (${value === 1 ? 'UTF-8 text' : value === 0 ? 'unspecified bytes' : 'invalid'})`;
+    const info = PROPERTY_BY_NAME.get(key);
+    if (info?.boolean) return `${value} (${value === 1 ? 'yes' : value === 0 ? 'no' : 'invalid'})`;
+    return String(value);
+  }
+  if (Array.isArray(value)) return value.join(', ');
+  return String(value);
+}
+
+function propertyLines(props: Properties, indent: string, c: Paint, max: number): string[] {
+  const rows: [string, string][] = [];
+  for (const key of Object.keys(props) as (keyof Properties)[]) {
+    const value = props[key];
+    if (value === undefined) continue;
+    const info = PROPERTY_BY_NAME.get(key);
+    const label = info ? `${info.name} (0x${info.id.toString(16).padStart(2, '0')})` : key;
+    if (key === 'userProperties' && Array.isArray(value)) {
+      for (const [k, v] of value as [string, string][])
+        rows.push([label, `${quote(k, max)} = ${quote(v, max)}`]);
+    } else if (key === 'subscriptionIdentifiers' && Array.isArray(value)) {
+      for (const id of value as number[]) rows.push([label, String(id)]);
+    } else {
+      rows.push([label, propValueFull(key, value, max)]);
+    }
+  }
+  const width = Math.max(0, ...rows.map(([l]) => l.length));
+  return rows.map(([l, v]) => `${indent}${c.dim(l.padEnd(width))}  ${v}`);
+}
+
+class Block {
+  readonly lines: string[] = [];
+  constructor(
+    private readonly indent: string,
+    private readonly c: Paint,
+    private readonly max: number,
+  ) {}
+  field(label: string, value: string): void {
+    this.lines.push(`${this.indent}${this.c.dim(label.padEnd(18))} ${value}`);
+  }
+  properties(label: string, props: Properties | undefined, version: ProtocolVersion): void {
+    if (version !== 5) return;
+    if (props === undefined) {
+      this.field(label, 'none');
+      return;
+    }
+    const lines = propertyLines(props, `${this.indent}  `, this.c, this.max);
+    this.field(label, lines.length === 0 ? 'none' : `(${lines.length})`);
+    this.lines.push(...lines);
+  }
+}
+
+function payloadFull(bytes: Buffer, max: number): string {
+  if (bytes.length === 0) return '(empty)';
+  if (isText(bytes)) return `${quote(bytes.toString('utf8'), max)} (${plural(bytes.length, 'byte')}, UTF-8)`;
+  return `hex:${hex(bytes, max)} (${plural(bytes.length, 'byte')}, binary)`;
+}
+
+/**
+ * A multi-line block: the packet type, the fixed header flags with their meaning, every field,
+ * every property by spec name, reason codes by name, the payload as text when it is UTF-8, else
+ * hex. No trailing newline.
+ */
+export function formatPacketFull(
+  packet: Packet,
+  version: ProtocolVersion,
+  optionsOrColors?: RenderOptions | Paint,
+): string {
+  const options = optionsOf(optionsOrColors);
+  const c = options.colors ?? NO_PAINT;
+  const max = options.maxPayload ?? 1024;
+  const b = new Block(options.indent ?? '  ', c, max);
+  const code = PACKET_TYPE_CODE[packet.type];
+  const flags = options.flags ?? fixedHeaderFlags(packet);
+  const rc = (value: number): string => {
+    const text = formatReasonCode(value, packet.type, version);
+    return value >= 0x80 ? c.red(text) : c.green(text);
+  };
+  const head = `${c.bold(packet.type)} ${c.dim(`(type ${code}, MQTT ${VERSION_LABEL[version]})`)}`;
+
+  if (packet.type === 'PUBLISH') {
+    const q = (flags >> 1) & 3;
+    const meaning = q === 3 ? c.red('reserved: malformed') : QOS_MEANING[q];
+    b.field(
+      'flags',
+      `0x${flags.toString(16)}  dup=${(flags >> 3) & 1} qos=${q} (${meaning}) retain=${flags & 1}`,
+    );
+  } else {
+    const expected = fixedHeaderFlags(packet);
+    const ok = flags === expected;
+    const text = `0x${flags.toString(16)} (reserved${ok ? '' : `, must be ${expected.toString(2).padStart(4, '0')}`})`;
+    b.field('flags', ok ? text : c.red(text));
+  }
+  if (options.remainingLength !== undefined) b.field('remaining length', String(options.remainingLength));
+
+  switch (packet.type) {
+    case 'CONNECT': {
+      const w = packet.will;
+      b.field(
+        'protocol name',
+        quote(packet.protocolName ?? (packet.protocolVersion === 3 ? 'MQIsdp' : 'MQTT')),
+      );
+      b.field(
+        'protocol level',
+        `${packet.protocolVersion} (MQTT ${VERSION_LABEL[packet.protocolVersion] ?? '?'})`,
+      );
+      const cf =
+        (packet.username !== undefined ? 0x80 : 0) |
+        (packet.password !== undefined ? 0x40 : 0) |
+        (w?.retain ? 0x20 : 0) |
+        ((w?.qos ?? 0) << 3) |
+        (w ? 0x04 : 0) |
+        (packet.clean ? 0x02 : 0);
+      const named: string[] = [];
+      if (packet.username !== undefined) named.push('username');
+      if (packet.password !== undefined) named.push('password');
+      if (w) named.push(`will (qos ${w.qos}${w.retain ? ', retain' : ''})`);
+      if (packet.clean) named.push(packet.protocolVersion === 5 ? 'clean start' : 'clean session');
+      b.field('connect flags', `0x${cf.toString(16).padStart(2, '0')}  ${named.join(', ') || 'none'}`);
+      b.field('keep alive', `${packet.keepalive} s${packet.keepalive === 0 ? ' (off)' : ''}`);
+      b.properties('properties', packet.properties, packet.protocolVersion);
+      b.field(
+        'client id',
+        packet.clientId === '' ? '"" (empty: the server assigns one)' : quote(packet.clientId),
+      );
+      if (w) {
+        b.properties('will properties', w.properties, packet.protocolVersion);
+        b.field('will topic', c.cyan(quote(w.topic)));
+        b.field('will payload', payloadFull(w.payload, max));
+      }
+      if (packet.username !== undefined) b.field('username', quote(packet.username));
+      if (packet.password !== undefined) b.field('password', payloadFull(packet.password, max));
+      break;
+    }
+    case 'CONNACK':
+      b.field('session present', packet.sessionPresent ? '1 (yes)' : '0 (no)');
+      b.field(version === 5 ? 'reason code' : 'return code', rc(packet.reasonCode));
+      b.properties('properties', packet.properties, version);
+      break;
+    case 'PUBLISH':
+      b.field(
+        'topic',
+        c.cyan(packet.topic === '' ? '"" (empty: set by the Topic Alias)' : quote(packet.topic)),
+      );
+      if (packet.packetId !== undefined) b.field('packet id', String(packet.packetId));
+      b.properties('properties', packet.properties, version);
+      b.field('payload', payloadFull(packet.payload, max));
+      break;
+    case 'PUBACK':
+    case 'PUBREC':
+    case 'PUBREL':
+    case 'PUBCOMP':
+      b.field('packet id', String(packet.packetId));
+      if (version === 5) {
+        b.field(
+          'reason code',
+          packet.reasonCode === undefined ? `${rc(0)} (omitted)` : rc(packet.reasonCode),
+        );
+        b.properties('properties', packet.properties, version);
+      }
+      break;
+    case 'SUBSCRIBE':
+      b.field('packet id', String(packet.packetId));
+      b.properties('properties', packet.properties, version);
+      b.field('subscriptions', `(${packet.subscriptions.length})`);
+      for (const s of packet.subscriptions) {
+        let opts = `qos ${s.qos}`;
+        if (version === 5) {
+          if (s.noLocal) opts += ', no local';
+          if (s.retainAsPublished) opts += ', retain as published';
+          const rh = s.retainHandling ?? 0;
+          opts += `, retain handling ${rh} (${RETAIN_HANDLING[rh] ?? 'invalid'})`;
+        }
+        b.lines.push(`${options.indent ?? '  '}  ${c.cyan(quote(s.topicFilter))}  ${opts}`);
+      }
+      break;
+    case 'SUBACK':
+    case 'UNSUBACK':
+      b.field('packet id', String(packet.packetId));
+      b.properties('properties', packet.properties, version);
+      if (packet.type === 'SUBACK' || version === 5) {
+        b.field('reason codes', `(${packet.reasonCodes.length})`);
+        for (const value of packet.reasonCodes) b.lines.push(`${options.indent ?? '  '}  ${rc(value)}`);
+      }
+      break;
+    case 'UNSUBSCRIBE':
+      b.field('packet id', String(packet.packetId));
+      b.properties('properties', packet.properties, version);
+      b.field('topic filters', `(${packet.topicFilters.length})`);
+      for (const f of packet.topicFilters) b.lines.push(`${options.indent ?? '  '}  ${c.cyan(quote(f))}`);
+      break;
+    case 'PINGREQ':
+    case 'PINGRESP':
+      break;
+    case 'DISCONNECT':
+    case 'AUTH':
+      if (version === 5) {
+        b.field(
+          'reason code',
+          packet.reasonCode === undefined ? `${rc(0)} (omitted)` : rc(packet.reasonCode),
+        );
+        b.properties('properties', packet.properties, version);
+      }
+      break;
+    default: {
+      const never: never = packet;
+      void never;
+    }
+  }
+  return [head, ...b.lines].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte map
+
+/**
+ * The annotated byte map of `mq decode --bytes`: one row per field (offset, bytes, section, field,
+ * value), bytes no note covers shown as such, long fields cut to their first 8 bytes. No trailing
+ * newline.
+ */
+export function formatByteMap(
+  notes: readonly FieldNote[],
+  bytes: Buffer,
+  optionsOrColors?: { colors?: Paint } | Paint,
+): string {
+  const c = optionsOf(optionsOrColors).colors ?? NO_PAINT;
+  const sorted = [...notes].sort((a, b) => a.offset - b.offset || b.length - a.length);
+  const rows: [string, string, string, string, string][] = [];
+  const showBytes = (offset: number, length: number): string => {
+    const end = Math.min(bytes.length, offset + length);
+    if (offset >= end) return length > 0 ? '(past the end)' : '';
+    const slice = bytes.subarray(offset, Math.min(end, offset + 8));
+    let s = hex(slice, 8, true);
+    if (end - offset > 8) s += ` ... (${end - offset} B)`;
+    return s;
+  };
+  let covered = 0;
+  for (const note of sorted) {
+    if (note.offset > covered) {
+      rows.push([String(covered), showBytes(covered, note.offset - covered), '', '(not decoded)', '']);
+    }
+    rows.push([
+      String(note.offset),
+      showBytes(note.offset, note.length),
+      note.section,
+      note.field,
+      note.value,
+    ]);
+    covered = Math.max(covered, note.offset + note.length);
+  }
+  if (covered < bytes.length) {
+    rows.push([String(covered), showBytes(covered, bytes.length - covered), '', '(not decoded)', '']);
+  }
+  const header: [string, string, string, string, string] = ['offset', 'bytes', 'section', 'field', 'value'];
+  const widths = [0, 1, 2, 3].map((i) =>
+    Math.max(header[i]?.length ?? 0, ...rows.map((r) => r[i]?.length ?? 0)),
+  );
+  const line = (r: readonly string[], paint: (s: string) => string = plain): string =>
+    [
+      (r[0] ?? '').padStart(widths[0] ?? 0),
+      paint((r[1] ?? '').padEnd(widths[1] ?? 0)),
+      (r[2] ?? '').padEnd(widths[2] ?? 0),
+      (r[3] ?? '').padEnd(widths[3] ?? 0),
+      r[4] ?? '',
+    ]
+      .join('  ')
+      .trimEnd();
+  return [c.dim(line(header)), ...rows.map((r) => line(r, c.yellow))].join('\n');
+}

@@ -1,0 +1,167 @@
+/**
+ * `mq encode`: packets described as JSON (what `mq decode --json` prints) into bytes: hex by
+ * default, one line per packet; `--raw` for binary.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { newCommand, run } from '../cli/command.js';
+import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { jsonToPacket, parseProtocolVersion } from '../cli/packet-json.js';
+import { encode } from '../protocol/encode.js';
+import type { ProtocolVersion } from '../protocol/types.js';
+
+interface EncodeOpts {
+  file?: string;
+  protocolVersion?: string;
+  raw?: boolean;
+  spaced?: boolean;
+  base64?: boolean;
+}
+
+/** The JSON values in `text`: one value (an object or a list of objects), or NDJSON lines. */
+export function parseJsonInput(text: string): { value: unknown; where: string }[] {
+  const trimmed = text.trim();
+  if (trimmed === '') throw new UsageError('no JSON to encode');
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    if (Array.isArray(value)) return value.map((v, i) => ({ value: v, where: `item ${i + 1}: ` }));
+    return [{ value, where: '' }];
+  } catch {
+    // Not one value: NDJSON, one object a line.
+  }
+  const out: { value: unknown; where: string }[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] ?? '').trim();
+    if (line === '') continue;
+    try {
+      out.push({ value: JSON.parse(line), where: `line ${i + 1}: ` });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new UsageError(`line ${i + 1} is not JSON: ${reason}`);
+    }
+  }
+  return out;
+}
+
+/** Encodes every packet the JSON describes; throws UsageError naming the packet and field. */
+export function encodeJson(text: string, defaultVersion?: ProtocolVersion): Buffer[] {
+  const out: Buffer[] = [];
+  for (const { value, where } of parseJsonInput(text)) {
+    let decoded: ReturnType<typeof jsonToPacket>;
+    try {
+      decoded = jsonToPacket(value, defaultVersion);
+    } catch (err) {
+      if (err instanceof UsageError) throw new UsageError(`${where}${err.message}`);
+      throw err;
+    }
+    try {
+      out.push(encode(decoded.packet, decoded.version));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new UsageError(`${where}cannot encode ${decoded.packet.type}: ${reason}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes to stdout and resolves once the data is handed to the OS: main.ts exits right after the
+ * command returns, and a pipe would otherwise lose what is still buffered. A closed pipe
+ * (`| head -1`) is not an error.
+ */
+function writeStdout(data: string | Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const onError = (): void => resolve();
+    process.stdout.once('error', onError);
+    process.stdout.write(data, (err) => {
+      // On an error the 'error' event follows: leave the listener to take it.
+      if (!err) process.stdout.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const EXAMPLES = `
+Examples:
+  mq encode '{"type":"PUBLISH","topic":"a/b","qos":1,"packetId":7,"payload":"hello"}'
+  mq encode -V 3.1.1 '{"type":"SUBSCRIBE","packetId":1,"subscriptions":[{"topicFilter":"a/#","qos":1}]}'
+  mq decode --json 300a0003612f62 | mq encode         back to the same bytes
+  mq encode -f packets.ndjson --raw > packets.bin     one object a line in, binary out
+  mq encode --spaced '{"type":"PINGREQ"}'             c0 00
+
+Input: one JSON object, a list of objects, or NDJSON (one object a line), as the argument, with
+-f FILE, or on stdin. Field names are those mq decode --json prints: type, version, dup, qos,
+retain, topic, packetId, payload + payloadEncoding (utf8, hex, base64), properties {...},
+reasonCode, subscriptions, topicFilters, reasonCodes, and for CONNECT protocolVersion, clean,
+keepalive, clientId, will, username, password. A packet's "version" field wins over -V.
+
+Output: hex, one line per packet (--spaced: "30 0d 00 ..."), --base64, or --raw binary bytes.
+Exit codes: 0 ok, 1 a field is missing or wrong (the message names it).`;
+
+export function command(): Command {
+  const cmd = newCommand('encode')
+    .description('Encode packets described as JSON (as mq decode --json prints them) into MQTT bytes.')
+    .argument('[json...]', 'the packet(s) as JSON (arguments are joined)')
+    .option('-f, --file <file>', "read the JSON from FILE ('-' for stdin)")
+    .option(
+      '-V, --protocol-version <version>',
+      'version for packets without a "version" field: 3.1, 3.1.1, 5',
+      '5',
+    )
+    .option('--raw', 'write binary bytes instead of hex')
+    .option('--spaced', 'hex with a space between bytes')
+    .option('--base64', 'write base64, one line per packet')
+    .addHelpText('after', EXAMPLES);
+
+  return run<EncodeOpts>(cmd, async (opts, args) => {
+    const version = parseProtocolVersion(opts.protocolVersion ?? '5');
+    if (version === undefined) {
+      throw new UsageError(`-V: expected 3.1, 3.1.1 or 5, got '${opts.protocolVersion}'`);
+    }
+    if ([opts.raw, opts.spaced, opts.base64].filter(Boolean).length > 1) {
+      throw new UsageError('choose one of --raw, --spaced and --base64');
+    }
+    if (args.length > 0 && opts.file !== undefined)
+      throw new UsageError('give the JSON as an argument or with -f, not both');
+    let text: string;
+    if (args.length > 0) {
+      text = args.join(' ');
+    } else if (opts.file !== undefined && opts.file !== '-') {
+      try {
+        text = readFileSync(opts.file, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new CliError(
+          `cannot read ${opts.file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+          ExitCode.Usage,
+        );
+      }
+    } else if (process.stdin.isTTY) {
+      throw new UsageError(
+        'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
+      );
+    } else {
+      text = await readStdin();
+    }
+
+    const packets = encodeJson(text, version);
+    if (opts.raw) {
+      await writeStdout(Buffer.concat(packets));
+    } else {
+      const lines = packets.map((p) => {
+        if (opts.base64) return p.toString('base64');
+        const hex = p.toString('hex');
+        return opts.spaced ? (hex.match(/../g) ?? []).join(' ') : hex;
+      });
+      await writeStdout(`${lines.join('\n')}\n`);
+    }
+    return ExitCode.Ok;
+  });
+}
