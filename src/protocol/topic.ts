@@ -193,6 +193,7 @@ function wildcardProblem(
  */
 export function validateTopicFilter(filter: string, version?: ProtocolVersion): TopicProblem | undefined {
   if (typeof filter !== 'string') return { message: 'topic filter is not a string' };
+  if (plainValidFilter(filter)) return undefined;
   const common = commonProblem(filter, 'topic filter', version);
   if (common) return common;
   // Quoted only on failure: valid filters (the codec checks every SUBSCRIBE) cost no string work.
@@ -219,6 +220,28 @@ export function validateTopicFilter(filter: string, version?: ProtocolVersion): 
     return wildcardProblem(filter.slice(end + 1), filter, version);
   }
   return wildcardProblem(filter, filter, version);
+}
+
+/**
+ * The common case in one pass, for the codec's hot path: a printable-ASCII filter that does not
+ * start with '$', whose '+' and '#' each stand alone in their level ('#' last). false means "take
+ * the full path", not "invalid".
+ */
+function plainValidFilter(f: string): boolean {
+  const n = f.length;
+  if (n === 0 || n > 16_383 || f.charCodeAt(0) === DOLLAR) return false;
+  let levelStart = 0;
+  for (let i = 0; i < n; i++) {
+    const c = f.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+    if (c === SLASH) levelStart = i + 1;
+    else if (c === PLUS) {
+      if (i !== levelStart || (i + 1 < n && f.charCodeAt(i + 1) !== SLASH)) return false;
+    } else if (c === HASH) {
+      if (i !== levelStart || i !== n - 1) return false;
+    }
+  }
+  return true;
 }
 
 /**
