@@ -3,4 +3,13 @@
  *
  *   import { Broker, decode, encode, Framer } from 'mq';
  */
+
+export {
+  Broker,
+  type BrokerAddresses,
+  type BrokerOptions,
+  type BrokerStats,
+  makePasswdLine,
+  type TraceFormatter,
+} from './broker/index.js';
 export * from './protocol/index.js';

@@ -1,0 +1,246 @@
+/**
+ * Authentication (plain users, scrypt password file) and access control (mosquitto's acl_file
+ * format plus the --deny-subscribe / --deny-publish shortcuts).
+ */
+import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { matches, validateTopicFilter } from '../protocol/index.js';
+
+const SCRYPT_N = 16_384;
+const SCRYPT_R = 8;
+const SCRYPT_P = 1;
+const KEY_LENGTH = 32;
+
+/** One password file line for `user`: `user:$scrypt$N$r$p$salt$hash` (salt and hash base64). */
+export function makePasswdLine(user: string, password: string): string {
+  if (user.includes(':')) throw new Error(`a user name cannot contain ':' (${user})`);
+  const salt = randomBytes(16);
+  const hash = scryptSync(password, salt, KEY_LENGTH, { N: SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P });
+  return `${user}:$scrypt$${SCRYPT_N}$${SCRYPT_R}$${SCRYPT_P}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+interface PasswdEntry {
+  n: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  hash: Buffer;
+}
+
+export class Authenticator {
+  private readonly plain = new Map<string, string>();
+  private readonly hashed = new Map<string, PasswdEntry>();
+  /** user\0password -> verdict: scrypt is slow on purpose, a reconnect storm should not pay it each time. */
+  private readonly verified = new Map<string, boolean>();
+
+  constructor(users: Record<string, string> | undefined, passwdFile: string | undefined) {
+    if (users !== undefined) for (const [u, p] of Object.entries(users)) this.plain.set(u, p);
+    if (passwdFile !== undefined) this.loadPasswd(passwdFile);
+  }
+
+  /** Anonymous access is refused as soon as any user is configured. */
+  get enabled(): boolean {
+    return this.plain.size > 0 || this.hashed.size > 0;
+  }
+
+  check(username: string | undefined, password: Buffer | undefined): boolean {
+    if (!this.enabled) return true;
+    if (username === undefined) return false;
+    const pass = password === undefined ? '' : password.toString('utf8');
+    const plain = this.plain.get(username);
+    if (plain !== undefined && plain === pass) return true;
+    const entry = this.hashed.get(username);
+    if (entry === undefined) return false;
+    const key = `${username}\0${pass}`;
+    const known = this.verified.get(key);
+    if (known !== undefined) return known;
+    const got = scryptSync(pass, entry.salt, entry.hash.length, {
+      N: entry.n,
+      r: entry.r,
+      p: entry.p,
+      maxmem: 256 * entry.n * entry.r + 1024 * 1024,
+    });
+    const ok = timingSafeEqual(got, entry.hash);
+    if (this.verified.size > 1000) this.verified.clear();
+    this.verified.set(key, ok);
+    return ok;
+  }
+
+  private loadPasswd(file: string): void {
+    const text = readText(file, 'password file');
+    let lineNo = 0;
+    for (const rawLine of text.split(/\r?\n/)) {
+      lineNo++;
+      const line = rawLine.trim();
+      if (line === '' || line.startsWith('#')) continue;
+      const colon = line.indexOf(':');
+      const parts = colon > 0 ? line.slice(colon + 1).split('$') : [];
+      // ['', 'scrypt', N, r, p, salt, hash]
+      if (parts.length !== 7 || parts[1] !== 'scrypt') {
+        throw new Error(
+          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash (make one with mq broker --make-passwd user:pass)`,
+        );
+      }
+      const entry: PasswdEntry = {
+        n: Number(parts[2]),
+        r: Number(parts[3]),
+        p: Number(parts[4]),
+        salt: Buffer.from(parts[5]!, 'base64'),
+        hash: Buffer.from(parts[6]!, 'base64'),
+      };
+      const powerOfTwo = Number.isInteger(entry.n) && entry.n > 1 && (entry.n & (entry.n - 1)) === 0;
+      if (
+        !powerOfTwo ||
+        !(entry.r > 0) ||
+        !(entry.p > 0) ||
+        entry.salt.length === 0 ||
+        entry.hash.length < 16
+      ) {
+        throw new Error(`${file}:${lineNo}: bad scrypt parameters, salt or hash`);
+      }
+      this.hashed.set(line.slice(0, colon), entry);
+    }
+  }
+}
+
+type Access = 'read' | 'write' | 'readwrite' | 'deny';
+
+interface AclRule {
+  access: Access;
+  pattern: string;
+  /** `pattern` lines: %u and %c substituted per client. */
+  substitute: boolean;
+}
+
+/**
+ * mosquitto's acl_file: `topic [read|write|readwrite|deny] TOPIC` lines apply to anonymous clients
+ * until the first `user NAME` line, then to that user; `pattern [access] TOPIC` lines apply to
+ * everyone with %u (username) and %c (client id) substituted. With an ACL, what no rule grants is
+ * denied; a `deny` rule wins over grants.
+ */
+export class AccessControl {
+  private readonly anonymous: AclRule[] = [];
+  private readonly byUser = new Map<string, AclRule[]>();
+  private readonly patterns: AclRule[] = [];
+  private readonly hasAcl: boolean;
+  private readonly denySubscribe: string[];
+  private readonly denyPublish: string[];
+
+  constructor(aclFile: string | undefined, denySubscribe: string[] = [], denyPublish: string[] = []) {
+    this.denySubscribe = denySubscribe;
+    this.denyPublish = denyPublish;
+    this.hasAcl = aclFile !== undefined;
+    if (aclFile !== undefined) this.load(aclFile);
+  }
+
+  /** Nothing to check: every publish and subscribe allowed. */
+  get open(): boolean {
+    return !this.hasAcl && this.denySubscribe.length === 0 && this.denyPublish.length === 0;
+  }
+
+  canPublish(topic: string, username: string | undefined, clientId: string): boolean {
+    for (const f of this.denyPublish) if (matches(f, topic)) return false;
+    if (!this.hasAcl) return true;
+    return this.decide(username, clientId, 'write', (p) => matches(p, topic));
+  }
+
+  canSubscribe(filter: string, username: string | undefined, clientId: string): boolean {
+    for (const f of this.denySubscribe) if (covers(f, filter) || covers(filter, f)) return false;
+    if (!this.hasAcl) return true;
+    return this.decide(username, clientId, 'read', (p) => covers(p, filter));
+  }
+
+  private decide(
+    username: string | undefined,
+    clientId: string,
+    want: 'read' | 'write',
+    test: (pattern: string) => boolean,
+  ): boolean {
+    let granted = false;
+    const rules = username === undefined ? this.anonymous : (this.byUser.get(username) ?? []);
+    const consider = (rule: AclRule, pattern: string): boolean => {
+      if (!test(pattern)) return true;
+      if (rule.access === 'deny') return false;
+      if (rule.access === 'readwrite' || rule.access === want) granted = true;
+      return true;
+    };
+    for (const rule of rules) if (!consider(rule, rule.pattern)) return false;
+    for (const rule of this.patterns) {
+      const pattern = rule.pattern.replaceAll('%c', clientId).replaceAll('%u', username ?? '');
+      if (username === undefined && rule.pattern.includes('%u')) continue;
+      if (!consider(rule, pattern)) return false;
+    }
+    return granted;
+  }
+
+  private load(file: string): void {
+    const text = readText(file, 'ACL file');
+    let current = this.anonymous;
+    let lineNo = 0;
+    for (const rawLine of text.split(/\r?\n/)) {
+      lineNo++;
+      const line = rawLine.trim();
+      if (line === '' || line.startsWith('#')) continue;
+      const [keyword, ...rest] = line.split(/\s+/);
+      if (keyword === 'user') {
+        const name = line.slice(4).trim();
+        if (name === '') throw new Error(`${file}:${lineNo}: 'user' needs a name`);
+        let rules = this.byUser.get(name);
+        if (rules === undefined) this.byUser.set(name, (rules = []));
+        current = rules;
+        continue;
+      }
+      if (keyword !== 'topic' && keyword !== 'pattern') {
+        throw new Error(`${file}:${lineNo}: unknown keyword '${keyword}' (expected user, topic or pattern)`);
+      }
+      let access: Access = 'readwrite';
+      let topicWords = rest;
+      const first = rest[0];
+      if (first === 'read' || first === 'write' || first === 'readwrite' || first === 'deny') {
+        access = first;
+        topicWords = rest.slice(1);
+      }
+      const pattern = topicWords.join(' ');
+      if (pattern === '') throw new Error(`${file}:${lineNo}: '${keyword}' needs a topic`);
+      const problem = validateTopicFilter(pattern);
+      if (problem !== undefined) throw new Error(`${file}:${lineNo}: '${pattern}': ${problem.message}`);
+      const rule: AclRule = { access, pattern, substitute: keyword === 'pattern' };
+      if (keyword === 'pattern') this.patterns.push(rule);
+      else current.push(rule);
+    }
+  }
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new Error(`cannot read ${what} ${file}: ${why}`);
+  }
+}
+
+/**
+ * Does filter `outer` cover every topic filter `inner` can match? ('a/#' covers 'a/+/b', '+' covers
+ * a single level but not '#'.) Used for subscribe checks, where the subscription is itself a filter.
+ */
+export function covers(outer: string, inner: string): boolean {
+  const o = outer.split('/');
+  const n = inner.split('/');
+  // '$' topics are not matched by leading wildcards [MQTT-4.7.2-1].
+  if ((o[0] === '#' || o[0] === '+') && n[0]?.startsWith('$')) return false;
+  for (let i = 0; i < o.length; i++) {
+    const ol = o[i]!;
+    if (ol === '#') return true;
+    const nl = n[i];
+    if (nl === undefined) return false;
+    if (ol === '+') {
+      if (nl === '#') return false;
+      continue;
+    }
+    if (nl !== ol) return false;
+  }
+  return o.length === n.length;
+}

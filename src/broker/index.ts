@@ -1,0 +1,11 @@
+/**
+ * mq's embeddable MQTT 3.1 / 3.1.1 / 5.0 broker.
+ *
+ *   const broker = new Broker({ port: 0 });
+ *   const { tcp } = await broker.listen();   // tcp.port is the port picked
+ *   ...
+ *   await broker.close();
+ */
+export { makePasswdLine } from './auth.js';
+export { Broker, type TraceFormatter } from './broker.js';
+export type { BrokerAddresses, BrokerOptions, BrokerStats } from './options.js';

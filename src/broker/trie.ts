@@ -1,0 +1,204 @@
+/**
+ * The subscription trie: one node per topic level, '+' and '#' kept apart from literal children so
+ * a match walks at most three branches per level. Filters are validated before they get here
+ * (protocol/topic.ts); this module only stores and matches.
+ */
+import type { QoS } from '../protocol/index.js';
+import type { Session } from './session.js';
+
+/** One subscription of one session (the key in Session.subs is `filter`, shares included). */
+export interface SubEntry {
+  session: Session;
+  /** The full filter as subscribed, `$share/g/a/b` included. */
+  filter: string;
+  /** The filter without the `$share/group/` prefix. */
+  topicFilter: string;
+  group: string | undefined;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionId: number | undefined;
+}
+
+/** Members of one `$share/group/filter`, served round-robin. */
+export interface SharedGroup {
+  name: string;
+  members: SubEntry[];
+  next: number;
+}
+
+class Node {
+  children: Map<string, Node> | undefined = undefined;
+  plus: Node | undefined = undefined;
+  hash: Node | undefined = undefined;
+  subs: SubEntry[] | undefined = undefined;
+  shared: Map<string, SharedGroup> | undefined = undefined;
+
+  get empty(): boolean {
+    return (
+      (this.children === undefined || this.children.size === 0) &&
+      this.plus === undefined &&
+      this.hash === undefined &&
+      (this.subs === undefined || this.subs.length === 0) &&
+      (this.shared === undefined || this.shared.size === 0)
+    );
+  }
+}
+
+/** One copy to deliver: 3.1.1 sessions get one per session at the highest QoS, v5 one per subscription. */
+export interface Target {
+  session: Session;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  subIds: number[] | undefined;
+}
+
+/** What a topic matched: plain subscriptions and shared groups (one member of each gets a copy). */
+export interface MatchResult {
+  subs: SubEntry[];
+  shared: SharedGroup[];
+  /** Derived from subs by the broker on first use; dropped with the cache. */
+  targets?: Target[];
+}
+
+const EMPTY: MatchResult = { subs: [], shared: [] };
+
+export class SubscriptionTrie {
+  private readonly root = new Node();
+  private readonly cache = new Map<string, MatchResult>();
+  private cacheLimit = 10_000;
+  count = 0;
+
+  /** Adds or replaces (same session, same full filter) a subscription. */
+  add(entry: SubEntry): void {
+    const node = this.walk(entry.topicFilter, true)!;
+    this.cache.clear();
+    if (entry.group === undefined) {
+      node.subs ??= [];
+      const i = node.subs.findIndex((s) => s.session === entry.session);
+      if (i >= 0) node.subs[i] = entry;
+      else {
+        node.subs.push(entry);
+        this.count++;
+      }
+      return;
+    }
+    node.shared ??= new Map();
+    let group = node.shared.get(entry.group);
+    if (group === undefined) {
+      group = { name: entry.group, members: [], next: 0 };
+      node.shared.set(entry.group, group);
+    }
+    const i = group.members.findIndex((s) => s.session === entry.session);
+    if (i >= 0) group.members[i] = entry;
+    else {
+      group.members.push(entry);
+      this.count++;
+    }
+  }
+
+  /** Removes `entry` (matched by session and full filter); true when it was there. */
+  remove(entry: SubEntry): boolean {
+    const path: Node[] = [];
+    const node = this.walk(entry.topicFilter, false, path);
+    if (node === undefined) return false;
+    let removed = false;
+    if (entry.group === undefined) {
+      const i = node.subs?.findIndex((s) => s.session === entry.session) ?? -1;
+      if (i >= 0) {
+        node.subs!.splice(i, 1);
+        removed = true;
+      }
+    } else {
+      const group = node.shared?.get(entry.group);
+      const i = group?.members.findIndex((s) => s.session === entry.session) ?? -1;
+      if (group !== undefined && i >= 0) {
+        group.members.splice(i, 1);
+        if (group.next > i) group.next--;
+        if (group.members.length === 0) node.shared!.delete(entry.group);
+        removed = true;
+      }
+    }
+    if (!removed) return false;
+    this.count--;
+    this.cache.clear();
+    this.prune(entry.topicFilter, path);
+    return true;
+  }
+
+  /** Invalidates cached match results (after a session's protocol version changed, say). */
+  invalidate(): void {
+    this.cache.clear();
+  }
+
+  /** Every subscription matching `topic` (a valid topic name); cached until the trie changes. */
+  match(topic: string): MatchResult {
+    const cached = this.cache.get(topic);
+    if (cached !== undefined) return cached;
+    const out: MatchResult = { subs: [], shared: [] };
+    const levels = topic.split('/');
+    // [MQTT-4.7.2-1] topics starting with '$' are not matched by a leading wildcard.
+    this.collect(this.root, levels, 0, out, topic.charCodeAt(0) === 0x24);
+    const result = out.subs.length === 0 && out.shared.length === 0 ? EMPTY : out;
+    if (this.cache.size >= this.cacheLimit) this.cache.clear();
+    this.cache.set(topic, result);
+    return result;
+  }
+
+  private collect(node: Node, levels: string[], i: number, out: MatchResult, dollar: boolean): void {
+    const wild = !(dollar && i === 0);
+    if (wild && node.hash !== undefined) add(node.hash, out);
+    if (i === levels.length) {
+      add(node, out);
+      return;
+    }
+    const child = node.children?.get(levels[i]!);
+    if (child !== undefined) this.collect(child, levels, i + 1, out, dollar);
+    if (wild && node.plus !== undefined) this.collect(node.plus, levels, i + 1, out, dollar);
+  }
+
+  private walk(filter: string, create: boolean, path?: Node[]): Node | undefined {
+    let node = this.root;
+    for (const level of filter.split('/')) {
+      path?.push(node);
+      let next: Node | undefined;
+      if (level === '+') {
+        next = node.plus;
+        if (next === undefined && create) next = node.plus = new Node();
+      } else if (level === '#') {
+        next = node.hash;
+        if (next === undefined && create) next = node.hash = new Node();
+      } else {
+        next = node.children?.get(level);
+        if (next === undefined && create) {
+          next = new Node();
+          node.children ??= new Map();
+          node.children.set(level, next);
+        }
+      }
+      if (next === undefined) return undefined;
+      node = next;
+    }
+    return node;
+  }
+
+  private prune(filter: string, path: Node[]): void {
+    const levels = filter.split('/');
+    for (let i = levels.length - 1; i >= 0; i--) {
+      const parent = path[i]!;
+      const level = levels[i]!;
+      const child = level === '+' ? parent.plus : level === '#' ? parent.hash : parent.children?.get(level);
+      if (child === undefined || !child.empty) return;
+      if (level === '+') parent.plus = undefined;
+      else if (level === '#') parent.hash = undefined;
+      else parent.children!.delete(level);
+    }
+  }
+}
+
+function add(node: Node, out: MatchResult): void {
+  if (node.subs !== undefined) for (const s of node.subs) out.subs.push(s);
+  if (node.shared !== undefined) for (const g of node.shared.values()) out.shared.push(g);
+}

@@ -1,0 +1,72 @@
+/** `mq broker` as a user runs it (bin/mq, built dist/): output, --help, signals, --trace. */
+import { afterAll, describe, expect, test } from 'vitest';
+import { TestClient } from '../helpers/mqtt-test-client.js';
+import { killAll, spawnMq, startMqBroker } from '../helpers/spawn.js';
+
+afterAll(async () => {
+  await killAll();
+});
+
+describe('mq broker', () => {
+  test('prints where it listens; SIGTERM sends v5 clients DISCONNECT 0x8B and exits 0', async () => {
+    const broker = await startMqBroker(['--ws-port', '0']);
+    expect(broker.port).toBeGreaterThan(0);
+    expect(broker.wsPort).toBeGreaterThan(0);
+    const c = await TestClient.connect(broker.port, { version: 5, clientId: 'cli-client' });
+    await broker.proc.waitForLine(/\[cli-client\] connected from 127\.0\.0\.1 over tcp/, 5000, 'stderr');
+    const result = await broker.stop();
+    expect((await c.nextPacket('DISCONNECT')).reasonCode).toBe(0x8b);
+    expect(result.code).toBe(0);
+    c.destroy();
+  });
+
+  test('--trace prints each packet per client on stderr; -q silences the log', async () => {
+    const broker = await startMqBroker(['--trace', '-q']);
+    const c = await TestClient.connect(broker.port, { version: 4, clientId: 'traced' });
+    c.send({ type: 'PINGREQ' });
+    await c.nextPacket('PINGRESP');
+    await broker.proc.waitForLine(/\[traced\] <- PINGRESP/, 5000, 'stderr');
+    c.destroy();
+    const result = await broker.stop();
+    expect(result.stderr).toMatch(/\[traced\] -> CONNECT v3\.1\.1 clientId="traced"/);
+    expect(result.stderr).not.toMatch(/connected from/);
+  });
+
+  test('--help has examples; --make-passwd prints a password file line', async () => {
+    const help = await spawnMq(['broker', '--help']).exit(10_000);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Examples:/);
+    expect(help.stdout).toMatch(/--persist/);
+    const pw = await spawnMq(['broker', '--make-passwd', 'alice:secret']).exit(10_000);
+    expect(pw.code).toBe(0);
+    expect(pw.stdout).toMatch(/^alice:\$scrypt\$/);
+  });
+
+  test('usage errors exit 1 with one line', async () => {
+    const r = await spawnMq(['broker', '--port', 'abc']).exit(10_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    const tls = await spawnMq(['broker', '--tls-port', '0']).exit(10_000);
+    expect(tls.code).toBe(1);
+    expect(tls.stderr).toMatch(/--tls-port needs --cert and --key/);
+  });
+
+  test('--host other than loopback: a warning on stderr', async () => {
+    const broker = await startMqBroker(['--host', '0.0.0.0', '-q']);
+    await broker.proc.waitForLine(
+      /WARNING: binding 0\.0\.0\.0: reachable from other machines, and anyone may connect/,
+      5000,
+      'stderr',
+    );
+    const result = await broker.stop();
+    expect(result.code).toBe(0);
+  });
+
+  test('a port in use: exit 6 and the reason', async () => {
+    const first = await startMqBroker([]);
+    const second = await spawnMq(['broker', '--port', String(first.port)]).exit(10_000);
+    expect(second.code).toBe(6);
+    expect(second.stderr).toMatch(/EADDRINUSE/);
+    await first.stop();
+  });
+});

@@ -1,0 +1,260 @@
+/** Limits, $SYS, authentication, ACLs, malformed packets. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { makePasswdLine } from '../../src/broker/index.js';
+import type { PublishPacket, QoS } from '../../src/protocol/index.js';
+import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+
+const clients: TestClient[] = [];
+const brokers: StartedBroker[] = [];
+let dir: string;
+let n = 0;
+async function broker(options: Parameters<typeof startBroker>[0] = {}): Promise<StartedBroker> {
+  const b = await startBroker(options);
+  brokers.push(b);
+  return b;
+}
+async function client(
+  port: number,
+  options: Parameters<typeof TestClient.connect>[1] = {},
+): Promise<TestClient> {
+  const c = await TestClient.connect(port, options);
+  clients.push(c);
+  return c;
+}
+async function subscribe(c: TestClient, topicFilter: string, qos: QoS = 0): Promise<number> {
+  c.send({ type: 'SUBSCRIBE', packetId: ++n, subscriptions: [{ topicFilter, qos }] });
+  return (await c.nextPacket('SUBACK')).reasonCodes[0]!;
+}
+function pub(topic: string, payload: string, qos: QoS = 0): PublishPacket {
+  const p: PublishPacket = {
+    type: 'PUBLISH',
+    topic,
+    qos,
+    dup: false,
+    retain: false,
+    payload: Buffer.from(payload),
+  };
+  if (qos > 0) p.packetId = ++n;
+  return p;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mq-broker-auth-'));
+});
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  for (const b of brokers.splice(0)) await b.broker.close();
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('limits', () => {
+  test('--max-connections: one more gets CONNACK Server busy (v5) / Server unavailable (3.1.1)', async () => {
+    const b = await broker({ maxConnections: 2 });
+    await client(b.port, { version: 5 });
+    await client(b.port, { version: 4 });
+    const c5 = await client(b.port, { version: 5, expectSuccess: false });
+    expect(c5.connack?.reasonCode).toBe(0x89);
+    await c5.closed();
+    const c4 = await client(b.port, { version: 4, expectSuccess: false });
+    expect(c4.connack?.reasonCode).toBe(3);
+    await b.waitForLog(/--max-connections 2 reached/);
+  });
+
+  test('--max-queued: the newest messages are dropped, counted in $SYS and logged', async () => {
+    const b = await broker({ maxQueued: 2 });
+    const s = await client(b.port, { version: 4, clientId: 'mq-sub', clean: false });
+    await subscribe(s, 'mq/q', 1);
+    await s.disconnect();
+    const p = await client(b.port, { version: 4 });
+    for (let i = 0; i < 5; i++) {
+      p.send(pub('mq/q', String(i), 1));
+      await p.nextPacket('PUBACK');
+    }
+    expect(b.broker.stats.messagesDropped).toBe(3);
+    await b.waitForLog(/\[mq-sub\] dropped \d+ message\(s\): queue full \(--max-queued 2\)/);
+    const back = await client(b.port, { version: 4, clientId: 'mq-sub', clean: false });
+    const got = [await back.nextPacket('PUBLISH'), await back.nextPacket('PUBLISH')];
+    expect(got.map((m) => m.payload.toString())).toEqual(['0', '1']);
+  });
+});
+
+describe('$SYS', () => {
+  test('$SYS/broker/... topics are published retained and updated every --sys-interval', async () => {
+    const b = await broker({ sysInterval: 1 });
+    const s = await client(b.port, { version: 4 });
+    await subscribe(s, '$SYS/broker/#');
+    const seen = new Map<string, string>();
+    while (seen.size < 8) {
+      const m = await s.nextPacket('PUBLISH');
+      seen.set(m.topic, m.payload.toString());
+    }
+    for (const t of [
+      'uptime',
+      'clients/connected',
+      'messages/received',
+      'messages/sent',
+      'bytes/received',
+      'bytes/sent',
+      'publish/messages/dropped',
+    ]) {
+      expect(seen.has(`$SYS/broker/${t}`)).toBe(true);
+    }
+    expect(seen.get('$SYS/broker/uptime')).toMatch(/^\d+ seconds$/);
+    // A later update reflects the new connection.
+    for (;;) {
+      const m = await s.nextPacket('PUBLISH', 3000);
+      if (m.topic === '$SYS/broker/clients/connected') {
+        expect(m.payload.toString()).toBe('1');
+        break;
+      }
+    }
+  });
+
+  test('clients cannot publish to $SYS (v5 PUBACK 0x87)', async () => {
+    const b = await broker();
+    const c = await client(b.port, { version: 5 });
+    c.send(pub('$SYS/broker/uptime', 'fake', 1));
+    expect((await c.nextPacket('PUBACK')).reasonCode).toBe(0x87);
+  });
+});
+
+describe('authentication', () => {
+  test('--auth: good credentials connect; bad ones get 0x86 (v5) / 4 (3.1.1); anonymous is refused', async () => {
+    const b = await broker({ users: { alice: 'secret' } });
+    await client(b.port, { version: 5, username: 'alice', password: 'secret' });
+    const bad5 = await client(b.port, {
+      version: 5,
+      username: 'alice',
+      password: 'nope',
+      expectSuccess: false,
+    });
+    expect(bad5.connack?.reasonCode).toBe(0x86);
+    const bad4 = await client(b.port, {
+      version: 4,
+      username: 'alice',
+      password: 'nope',
+      expectSuccess: false,
+    });
+    expect(bad4.connack?.reasonCode).toBe(4);
+    const anon = await client(b.port, { version: 4, expectSuccess: false });
+    expect(anon.connack?.reasonCode).toBe(4);
+  });
+
+  test('--passwd: scrypt entries made by makePasswdLine', async () => {
+    const file = join(dir, 'passwd');
+    const line = makePasswdLine('bob', 'hunter2');
+    expect(line).toMatch(/^bob:\$scrypt\$16384\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
+    writeFileSync(file, `# users\n${line}\n`);
+    const b = await broker({ passwdFile: file });
+    await client(b.port, { version: 4, username: 'bob', password: 'hunter2' });
+    const bad = await client(b.port, {
+      version: 5,
+      username: 'bob',
+      password: 'hunter3',
+      expectSuccess: false,
+    });
+    expect(bad.connack?.reasonCode).toBe(0x86);
+  });
+
+  test('v5 enhanced authentication is refused with 0x8C', async () => {
+    const b = await broker();
+    const c = await client(b.port, {
+      version: 5,
+      properties: { authenticationMethod: 'SCRAM-SHA-1' },
+      expectSuccess: false,
+    });
+    expect(c.connack?.reasonCode).toBe(0x8c);
+  });
+});
+
+describe('access control', () => {
+  test('--acl (mosquitto acl_file): per-user topics, patterns with %u/%c, anonymous rules', async () => {
+    const acl = join(dir, 'acl');
+    writeFileSync(
+      acl,
+      [
+        '# anonymous',
+        'topic read public/#',
+        '',
+        'user alice',
+        'topic readwrite alice/#',
+        'topic deny alice/secret',
+        'pattern readwrite users/%u/#',
+        'pattern write clients/%c',
+      ].join('\n'),
+    );
+    const b = await broker({ aclFile: acl, users: { alice: 'a', bob: 'b' } });
+    const alice = await client(b.port, { version: 5, clientId: 'alice-1', username: 'alice', password: 'a' });
+    const bob = await client(b.port, { version: 4, username: 'bob', password: 'b' });
+    expect(await subscribe(alice, 'alice/#')).toBe(0);
+    expect(await subscribe(alice, 'users/alice/+')).toBe(0);
+    expect(await subscribe(alice, 'users/bob/+')).toBe(0x87);
+    expect(await subscribe(alice, '#')).toBe(0x87);
+    expect(await subscribe(bob, 'alice/x')).toBe(0x80);
+    expect(await subscribe(bob, 'users/bob/#')).toBe(0);
+    // Publish checks: allowed, denied (v5 PUBACK 0x87, not delivered).
+    bob.send(pub('users/bob/in', 'own topic', 1));
+    expect((await bob.nextPacket('PUBLISH')).payload.toString()).toBe('own topic');
+    alice.send(pub('users/bob/in', 'not hers', 1));
+    expect((await alice.nextPacket('PUBACK')).reasonCode).toBe(0x87);
+    alice.send(pub('alice/news', 'mine', 1));
+    expect((await alice.nextPacket('PUBACK')).reasonCode ?? 0).toBe(0);
+    expect((await alice.nextPacket('PUBLISH')).payload.toString()).toBe('mine');
+    alice.send(pub('alice/secret', 'no', 1));
+    expect((await alice.nextPacket('PUBACK')).reasonCode).toBe(0x87);
+    alice.send(pub('clients/alice-1', 'ok', 1));
+    expect((await alice.nextPacket('PUBACK')).reasonCode ?? 0).toBeLessThan(0x80);
+    await b.waitForLog(/not authorized to publish to 'alice\/secret'/);
+  });
+
+  test('--deny-subscribe / --deny-publish', async () => {
+    const b = await broker({ denySubscribe: ['secret/#'], denyPublish: ['ro/#'] });
+    const c5 = await client(b.port, { version: 5 });
+    const c4 = await client(b.port, { version: 4 });
+    expect(await subscribe(c5, 'secret/a')).toBe(0x87);
+    expect(await subscribe(c4, 'secret/#')).toBe(0x80);
+    expect(await subscribe(c4, 'ro/+')).toBe(0);
+    c5.send(pub('ro/x', 'no', 1));
+    expect((await c5.nextPacket('PUBACK')).reasonCode).toBe(0x87);
+    c4.send(pub('ro/x', 'no', 1));
+    expect((await c4.nextPacket('PUBACK')).packetId).toBe(n);
+    expect(await c4.nothing('PUBLISH', 150)).toBe(true);
+  });
+});
+
+describe('malformed packets', () => {
+  test('a malformed packet closes that client (v5 DISCONNECT with the reason code), is logged, others carry on', async () => {
+    const b = await broker();
+    const good = await client(b.port, { version: 4 });
+    await subscribe(good, 'ok');
+    const bad = await client(b.port, { version: 5, clientId: 'bad-one' });
+    bad.sendRaw('36 05 0001 61 0001'); // PUBLISH with QoS 3
+    const d = await bad.nextPacket('DISCONNECT');
+    expect(d.reasonCode).toBe(0x81);
+    await bad.closed();
+    await b.waitForLog(/\[bad-one\] malformed packet: PUBLISH/);
+    const p = await client(b.port, { version: 4 });
+    p.send(pub('ok', 'still here'));
+    expect((await good.nextPacket('PUBLISH')).payload.toString()).toBe('still here');
+  });
+
+  test('a wildcard in a PUBLISH topic: DISCONNECT 0x90 Topic Name invalid', async () => {
+    const b = await broker();
+    const bad = await client(b.port, { version: 5 });
+    bad.sendRaw('30 06 0003 612f23 00'); // PUBLISH 'a/#', no properties
+    expect((await bad.nextPacket('DISCONNECT')).reasonCode).toBe(0x90);
+  });
+
+  test('garbage instead of CONNECT closes the connection', async () => {
+    const b = await broker();
+    const c = await client(b.port, { connect: false });
+    c.sendRaw('ffffffffff');
+    await c.closed();
+    await b.waitForLog(/malformed packet/);
+  });
+});
