@@ -101,6 +101,9 @@ export function decodeBody(
   if (end < bytes.length) {
     r.malformed(`${bytes.length - end} bytes after the end of the packet`, end);
   }
+  if (headerLength > 2 && bytes[headerLength - 1] === 0) {
+    r.malformed('remaining length is not minimally encoded', 1, version === 5 ? 'MQTT-1.5.5-1' : undefined);
+  }
   r.section = 'variable header';
   try {
     switch (type) {

@@ -30,7 +30,8 @@ export function decodeConnack(r: Reader, flags: number): ConnackPacket {
   } else if (reasonCode >= CONNACK_RETURN_CODES_V4.length) {
     r.malformed(`return code ${reasonCode} is reserved (0-5 are defined)`, codeAt);
   }
-  const properties = r.version === 5 && r.remaining > 0 ? decodeProperties(r, 'CONNACK') : undefined;
+  // v5 has no short form of CONNACK: the property length is always there.
+  const properties = r.version === 5 ? decodeProperties(r, 'CONNACK') : undefined;
   r.expectEnd();
   return { type: 'CONNACK', sessionPresent: (ackFlags & 1) === 1, reasonCode, properties };
 }
