@@ -144,6 +144,20 @@ export class AccessControl {
     return this.decide(username, clientId, 'write', (p) => matches(p, topic));
   }
 
+  /**
+   * An acl_file is loaded: read access is then checked per message at delivery (like mosquitto),
+   * since a subscription allowed by a wide read rule ('#') may match topics a deny rule covers.
+   */
+  get checksReads(): boolean {
+    return this.hasAcl;
+  }
+
+  /** May this client receive a message on `topic`? Only the acl_file decides (not --deny-subscribe). */
+  canRead(topic: string, username: string | undefined, clientId: string): boolean {
+    if (!this.hasAcl) return true;
+    return this.decide(username, clientId, 'read', (p) => matches(p, topic));
+  }
+
   canSubscribe(filter: string, username: string | undefined, clientId: string): boolean {
     for (const f of this.denySubscribe) if (covers(f, filter) || covers(filter, f)) return false;
     if (!this.hasAcl) return true;

@@ -3,12 +3,14 @@
  * Packet parsing and per-connection rules live in connection.ts; this file owns the state shared
  * between clients.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import {
   decode,
   formatReasonCode,
@@ -38,6 +40,9 @@ import { type MatchResult, type SubEntry, SubscriptionTrie, type Target } from '
 export type TraceFormatter = (packet: Packet, version: ProtocolVersion, mode: 'line' | 'full') => string;
 
 const DEFAULT_MAX_INFLIGHT = 256;
+const DEFAULT_WS_PATH = '/mqtt';
+/** WebSocket subprotocols accepted, preferred first: 'mqtt' (MQTT 3.1.1 and 5.0), 'mqttv3.1' (older clients). */
+const WS_PROTOCOLS = ['mqtt', 'mqttv3.1'];
 const DEFAULT_MAX_QUEUED = 10_000;
 /** Like Mosquitto: each alias holds a topic string in memory for the life of the connection. */
 const DEFAULT_TOPIC_ALIAS_MAX = 10;
@@ -62,9 +67,12 @@ export class Broker {
   /** @internal the live counters (hot path); read them through `stats`. */
   readonly counters: BrokerStats = {
     clientsConnected: 0,
+    clientsMaximum: 0,
     clientsTotal: 0,
     messagesReceived: 0,
     messagesSent: 0,
+    packetsReceived: 0,
+    packetsSent: 0,
     bytesReceived: 0,
     bytesSent: 0,
     messagesDropped: 0,
@@ -83,6 +91,8 @@ export class Broker {
 
   private readonly auth: Authenticator;
   private readonly acl: AccessControl;
+  /** --acl given: every delivery checks read access (off otherwise, so the fan-out path pays nothing). */
+  private readonly aclReads: boolean;
   private readonly maxInflight: number;
   private readonly maxQueued: number;
   private readonly logLine: (line: string) => void;
@@ -106,6 +116,7 @@ export class Broker {
     this.opts = options;
     this.auth = new Authenticator(options.users, options.passwdFile);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
+    this.aclReads = this.acl.checksReads;
     this.maxQoS = options.maxQoS ?? 2;
     this.receiveMaximum = options.receiveMaximum ?? 65_535;
     this.topicAliasMax = options.topicAliasMax ?? DEFAULT_TOPIC_ALIAS_MAX;
@@ -160,19 +171,45 @@ export class Broker {
         addresses.tls = await this.bind(server, host, o.tlsPort);
       }
       if (o.wsPort !== undefined) {
-        const http = createHttpServer((_req, res) => {
-          res.writeHead(426, { 'content-type': 'text/plain' });
-          res.end('MQTT over WebSocket: connect with a WebSocket client (subprotocol mqtt)\n');
+        const wsPath = o.wsPath ?? DEFAULT_WS_PATH;
+        const http = createHttpServer((req, res) => {
+          const found = pathOf(req.url) === wsPath;
+          res.writeHead(found ? 426 : 404, { 'content-type': 'text/plain', connection: 'close' });
+          res.end(
+            found
+              ? `MQTT over WebSocket: connect with a WebSocket client (subprotocol ${WS_PROTOCOLS[0]})\n`
+              : `Not found: MQTT over WebSocket is at ${wsPath}\n`,
+          );
         });
         const wss = new WebSocketServer({
-          server: http,
-          handleProtocols: (protocols) => {
-            for (const p of ['mqtt', 'mqttv3.1', 'mqttv5']) if (protocols.has(p)) return p;
-            return false;
-          },
+          noServer: true,
+          handleProtocols: (protocols) => pickWsProtocol([...protocols]) ?? false,
         });
         this.wss = wss;
-        wss.on('connection', (ws, req) => {
+        http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+          socket.on('error', ignore);
+          const path = pathOf(req.url);
+          if (path !== wsPath) {
+            this.log(`WebSocket upgrade for '${path}' refused: MQTT is at ${wsPath} (HTTP 404)`);
+            refuseUpgrade(socket, '404 Not Found', `MQTT over WebSocket is at ${wsPath}`);
+            return;
+          }
+          // The subprotocol names the payload format: MQTT ('mqtt'; 'mqttv3.1' from older clients).
+          const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+          if (pickWsProtocol(offered) === undefined) {
+            this.log(
+              `WebSocket upgrade refused: subprotocol ${offered.join(',') === '' ? '(none)' : `'${offered.join(',')}'`} is not ${WS_PROTOCOLS.join(' or ')} (HTTP 400)`,
+            );
+            refuseUpgrade(
+              socket,
+              '400 Bad Request',
+              `Sec-WebSocket-Protocol must offer ${WS_PROTOCOLS.join(' or ')}`,
+            );
+            return;
+          }
+          wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+        });
+        wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
           const transport = new WebSocketTransport(ws, req.socket.remoteAddress, req.socket.remotePort);
           const conn = this.accept(transport, 'ws');
           ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
@@ -237,7 +274,18 @@ export class Broker {
     return conn;
   }
 
-  /** Graceful stop: no new connections, v5 clients get DISCONNECT 0x8B, --persist flushed. */
+  /**
+   * Graceful stop: no new connections, v5 clients get DISCONNECT 0x8B, --persist flushed.
+   *
+   * Wills are not published on this path (detach() skips them while `closing`): the spec's "closed
+   * for any reason other than a normal DISCONNECT" [MQTT-3.1.2-8] is about the client's connection
+   * failing, and here the broker ends every connection itself; nobody connected would receive them
+   * anyway. Wills waiting out a Will Delay Interval are dropped with their timers. --persist does
+   * not record wills (Persistence has no will record), so a restarted broker holds none: a resumed
+   * session gets a will again when its client reconnects with one. (Mosquitto differs: as it exits
+   * it routes every connected client's will internally, so retained wills and persistent sessions'
+   * queues see them.)
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -473,6 +521,15 @@ export class Broker {
         this.refuse(c, ReasonCode.RetainNotSupported, 'retained will but retain is not available');
         return;
       }
+      // [MQTT-3.1.2.11.3] a will that says UTF-8 (Payload Format Indicator 1) must be: else 0x99.
+      if (will.properties?.payloadFormatIndicator === 1 && !isUtf8(will.payload)) {
+        this.refuse(
+          c,
+          ReasonCode.PayloadFormatInvalid,
+          'will payload is not UTF-8 (Payload Format Indicator 1)',
+        );
+        return;
+      }
       if (!this.acl.open && !this.acl.canPublish(will.topic, p.username, id)) {
         this.refuse(c, ReasonCode.NotAuthorized, `not authorized to publish the will to '${will.topic}'`);
         return;
@@ -532,11 +589,15 @@ export class Broker {
       this.sessions.set(id, session);
     }
     session.expiryInterval = expiry;
+    const userChanged = present && session.username !== p.username;
     session.username = p.username;
+    // Like Mosquitto: a session resumed under another user keeps only what that user may read.
+    if (userChanged && this.aclReads) this.dropUnreadable(session);
     session.conn = c;
     c.session = session;
     c.state = ConnState.Connected;
-    this.counters.clientsConnected++;
+    if (++this.counters.clientsConnected > this.counters.clientsMaximum)
+      this.counters.clientsMaximum = this.counters.clientsConnected;
     if (o.disconnectAfterS !== undefined) c.disconnectAt = Date.now() + o.disconnectAfterS * 1000;
 
     const ack: Packet = { type: 'CONNACK', sessionPresent: present && v !== 3, reasonCode: 0 };
@@ -667,7 +728,8 @@ export class Broker {
         c.disconnect(ReasonCode.ProtocolError, 'No Local set on a shared subscription [MQTT-3.8.3-4]');
         return;
       }
-      if (!this.acl.open && !this.acl.canSubscribe(filter, c.username, c.clientId)) {
+      // A shared subscription is checked on the filter it shares ('$share/g/#' reads what '#' reads).
+      if (!this.acl.open && !this.acl.canSubscribe(shared?.filter ?? filter, c.username, c.clientId)) {
         this.log(`[${c.clientId}] not authorized to subscribe to '${filter}'`);
         failure(ReasonCode.NotAuthorized);
         continue;
@@ -707,6 +769,7 @@ export class Broker {
           this.retained.delete(msg.topic);
           continue;
         }
+        if (this.aclReads && !this.mayRead(s, msg.topic)) continue;
         this.deliver(s, msg, Math.min(msg.qos, entry.qos) as QoS, true, subIds);
       }
     }
@@ -770,6 +833,7 @@ export class Broker {
       const t = targets[i]!;
       const s = t.session;
       if (t.noLocal && s === msg.sender) continue;
+      if (this.aclReads && !this.mayRead(s, msg.topic)) continue;
       // [MQTT-3.3.1-12] Retain As Published, else the RETAIN flag is cleared on live delivery.
       this.deliver(s, msg, Math.min(msg.qos, t.qos) as QoS, t.retainAsPublished && msg.retain, t.subIds);
     }
@@ -778,15 +842,22 @@ export class Broker {
       const g = shared[i]!;
       const n = g.members.length;
       if (n === 0) continue;
-      // Round-robin, skipping members whose client is offline while an online one exists.
-      let pick = g.next % n;
+      // Round-robin, skipping members whose client is offline while an online one exists, and
+      // (with --acl) members that may not read the topic.
+      let pick = -1;
+      let fallback = -1;
       for (let k = 0; k < n; k++) {
         const idx = (g.next + k) % n;
-        if (g.members[idx]!.session.conn !== undefined) {
+        const member = g.members[idx]!.session;
+        if (this.aclReads && !this.mayRead(member, msg.topic)) continue;
+        if (fallback < 0) fallback = idx;
+        if (member.conn !== undefined) {
           pick = idx;
           break;
         }
       }
+      if (pick < 0) pick = fallback;
+      if (pick < 0) continue;
       g.next = (pick + 1) % n;
       const m = g.members[pick]!;
       this.deliver(
@@ -800,6 +871,31 @@ export class Broker {
     // Routing is done: a kept copy (retained, queued) must not keep the publisher's session alive.
     if (msg.owned) msg.sender = undefined;
     return targets.length + shared.length;
+  }
+
+  /** Drops queued and in-flight messages the session's (new) user may not read. */
+  private dropUnreadable(s: Session): void {
+    if (s.inflightSize > 0) {
+      for (const o of [...s.inflight.values()]) {
+        if (this.mayRead(s, o.msg.topic)) continue;
+        s.inflight.delete(o.packetId);
+        this.persist?.completed(s, o);
+      }
+    }
+    if (s.queueLength > 0) {
+      const keep: Outgoing[] = [];
+      for (const o of s.queue) {
+        if (this.mayRead(s, o.msg.topic)) keep.push(o);
+        else this.persist?.completed(s, o);
+      }
+      s.queue.length = 0;
+      for (const o of keep) s.queue.push(o);
+    }
+  }
+
+  /** --acl read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE). */
+  private mayRead(s: Session, topic: string): boolean {
+    return this.acl.canRead(topic, s.username, s.clientId);
   }
 
   private storeRetained(msg: Message): void {
@@ -914,9 +1010,14 @@ export class Broker {
     const values: [string, string][] = [
       ['uptime', `${Math.floor((Date.now() - this.startedAt) / 1000)} seconds`],
       ['clients/connected', String(st.clientsConnected)],
+      ['clients/disconnected', String(this.sessions.size - st.clientsConnected)],
+      ['clients/maximum', String(st.clientsMaximum)],
       ['clients/total', String(this.sessions.size)],
-      ['messages/received', String(st.messagesReceived)],
-      ['messages/sent', String(st.messagesSent)],
+      // Like Mosquitto: messages/* counts packets of every type, publish/messages/* PUBLISH only.
+      ['messages/received', String(st.packetsReceived)],
+      ['messages/sent', String(st.packetsSent)],
+      ['publish/messages/received', String(st.messagesReceived)],
+      ['publish/messages/sent', String(st.messagesSent)],
       ['bytes/received', String(st.bytesReceived)],
       ['bytes/sent', String(st.bytesSent)],
       ['publish/messages/dropped', String(st.messagesDropped)],
@@ -941,6 +1042,25 @@ export class Broker {
     if (s.subCount > 0) for (const sub of s.subs.values()) this.trie.add(sub);
     if (s.expiryInterval !== NEVER_EXPIRES) this.scheduleExpiry(s);
   }
+}
+
+function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q < 0 ? u : u.slice(0, q);
+}
+
+function pickWsProtocol(offered: string[]): string | undefined {
+  for (const p of WS_PROTOCOLS) if (offered.includes(p)) return p;
+  return undefined;
+}
+
+/** Answers a refused WebSocket upgrade with a plain HTTP response and closes. */
+function refuseUpgrade(socket: Duplex, status: string, text: string): void {
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function firePendingWill(broker: Broker, s: Session): void {

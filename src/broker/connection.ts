@@ -3,6 +3,7 @@
  * (keepalive, receive maximum, topic aliases, packet size) and batches everything it sends into
  * one write per tick.
  */
+import { isUtf8 } from 'node:buffer';
 import {
   decode,
   encodeInto,
@@ -119,6 +120,14 @@ export class Connection {
   private frame(chunk: Buffer): void {
     let buf = chunk;
     if (this.pendingLength > 0) {
+      if (this.needed > 0 && this.pendingLength + chunk.length < this.needed) {
+        // Still partial: keep a copy, never a view of a read buffer the transport may reuse. The
+        // body is only ever buffered as it arrives: a huge announced length costs nothing upfront.
+        this.pending!.push(Buffer.from(chunk));
+        this.pendingLength += chunk.length;
+        return;
+      }
+      // Buffer.concat below copies, so this chunk is not kept either.
       this.pending!.push(chunk);
       this.pendingLength += chunk.length;
       if (this.needed === 0) {
@@ -232,6 +241,7 @@ export class Connection {
   onPacket(packet: Packet, raw: Buffer): void {
     if (this.state >= ConnState.Closing) return;
     const b = this.broker;
+    b.counters.packetsReceived++;
     if (b.tracing) b.traceIn(this, packet, raw);
     if (this.state === ConnState.AwaitingConnect) {
       if (packet.type !== 'CONNECT') {
@@ -365,13 +375,27 @@ export class Connection {
         this.writeAck(0x50, pid, 0);
         return;
       }
-      if (set.size >= b.receiveMaximum) {
+      // The broker's Receive Maximum [MQTT-3.3.4-7] bounds the QoS 1 and 2 PUBLISHes it has not
+      // acknowledged. A QoS 1 PUBACK is queued (writeAck) while the very read that carried the
+      // PUBLISH is processed, before the next packet is looked at, so no QoS 1 is ever pending
+      // here, however many arrive in one read. What counts is QoS 2 between PUBREC and PUBREL.
+      // 3.1.1 has no Receive Maximum (nothing tells the client), so only v5 is held to it.
+      if (set.size >= b.receiveMaximum && this.version === 5) {
         this.disconnect(
           ReasonCode.ReceiveMaximumExceeded,
           `more than ${b.receiveMaximum} QoS 2 messages unacknowledged`,
         );
         return;
       }
+    }
+    // [MQTT-3.3.2.3.2] Payload Format Indicator 1 says UTF-8: a receiver may check it (cheap: only
+    // then) and refuse with 0x99: PUBACK/PUBREC for QoS 1/2, DISCONNECT for QoS 0 (nothing to ack).
+    if (props?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
+      const why = `PUBLISH to '${topic}' has Payload Format Indicator 1 but its payload is not UTF-8`;
+      b.log(`[${this.label}] ${why}: refused (0x99 Payload format invalid)`);
+      if (p.qos === 0) this.disconnect(ReasonCode.PayloadFormatInvalid, why);
+      else this.writeAck(p.qos === 1 ? 0x40 : 0x50, pid, ReasonCode.PayloadFormatInvalid);
+      return;
     }
     if (!b.canPublish(topic, this)) {
       b.log(`[${this.label}] not authorized to publish to '${topic}': dropped`);
@@ -488,6 +512,7 @@ export class Connection {
 
   private queued(start: number): void {
     const b = this.broker;
+    b.counters.packetsSent++;
     if (b.tracing) b.traceOut(this, this.out!.subarray(start, this.outLen));
     if (!this.dirty) b.scheduleFlush(this);
   }
@@ -508,6 +533,7 @@ export class Connection {
     const buf = this.reserve(bytes.length);
     bytes.copy(buf, this.outLen);
     this.outLen += bytes.length;
+    this.broker.counters.packetsSent++;
     if (!this.dirty) this.broker.scheduleFlush(this);
   }
 

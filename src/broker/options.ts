@@ -4,8 +4,10 @@ export interface BrokerOptions {
   host?: string;
   /** MQTT over TCP port; 0 picks a free one (default 1883). null disables the TCP listener. */
   port?: number | null;
-  /** MQTT over WebSocket (path /mqtt, subprotocol mqtt). */
+  /** MQTT over WebSocket (subprotocol mqtt or mqttv3.1, on wsPath). */
   wsPort?: number;
+  /** HTTP path of the WebSocket listener (default /mqtt); other paths get HTTP 404. */
+  wsPath?: string;
   /** MQTT over TLS; needs cert and key (PEM text or Buffers). */
   tlsPort?: number;
   cert?: string | Buffer;
@@ -26,7 +28,7 @@ export interface BrokerOptions {
   maxPacketSize?: number;
   /** Most simultaneous connections; more get CONNACK Server unavailable/busy. */
   maxConnections?: number;
-  /** Most outgoing QoS>0 messages in flight per client (default 64; a client's Receive Maximum lowers it). */
+  /** Most outgoing QoS>0 messages in flight per client (default 256; a client's Receive Maximum lowers it). */
   maxInflight?: number;
   /** Most QoS>0 messages queued per session (default 10,000); newer ones are dropped, counted and logged. */
   maxQueued?: number;
@@ -44,7 +46,11 @@ export interface BrokerOptions {
   refuseConnect?: number;
   /** Fault injection: Maximum QoS advertised and enforced (0 or 1). */
   maxQoS?: 0 | 1 | 2;
-  /** Fault injection: the broker's Receive Maximum (exceeding it: DISCONNECT 0x93). */
+  /**
+   * Fault injection: the broker's Receive Maximum for v5 clients: most QoS 2 PUBLISHes not yet
+   * released (PUBREC sent, no PUBREL yet); one more gets DISCONNECT 0x93. QoS 1 PUBACKs are queued
+   * while the read is processed, so QoS 1 never counts (see Connection.onPublish).
+   */
   receiveMaximum?: number;
   /** Topic Alias Maximum the broker accepts from clients (default 10, like Mosquitto; 0 = none). */
   topicAliasMax?: number;
@@ -82,10 +88,16 @@ export interface BrokerAddresses {
 /** Counters behind $SYS/broker/... and Broker.stats. */
 export interface BrokerStats {
   clientsConnected: number;
+  /** Most clients connected at once since the start. */
+  clientsMaximum: number;
   /** Sessions, connected or not. */
   clientsTotal: number;
+  /** PUBLISH packets received / sent. */
   messagesReceived: number;
   messagesSent: number;
+  /** Packets of every type received / sent (Mosquitto's $SYS/broker/messages/received|sent). */
+  packetsReceived: number;
+  packetsSent: number;
   bytesReceived: number;
   bytesSent: number;
   /** QoS>0 messages dropped because a session's queue was full, oversize or faults. */

@@ -17,6 +17,7 @@ interface BrokerFlags {
   host: string;
   port: string;
   wsPort?: string;
+  wsPath: string;
   tlsPort?: string;
   cert?: string;
   key?: string;
@@ -61,7 +62,11 @@ export function command(): Command {
       '127.0.0.1',
     )
     .option('-p, --port <port>', 'MQTT over TCP port; 0 picks a free one', '1883')
-    .option('--ws-port <port>', 'also listen for MQTT over WebSocket (ws://host:port/mqtt, subprotocol mqtt)')
+    .option(
+      '--ws-port <port>',
+      'also listen for MQTT over WebSocket (ws://host:port/mqtt, subprotocol mqtt or mqttv3.1)',
+    )
+    .option('--ws-path <path>', 'HTTP path of the WebSocket listener (other paths: HTTP 404)', '/mqtt')
     .option('--tls-port <port>', 'also listen for MQTT over TLS (mqtts://); needs --cert and --key')
     .option('--cert <file>', 'TLS certificate (PEM)')
     .option('--key <file>', 'TLS private key (PEM)')
@@ -118,7 +123,7 @@ export function command(): Command {
     .option('--max-qos <qos>', 'fault: Maximum QoS (0 or 1) advertised in CONNACK and enforced')
     .option(
       '--receive-maximum <n>',
-      'fault: Receive Maximum advertised; a client exceeding it gets DISCONNECT 0x93',
+      'fault: Receive Maximum advertised to v5 clients; more unreleased QoS 2 PUBLISHes: DISCONNECT 0x93',
     )
     .option(
       '--topic-alias-max <n>',
@@ -156,10 +161,26 @@ listening; log lines on stderr (-q silences them); --trace lines on stderr as
 
 Limits: a session's queue holds --max-queued QoS>0 messages; further messages to it are
 dropped (the queue keeps the oldest), counted in $SYS/broker/publish/messages/dropped and
-logged. QoS 0 messages are not queued for offline clients. $SYS/broker/... (uptime,
-clients/connected, messages/received|sent, bytes/received|sent, publish/messages/dropped) is
-published retained every --sys-interval seconds.
+logged. QoS 0 messages are not queued for offline clients. $SYS/broker/... is published
+retained every --sys-interval seconds, named as Mosquitto names it: uptime,
+clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
+publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
+subscriptions/count.
 A connection that sends no CONNECT within 10 s is closed.
+
+Stopping (Ctrl-C, SIGTERM): no new connections, v5 clients get DISCONNECT 0x8B (Server shutting
+down), every connection is closed, --persist is flushed, exit 0. Wills are not published then:
+neither those of connected clients (the broker, not the client, ended the connection) nor those
+waiting out a Will Delay Interval. --persist keeps sessions but not wills: after a restart a
+session has no will until its client connects again with one.
+
+Access control: --acl read rules are checked per message at delivery (like Mosquitto), so a
+subscription to '#' allowed by 'topic read #' receives nothing a deny rule covers; a session
+resumed under another user keeps only the queued messages that user may read. A publish
+with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
+
+WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
+mqttv3.1 (else HTTP 400).
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`,
   );
@@ -220,7 +241,9 @@ Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in
     if (addresses.tcp)
       lines.push(`mq broker listening on mqtt://${show(addresses.tcp.host)}:${addresses.tcp.port}`);
     if (addresses.ws)
-      lines.push(`mq broker listening on ws://${show(addresses.ws.host)}:${addresses.ws.port}/mqtt`);
+      lines.push(
+        `mq broker listening on ws://${show(addresses.ws.host)}:${addresses.ws.port}${options.wsPath ?? '/mqtt'}`,
+      );
     if (addresses.tls)
       lines.push(`mq broker listening on mqtts://${show(addresses.tls.host)}:${addresses.tls.port}`);
     process.stdout.write(`${lines.join('\n')}\n`);
@@ -269,6 +292,12 @@ function readPem(file: string, what: string): Buffer {
 function toOptions(f: BrokerFlags): BrokerOptions {
   const o: BrokerOptions = { host: f.host, port: parseInteger(f.port, '--port', 0, 65_535) };
   if (f.wsPort !== undefined) o.wsPort = parseInteger(f.wsPort, '--ws-port', 0, 65_535);
+  if (!f.wsPath.startsWith('/') || /[\s?#]/.test(f.wsPath))
+    throw new UsageError(`--ws-path: '${f.wsPath}' is not an HTTP path (like /mqtt)`);
+  if (f.wsPath !== '/mqtt') {
+    if (f.wsPort === undefined) throw new UsageError('--ws-path needs --ws-port');
+    o.wsPath = f.wsPath;
+  }
   if (f.tlsPort !== undefined) {
     o.tlsPort = parseInteger(f.tlsPort, '--tls-port', 0, 65_535);
     if (f.cert === undefined || f.key === undefined)

@@ -9,9 +9,10 @@ afterAll(async () => {
 
 describe('mq broker', () => {
   test('prints where it listens; SIGTERM sends v5 clients DISCONNECT 0x8B and exits 0', async () => {
-    const broker = await startMqBroker(['--ws-port', '0']);
+    const broker = await startMqBroker(['--ws-port', '0', '--ws-path', '/ws']);
     expect(broker.port).toBeGreaterThan(0);
     expect(broker.wsPort).toBeGreaterThan(0);
+    expect(broker.proc.stdout).toMatch(/listening on ws:\/\/127\.0\.0\.1:\d+\/ws\n/);
     const c = await TestClient.connect(broker.port, { version: 5, clientId: 'cli-client' });
     await broker.proc.waitForLine(/\[cli-client\] connected from 127\.0\.0\.1 over tcp/, 5000, 'stderr');
     const result = await broker.stop();
@@ -37,6 +38,9 @@ describe('mq broker', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Examples:/);
     expect(help.stdout).toMatch(/--persist/);
+    expect(help.stdout).toMatch(/--ws-path <path>/);
+    expect(help.stdout).toMatch(/Wills are not published then/);
+    expect(help.stdout).toMatch(/--persist keeps sessions but not wills/);
     const pw = await spawnMq(['broker', '--make-passwd', 'alice:secret']).exit(10_000);
     expect(pw.code).toBe(0);
     expect(pw.stdout).toMatch(/^alice:\$scrypt\$/);
@@ -49,6 +53,9 @@ describe('mq broker', () => {
     const tls = await spawnMq(['broker', '--tls-port', '0']).exit(10_000);
     expect(tls.code).toBe(1);
     expect(tls.stderr).toMatch(/--tls-port needs --cert and --key/);
+    const path = await spawnMq(['broker', '--ws-port', '0', '--ws-path', 'mqtt']).exit(10_000);
+    expect(path.code).toBe(1);
+    expect(path.stderr).toMatch(/--ws-path: 'mqtt' is not an HTTP path/);
   });
 
   test('--host other than loopback: a warning on stderr', async () => {

@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { Connection } from '../../src/broker/connection.js';
 import { makePasswdLine } from '../../src/broker/index.js';
-import type { PublishPacket, QoS } from '../../src/protocol/index.js';
+import { encode, type PublishPacket, type QoS } from '../../src/protocol/index.js';
 import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
 
 const clients: TestClient[] = [];
@@ -89,7 +90,7 @@ describe('$SYS', () => {
     const s = await client(b.port, { version: 4 });
     await subscribe(s, '$SYS/broker/#');
     const seen = new Map<string, string>();
-    while (seen.size < 8) {
+    while (seen.size < 12) {
       const m = await s.nextPacket('PUBLISH');
       seen.set(m.topic, m.payload.toString());
     }
@@ -101,6 +102,10 @@ describe('$SYS', () => {
       'bytes/received',
       'bytes/sent',
       'publish/messages/dropped',
+      'publish/messages/received',
+      'publish/messages/sent',
+      'clients/maximum',
+      'clients/disconnected',
     ]) {
       expect(seen.has(`$SYS/broker/${t}`)).toBe(true);
     }
@@ -113,6 +118,16 @@ describe('$SYS', () => {
         break;
       }
     }
+    // Like Mosquitto: messages/received counts every packet (CONNECT, SUBSCRIBE), publish/... PUBLISH only.
+    for (;;) {
+      const m = await s.nextPacket('PUBLISH', 3000);
+      if (m.topic === '$SYS/broker/messages/received') {
+        expect(Number(m.payload.toString())).toBeGreaterThanOrEqual(2);
+        break;
+      }
+    }
+    expect(seen.get('$SYS/broker/publish/messages/received')).toBe('0');
+    expect(b.broker.stats.messagesReceived).toBe(0);
   });
 
   test('clients cannot publish to $SYS (v5 PUBACK 0x87)', async () => {
@@ -212,6 +227,73 @@ describe('access control', () => {
     await b.waitForLog(/not authorized to publish to 'alice\/secret'/);
   });
 
+  test('--acl read access is checked per message: a wildcard subscription gets no denied topics', async () => {
+    const acl = join(dir, 'acl-read');
+    writeFileSync(
+      acl,
+      ['user alice', 'topic read #', 'topic deny secret/#', 'user bob', 'topic write #'].join('\n'),
+    );
+    const b = await broker({ aclFile: acl, users: { alice: 'a', bob: 'b' } });
+    const bob = await client(b.port, { version: 5, username: 'bob', password: 'b' });
+    // Retained before the subscription: only readable ones are delivered on subscribe.
+    bob.send({ ...pub('secret/r', 'hidden retained', 1), retain: true });
+    await bob.nextPacket('PUBACK');
+    bob.send({ ...pub('public/r', 'open retained', 1), retain: true });
+    await bob.nextPacket('PUBACK');
+    const alice = await client(b.port, { version: 4, username: 'alice', password: 'a' });
+    const shared = await client(b.port, { version: 5, username: 'alice', password: 'a' });
+    expect(await subscribe(alice, '#', 1)).toBe(1);
+    expect(await subscribe(shared, '$share/g/#', 1)).toBe(1);
+    expect((await alice.nextPacket('PUBLISH')).payload.toString()).toBe('open retained');
+    for (const [topic, text] of [
+      ['secret/x', 'hidden'],
+      ['secret', 'hidden too'],
+      ['public/x', 'visible'],
+    ] as const) {
+      bob.send(pub(topic, text, 1));
+      await bob.nextPacket('PUBACK');
+    }
+    const got = await alice.nextPacket('PUBLISH');
+    expect(`${got.topic} ${got.payload.toString()}`).toBe('public/x visible');
+    const viaShare = await shared.nextPacket('PUBLISH');
+    expect(`${viaShare.topic} ${viaShare.payload.toString()}`).toBe('public/x visible');
+    expect(await alice.nothing('PUBLISH', 150)).toBe(true);
+    expect(shared.pending()).toEqual([]);
+  });
+
+  test('--acl: a session resumed under another user keeps only the queued messages that user may read', async () => {
+    const acl = join(dir, 'acl-resume');
+    writeFileSync(
+      acl,
+      ['user alice', 'topic read a/#', 'user bob', 'topic read #', 'user carol', 'topic write #'].join('\n'),
+    );
+    const b = await broker({ aclFile: acl, users: { alice: 'a', bob: 'b', carol: 'c' } });
+    const asBob = await client(b.port, {
+      version: 4,
+      clientId: 'resume',
+      clean: false,
+      username: 'bob',
+      password: 'b',
+    });
+    expect(await subscribe(asBob, '#', 1)).toBe(1);
+    await asBob.disconnect();
+    const carol = await client(b.port, { version: 4, username: 'carol', password: 'c' });
+    for (const topic of ['b/1', 'a/1']) {
+      carol.send(pub(topic, topic, 1));
+      await carol.nextPacket('PUBACK');
+    }
+    const asAlice = await client(b.port, {
+      version: 4,
+      clientId: 'resume',
+      clean: false,
+      username: 'alice',
+      password: 'a',
+    });
+    expect(asAlice.connack?.sessionPresent).toBe(true);
+    expect((await asAlice.nextPacket('PUBLISH')).topic).toBe('a/1');
+    expect(await asAlice.nothing('PUBLISH', 150)).toBe(true);
+  });
+
   test('--deny-subscribe / --deny-publish', async () => {
     const b = await broker({ denySubscribe: ['secret/#'], denyPublish: ['ro/#'] });
     const c5 = await client(b.port, { version: 5 });
@@ -248,6 +330,47 @@ describe('malformed packets', () => {
     const bad = await client(b.port, { version: 5 });
     bad.sendRaw('30 06 0003 612f23 00'); // PUBLISH 'a/#', no properties
     expect((await bad.nextPacket('DISCONNECT')).reasonCode).toBe(0x90);
+  });
+
+  test('framing: partial packets are copied, never kept as views of a read buffer that is reused', async () => {
+    const b = await broker();
+    const sub = await client(b.port, { version: 4 });
+    expect(await subscribe(sub, 'frag')).toBe(0);
+    // A transport that reads into one reused buffer, as a zero-copy reader (onread) would.
+    const transport = {
+      write: () => true,
+      end: () => {},
+      destroy: () => {},
+      writableLength: 0,
+      remoteAddress: '127.0.0.1',
+      remotePort: 1,
+    };
+    const conn = new Connection(b.broker, transport, 'tcp', Date.now());
+    const readBuffer = Buffer.alloc(8192);
+    const feed = (bytes: Buffer) => {
+      bytes.copy(readBuffer);
+      conn.onData(readBuffer.subarray(0, bytes.length));
+      readBuffer.fill(0xee); // the next read overwrites it
+    };
+    feed(encode({ type: 'CONNECT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'reuse' }, 4));
+    const payload = Buffer.from('0123456789'.repeat(300));
+    const bytes = encode(pub('frag', payload.toString()), 4);
+    feed(bytes.subarray(0, 9));
+    feed(bytes.subarray(9, 1000));
+    feed(bytes.subarray(1000, 2000));
+    feed(bytes.subarray(2000));
+    const got = await sub.nextPacket('PUBLISH');
+    expect(got.payload.equals(payload)).toBe(true);
+  });
+
+  test('framing: the size limit is checked from the fixed header, before any body is buffered', async () => {
+    const b = await broker({ maxPacketSize: 1024 });
+    const c = await client(b.port, { version: 5, clientId: 'huge' });
+    // PUBLISH announcing 268,435,455 bytes, then silence: refused at once.
+    c.sendRaw('30 ff ff ff 7f 00');
+    expect((await c.nextPacket('DISCONNECT')).reasonCode).toBe(0x95);
+    await c.closed();
+    await b.waitForLog(/\[huge\] malformed packet/);
   });
 
   test('garbage instead of CONNECT closes the connection', async () => {

@@ -1,6 +1,6 @@
 /** QoS 0/1/2 flows, downgrade, packet ids, in-flight windows, offline queue and redelivery. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { PublishPacket, QoS } from '../../src/protocol/index.js';
+import { encode, type PublishPacket, type QoS } from '../../src/protocol/index.js';
 import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
 
 let b: StartedBroker;
@@ -150,6 +150,35 @@ describe('in-flight windows', () => {
       for (let i = 1; i <= 3; i++) p.send(pub('rmx', 'x', 2, i));
       const d = await p.nextPacket('DISCONNECT');
       expect(d.reasonCode).toBe(0x93);
+    } finally {
+      await rb.broker.close();
+    }
+  });
+
+  test('Receive Maximum [MQTT-3.3.4-7]: QoS 1 bursts are acknowledged as read; QoS 2 counts until PUBREL', async () => {
+    const rb = await startBroker({ receiveMaximum: 2 });
+    try {
+      const p = await client({ version: 5 }, rb.port);
+      // Five QoS 1 in one write: each PUBACK is queued as its PUBLISH is read, none is pending.
+      p.sendRaw(Buffer.concat([1, 2, 3, 4, 5].map((i) => encode(pub('rm1', 'x', 1, i), 5))));
+      for (let i = 1; i <= 5; i++) expect((await p.nextPacket('PUBACK')).packetId).toBe(i);
+      // QoS 2: two unreleased fill the window; PUBREL frees a slot.
+      p.sendRaw(Buffer.concat([11, 12].map((i) => encode(pub('rm2', 'x', 2, i), 5))));
+      expect((await p.nextPacket('PUBREC')).packetId).toBe(11);
+      expect((await p.nextPacket('PUBREC')).packetId).toBe(12);
+      p.send({ type: 'PUBREL', packetId: 11 });
+      expect((await p.nextPacket('PUBCOMP')).packetId).toBe(11);
+      p.send(pub('rm2', 'x', 2, 13));
+      expect((await p.nextPacket('PUBREC')).packetId).toBe(13);
+      // 12 and 13 unreleased: a third is one too many.
+      p.send(pub('rm2', 'x', 2, 14));
+      expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x93);
+      await p.closed();
+      // 3.1.1 has no Receive Maximum: a 3.1.1 client is not held to it.
+      const p4 = await client({ version: 4 }, rb.port);
+      for (let i = 1; i <= 3; i++) p4.send(pub('rm4', 'x', 2, i));
+      for (let i = 1; i <= 3; i++) expect((await p4.nextPacket('PUBREC')).packetId).toBe(i);
+      expect(p4.closedNow).toBe(false);
     } finally {
       await rb.broker.close();
     }

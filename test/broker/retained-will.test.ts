@@ -161,6 +161,18 @@ describe('wills', () => {
     expect((await s.nextPacket('PUBLISH')).topic).toBe('will/takeover');
   });
 
+  test('takeover with a Will Delay: Clean Start 0 keeps the will back, Clean Start 1 publishes it [MQTT-3.1.4-3]', async () => {
+    const s = await subscriber('will/td/+');
+    const props = { sessionExpiryInterval: 60 };
+    const delayed = (topic: string) => will(topic, { properties: { willDelayInterval: 60 } });
+    await client({ version: 5, clientId: 'td-keep', properties: props, will: delayed('will/td/keep') });
+    await client({ version: 5, clientId: 'td-keep', clean: false, properties: props });
+    await client({ version: 5, clientId: 'td-new', properties: props, will: delayed('will/td/new') });
+    await client({ version: 5, clientId: 'td-new', clean: true, properties: props });
+    expect((await s.nextPacket('PUBLISH', 1000)).topic).toBe('will/td/new');
+    expect(await s.nothing('PUBLISH', 200)).toBe(true);
+  });
+
   test('v5 will delay longer than the session: published when the session ends', async () => {
     const s = await subscriber('will/session');
     const c = await client({
@@ -170,5 +182,33 @@ describe('wills', () => {
     });
     c.destroy();
     expect((await s.nextPacket('PUBLISH', 1000)).topic).toBe('will/session');
+  });
+});
+
+describe('wills when the broker stops', () => {
+  test('close() (SIGINT/SIGTERM) publishes no will: neither immediate nor waiting out a Will Delay', async () => {
+    const own = await startBroker();
+    try {
+      const a = await TestClient.connect(own.port, {
+        version: 5,
+        will: will('stop/now', { retain: true }),
+      });
+      clients.push(a);
+      const d = await TestClient.connect(own.port, {
+        version: 5,
+        clientId: 'delayed-will',
+        properties: { sessionExpiryInterval: 60 },
+        will: will('stop/later', { retain: true, properties: { willDelayInterval: 1 } }),
+      });
+      d.destroy();
+      await own.waitForLog(/\[delayed-will\] connection lost/);
+      await own.broker.close();
+      // A retained will would have been stored: neither was published.
+      expect(own.broker.retained.has('stop/now')).toBe(false);
+      expect(own.broker.retained.has('stop/later')).toBe(false);
+      expect(own.logs.some((l) => /stop\//.test(l))).toBe(false);
+    } finally {
+      await own.broker.close();
+    }
   });
 });

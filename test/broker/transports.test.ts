@@ -50,6 +50,25 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Opens a WebSocket: 'open <subprotocol>', or the HTTP status the upgrade was refused with. */
+function wsOutcome(url: string, protocols?: string | string[]): Promise<string> {
+  const socket = protocols === undefined ? new WebSocket(url) : new WebSocket(url, protocols);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer from ${url} within 3000 ms`)), 3000);
+    socket.once('open', () => {
+      clearTimeout(timer);
+      resolve(`open ${socket.protocol}`);
+      socket.close();
+    });
+    socket.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      resolve(String(res.statusCode));
+      socket.terminate();
+    });
+    socket.once('error', () => {});
+  });
+}
+
 describe('listeners', () => {
   test('TCP, WebSocket and TLS listen at once on their own ports', () => {
     const ports = [addresses.tcp?.port, addresses.ws?.port, addresses.tls?.port];
@@ -107,5 +126,33 @@ describe('listeners', () => {
     }
     expect(Buffer.concat(received).toString('hex')).toBe(want.toString('hex'));
     socket.close();
+  });
+});
+
+describe('WebSocket path and subprotocol', () => {
+  test('only /mqtt upgrades (other paths: HTTP 404), with subprotocol mqtt or mqttv3.1 (else HTTP 400)', async () => {
+    const base = `ws://127.0.0.1:${addresses.ws!.port}`;
+    expect(await wsOutcome(`${base}/mqtt`, 'mqtt')).toBe('open mqtt');
+    expect(await wsOutcome(`${base}/mqtt?x=1`, ['mqttv3.1'])).toBe('open mqttv3.1');
+    expect(await wsOutcome(`${base}/`, 'mqtt')).toBe('404');
+    expect(await wsOutcome(`${base}/other`, 'mqtt')).toBe('404');
+    expect(await wsOutcome(`${base}/mqtt`)).toBe('400');
+    expect(await wsOutcome(`${base}/mqtt`, 'chat')).toBe('400');
+    // A plain HTTP request: 426 on the MQTT path, 404 elsewhere.
+    expect((await fetch(`http://127.0.0.1:${addresses.ws!.port}/mqtt`)).status).toBe(426);
+    expect((await fetch(`http://127.0.0.1:${addresses.ws!.port}/nope`)).status).toBe(404);
+  });
+
+  test('wsPath (--ws-path) moves the listener', async () => {
+    const b = new Broker({ port: null, wsPort: 0, wsPath: '/ws/mqtt', sysInterval: 0, log: () => {} });
+    try {
+      const a = await b.listen();
+      const base = `ws://127.0.0.1:${a.ws!.port}`;
+      expect(await wsOutcome(`${base}/mqtt`, 'mqtt')).toBe('404');
+      const c = await mqtt.connectAsync(`${base}/ws/mqtt`, { protocolVersion: 4, reconnectPeriod: 0 });
+      await c.endAsync();
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -122,6 +122,49 @@ describe('properties', () => {
   });
 });
 
+describe('Payload Format Indicator [MQTT-3.3.2.3.2]', () => {
+  test('PFI 1 with a payload that is not UTF-8: PUBACK/PUBREC 0x99, QoS 0 DISCONNECT 0x99, not delivered', async () => {
+    const s = await client({ version: 5 });
+    await subscribe(s, 'pfi/#', 2);
+    const p = await client({ version: 5, clientId: 'pfi-pub' });
+    const bad = Buffer.from([0x61, 0xff, 0xfe]);
+    p.send(pub('pfi/1', bad, 1, { payloadFormatIndicator: 1 }));
+    expect((await p.nextPacket('PUBACK')).reasonCode).toBe(0x99);
+    p.send(pub('pfi/2', bad, 2, { payloadFormatIndicator: 1 }));
+    expect((await p.nextPacket('PUBREC')).reasonCode).toBe(0x99);
+    // Valid UTF-8 with PFI 1, and any bytes with PFI 0, go through.
+    p.send(pub('pfi/ok', 'héllo', 1, { payloadFormatIndicator: 1 }));
+    expect((await p.nextPacket('PUBACK')).reasonCode ?? 0).toBe(0);
+    p.send(pub('pfi/bin', bad, 1, { payloadFormatIndicator: 0 }));
+    expect((await p.nextPacket('PUBACK')).reasonCode ?? 0).toBe(0);
+    const first = await s.nextPacket('PUBLISH');
+    expect(first.topic).toBe('pfi/ok');
+    expect(first.properties?.payloadFormatIndicator).toBe(1);
+    expect((await s.nextPacket('PUBLISH')).topic).toBe('pfi/bin');
+    p.send(pub('pfi/0', bad, 0, { payloadFormatIndicator: 1 }));
+    expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x99);
+    await b.waitForLog(
+      /\[pfi-pub\] PUBLISH to 'pfi\/1' has Payload Format Indicator 1 but its payload is not UTF-8/,
+    );
+    expect(await s.nothing('PUBLISH', 100)).toBe(true);
+  });
+
+  test('a will with PFI 1 and a payload that is not UTF-8: CONNACK 0x99', async () => {
+    const c = await client({
+      version: 5,
+      will: {
+        topic: 'w',
+        payload: Buffer.from([0xc3]),
+        qos: 0,
+        retain: false,
+        properties: { payloadFormatIndicator: 1 },
+      },
+      expectSuccess: false,
+    });
+    expect(c.connack?.reasonCode).toBe(0x99);
+  });
+});
+
 describe('Message Expiry Interval', () => {
   test('a queued message expires; a live one is forwarded with the time left', async () => {
     const sessionProps = { sessionExpiryInterval: 60 };
