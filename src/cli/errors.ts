@@ -30,4 +30,6 @@ export const ExitCode = {
   NotAcknowledged: 5,
   /** Anything else (I/O errors, TLS setup...). */
   Failure: 6,
+  /** Ctrl-C before the work was done (128 + SIGINT). */
+  Interrupted: 130,
 } as const;

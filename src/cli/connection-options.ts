@@ -1,0 +1,630 @@
+/**
+ * The shared connection options of pub, sub, req (and bench): one definition of every flag in
+ * CLI.md's "Shared connection options" table, and one resolver that merges flags, environment
+ * (MQ_URL, MQ_USERNAME, MQ_PASSWORD, MQ_PROFILE) and a profile from the config file into
+ * ClientOptions. Precedence: flags > environment > profile > defaults. Every mistake is one
+ * UsageError. Kept light at load time: no TLS, no ws, no chalk here.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.js';
+import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
+import { validateTopicName } from '../protocol/topic.js';
+import { UsageError } from './errors.js';
+import { emptyPacketProperties, type PacketProperties, parsePropertyFlags } from './properties-flag.js';
+import { parseBinaryValue, parseInteger, parseQos, parseSeconds, readFileValue } from './values.js';
+
+/** What commander hands over for the shared flags (all optional; defaults are applied here). */
+export interface ConnectionFlags {
+  host?: string;
+  port?: string;
+  url?: string;
+  protocolVersion?: string;
+  id?: string;
+  idPrefix?: string;
+  keepalive?: string;
+  clean?: boolean;
+  sessionExpiry?: string;
+  username?: string;
+  password?: string;
+  willTopic?: string;
+  willPayload?: string;
+  willQos?: string;
+  willRetain?: boolean;
+  cafile?: string;
+  cert?: string;
+  key?: string;
+  insecure?: boolean;
+  tlsVersion?: string;
+  alpn?: string[];
+  servername?: string;
+  wsPath?: string;
+  wsHeader?: string[];
+  property?: string[];
+  reconnect?: boolean | string;
+  connectTimeout?: string;
+  trace?: boolean | string;
+  profile?: string;
+  quiet?: boolean;
+  json?: boolean;
+  /** pub's -M, read when the command defines it. */
+  maxInflight?: string | number;
+}
+
+/** ClientOptions plus what the commands need from the same flags. */
+export interface ResolvedConnection extends ClientOptions {
+  /** The topic in the path of the URL (`mqtt://host/a/b` -> `a/b`), for pub/sub to use without -t. */
+  topic?: string;
+  /** Every -D, per packet (connect and will ones are already applied to this object). */
+  properties: PacketProperties;
+  quiet: boolean;
+  json: boolean;
+}
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** Adds every shared connection flag to `cmd`. `defaults.reconnect`: sub reconnects by default. */
+export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolean }): Command {
+  const group = (o: Option, heading: string) => o.helpGroup(heading);
+  const conn = 'Connection options:';
+  const tls = 'TLS options:';
+  const more = 'Session, will and diagnostics:';
+  const options: Option[] = [
+    group(new Option('-h, --host <host>', 'broker host (default: localhost, or from -L / MQ_URL)'), conn),
+    group(new Option('-p, --port <port>', 'port (default: 1883; 8883 with TLS; 80/443 for ws/wss)'), conn),
+    group(
+      new Option(
+        '-L, --url <url>',
+        'broker URL: mqtt://, mqtts://, ws://, wss://, unix:// [user[:pass]@]host[:port][/topic or /ws-path]',
+      ),
+      conn,
+    ),
+    group(new Option('-V, --protocol-version <version>', 'MQTT version: 3.1, 3.1.1 or 5 (default: 5)'), conn),
+    group(new Option('-i, --id <id>', 'client id (default: mq- and 8 random hex digits)'), conn),
+    group(new Option('-I, --id-prefix <prefix>', 'client id prefix; random hex digits are appended'), conn),
+    group(new Option('-k, --keepalive <seconds>', 'keepalive interval, 0 = off (default: 60)'), conn),
+    group(new Option('-u, --username <user>', 'user name (or MQ_USERNAME)'), conn),
+    group(new Option('-P, --password <pass>', 'password (or MQ_PASSWORD, which keeps it out of ps)'), conn),
+    group(
+      new Option('--profile <name>', 'use a profile from ~/.config/mq/config.json (or MQ_PROFILE)'),
+      conn,
+    ),
+    group(
+      new Option('--connect-timeout <seconds>', 'give up when no CONNACK arrives in time (default: 10)'),
+      conn,
+    ),
+    group(new Option('--ws-path <path>', 'WebSocket path (default: /mqtt)'), conn),
+    group(
+      new Option('--ws-header <k=v>', 'extra WebSocket upgrade header (repeatable)').argParser(collect),
+      conn,
+    ),
+    group(new Option('--cafile <file>', 'trust the CAs in this PEM file (turns TLS on)'), tls),
+    group(new Option('--cert <file>', 'client certificate (PEM), with --key'), tls),
+    group(new Option('--key <file>', 'client private key (PEM)'), tls),
+    group(new Option('--insecure', "do not verify the server's certificate"), tls),
+    group(new Option('--tls-version <version>', 'minimum TLS version: tlsv1.2 or tlsv1.3'), tls),
+    group(new Option('--alpn <protocol>', 'ALPN protocol to offer (repeatable)').argParser(collect), tls),
+    group(new Option('--servername <name>', 'TLS server name (SNI and certificate check)'), tls),
+    group(
+      new Option(
+        '-c, --no-clean',
+        'persistent session: clean start off (v5: session never expires unless -x)',
+      ),
+      more,
+    ),
+    group(
+      new Option('-x, --session-expiry <seconds>', 'v5 session expiry interval, or "never" (default: 0)'),
+      more,
+    ),
+    group(new Option('--will-topic <topic>', 'last will topic'), more),
+    group(new Option('--will-payload <value>', 'last will payload (text, hex:, base64:, @file)'), more),
+    group(new Option('--will-qos <qos>', 'last will QoS (default: 0)'), more),
+    group(new Option('--will-retain', 'retain the last will'), more),
+    group(
+      new Option(
+        '-D, --property <values...>',
+        'MQTT 5 property: PACKET NAME VALUE (connect|publish|subscribe|unsubscribe|disconnect|will; user-property takes KEY VALUE)',
+      ),
+      more,
+    ),
+    group(
+      new Option(
+        '--reconnect [min..max]',
+        'reconnect with backoff and jitter between min and max seconds (1..30 when no range is given)',
+      ).default(defaults.reconnect, defaults.reconnect ? 'on' : 'off'),
+      more,
+    ),
+    group(new Option('--no-reconnect', 'exit when the connection is lost'), more),
+    group(
+      new Option('--trace [hex]', 'print every packet sent and received to stderr (--trace=hex adds bytes)'),
+      more,
+    ),
+    group(new Option('--quiet', 'no diagnostics on stderr'), more),
+    group(new Option('--json', 'machine output: one JSON object per line'), more),
+  ];
+  for (const o of options) cmd.addOption(o);
+  return cmd;
+}
+
+// --- URLs ------------------------------------------------------------------------------------
+
+export interface ParsedUrl {
+  transport: TransportKind;
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  /** ws path, or the unix socket path. */
+  path?: string;
+  /** mqtt/mqtts: the path as a topic. */
+  topic?: string;
+}
+
+const SCHEMES: Record<string, TransportKind> = {
+  mqtt: 'mqtt',
+  tcp: 'mqtt',
+  mqtts: 'mqtts',
+  ssl: 'mqtts',
+  tls: 'mqtts',
+  ws: 'ws',
+  wss: 'wss',
+  unix: 'unix',
+};
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * `mqtt://user:pass@host:port/topic`, `mqtts://...`, `ws://host:port/path`, `wss://...`,
+ * `unix:///path/to.sock`. The topic keeps `#` and `+` as typed (not a URL fragment).
+ */
+export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
+  const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/is.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      `${what}: '${text}' is not a broker URL (expected e.g. mqtt://host:1883 or mqtts://host)`,
+    );
+  }
+  const scheme = m[1]!.toLowerCase();
+  const transport = SCHEMES[scheme];
+  if (transport === undefined) {
+    throw new UsageError(`${what}: unknown scheme '${scheme}://' (use mqtt, mqtts, ws, wss or unix)`);
+  }
+  let rest = m[2]!;
+  if (transport === 'unix') {
+    if (rest === '') throw new UsageError(`${what}: '${text}' names no socket path (unix:///path/to/socket)`);
+    return { transport, path: decode(rest) };
+  }
+  const slash = rest.indexOf('/');
+  const authority = slash >= 0 ? rest.slice(0, slash) : rest;
+  const pathPart = slash >= 0 ? rest.slice(slash) : '';
+  rest = authority;
+  const out: ParsedUrl = { transport };
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    rest = rest.slice(at + 1);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) {
+      out.username = decode(userinfo.slice(0, colon));
+      out.password = decode(userinfo.slice(colon + 1));
+    } else {
+      out.username = decode(userinfo);
+    }
+  }
+  const hp = /^\[([^\]]+)\](?::(\d*))?$/.exec(rest) ?? /^([^:[\]]*)(?::(\d*))?$/.exec(rest);
+  if (!hp) throw new UsageError(`${what}: cannot read a host and port in '${text}'`);
+  if (hp[1] !== undefined && hp[1] !== '') out.host = hp[1];
+  if (hp[2] !== undefined && hp[2] !== '') out.port = parseInteger(hp[2], `${what} port`, 1, 65535);
+  if (transport === 'ws' || transport === 'wss') {
+    if (pathPart !== '' && pathPart !== '/') out.path = pathPart;
+  } else if (pathPart.length > 1) {
+    out.topic = decode(pathPart.slice(1));
+  }
+  return out;
+}
+
+// --- profiles --------------------------------------------------------------------------------
+
+export interface Profile {
+  url?: string;
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  cafile?: string;
+  cert?: string;
+  key?: string;
+  insecure?: boolean;
+  version?: string;
+  id?: string;
+  keepalive?: number;
+}
+
+/** The config file: $MQ_CONFIG, else $XDG_CONFIG_HOME/mq/config.json, else ~/.config/mq/config.json. */
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.MQ_CONFIG) return env.MQ_CONFIG;
+  const base = env.XDG_CONFIG_HOME || join(env.HOME ?? '', '.config');
+  return join(base, 'mq', 'config.json');
+}
+
+const PROFILE_FIELDS: Record<keyof Profile, 'string' | 'number' | 'boolean'> = {
+  url: 'string',
+  host: 'string',
+  port: 'number',
+  username: 'string',
+  password: 'string',
+  cafile: 'string',
+  cert: 'string',
+  key: 'string',
+  insecure: 'boolean',
+  version: 'string',
+  id: 'string',
+  keepalive: 'number',
+};
+
+/** Reads profile `name` from the config file; UsageError when the file or the profile is missing or wrong. */
+export async function loadProfile(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Profile> {
+  const file = configPath(env);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new UsageError(
+      `--profile ${name}: no config file at ${file} (create it: {"profiles": {"${name}": {"url": "mqtts://host", "username": "..."}}})`,
+    );
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--profile ${name}: ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  const profiles =
+    typeof data === 'object' && data !== null ? (data as { profiles?: unknown }).profiles : undefined;
+  if (typeof profiles !== 'object' || profiles === null) {
+    throw new UsageError(`--profile ${name}: ${file} has no "profiles" object`);
+  }
+  const entry = (profiles as Record<string, unknown>)[name];
+  if (typeof entry !== 'object' || entry === null) {
+    const known = Object.keys(profiles);
+    throw new UsageError(
+      `--profile ${name}: no such profile in ${file} (${known.length ? `profiles: ${known.join(', ')}` : 'it has none'})`,
+    );
+  }
+  const profile: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(entry)) {
+    const type = PROFILE_FIELDS[key as keyof Profile];
+    if (type === undefined) {
+      throw new UsageError(
+        `--profile ${name}: unknown field "${key}" in ${file} (fields: ${Object.keys(PROFILE_FIELDS).join(', ')})`,
+      );
+    }
+    if (typeof value !== type)
+      throw new UsageError(`--profile ${name}: "${key}" in ${file} must be a ${type}`);
+    profile[key] = value;
+  }
+  return profile as Profile;
+}
+
+// --- resolving -------------------------------------------------------------------------------
+
+/** `-V` values: 3.1, 31, mqttv31, 3 / 3.1.1, 311, mqttv311, 4 / 5, 5.0, mqttv5, mqttv50. */
+export function parseVersion(text: string, what = '-V'): ProtocolVersion {
+  const t = text
+    .trim()
+    .toLowerCase()
+    .replace(/^mqttv?/, '');
+  if (t === '3.1' || t === '31' || t === '3') return 3;
+  if (t === '3.1.1' || t === '311' || t === '4') return 4;
+  if (t === '5' || t === '5.0' || t === '50') return 5;
+  throw new UsageError(`${what}: unknown MQTT version '${text}' (use 3.1, 3.1.1 or 5)`);
+}
+
+/** `--reconnect` value: true (1..30 s), `MIN..MAX` or `MIN` seconds. */
+export function parseReconnect(
+  value: boolean | string | undefined,
+): false | { minMs: number; maxMs: number } {
+  if (value === undefined || value === false) return false;
+  if (value === true) return { minMs: 1000, maxMs: 30_000 };
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:\.\.\s*(\d+(?:\.\d+)?))?\s*$/.exec(value);
+  const min = m ? Number(m[1]) : Number.NaN;
+  const max = m?.[2] !== undefined ? Number(m[2]) : Math.max(30, min);
+  if (!Number.isFinite(min) || !Number.isFinite(max) || min <= 0 || max < min) {
+    throw new UsageError(
+      `--reconnect: '${value}' is not a range of seconds MIN..MAX with 0 < MIN <= MAX (e.g. --reconnect 0.5..10)`,
+    );
+  }
+  return { minMs: Math.round(min * 1000), maxMs: Math.round(max * 1000) };
+}
+
+/** 8 random hex digits (a client id needs no cryptographic randomness; node:crypto costs start-up time). */
+function randomId(): string {
+  return Math.floor(Math.random() * 0x1_0000_0000)
+    .toString(16)
+    .padStart(8, '0');
+}
+
+const DEFAULT_PORT: Record<TransportKind, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443, unix: 0 };
+
+interface Layer {
+  transport?: TransportKind;
+  host?: string;
+  port?: number;
+  path?: string;
+  topic?: string;
+  username?: string;
+  password?: string;
+}
+
+/** A URL replaces where to connect entirely (a port from a lower layer does not survive a new URL). */
+function urlLayer(url: ParsedUrl): Layer {
+  const layer: Layer = {
+    transport: url.transport,
+    host: url.host,
+    port: url.port,
+    path: url.path,
+    topic: url.topic,
+  };
+  if (url.username !== undefined) layer.username = url.username;
+  if (url.password !== undefined) layer.password = url.password;
+  return layer;
+}
+
+/**
+ * Merges flags, environment and profile into ClientOptions (plus the URL topic and every -D).
+ * `command` only tunes messages and defaults. `env` is injectable for tests.
+ */
+export async function resolveConnectionOptions(
+  opts: ConnectionFlags,
+  command: 'pub' | 'sub' | 'req' | 'bench' = 'pub',
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ResolvedConnection> {
+  void command;
+  const profileName = opts.profile ?? (env.MQ_PROFILE || undefined);
+  const profile = profileName !== undefined ? await loadProfile(profileName, env) : {};
+
+  // Layers, lowest precedence first: profile, environment, flags.
+  const layers: Layer[] = [];
+  if (profile.url !== undefined)
+    layers.push(urlLayer(parseBrokerUrl(profile.url, `profile ${profileName} url`)));
+  layers.push(
+    dropUndefined({
+      host: profile.host,
+      port: profile.port,
+      username: profile.username,
+      password: profile.password,
+    }),
+  );
+  if (env.MQ_URL) layers.push(urlLayer(parseBrokerUrl(env.MQ_URL, 'MQ_URL')));
+  layers.push(
+    dropUndefined({ username: env.MQ_USERNAME || undefined, password: env.MQ_PASSWORD || undefined }),
+  );
+  if (opts.url !== undefined) layers.push(urlLayer(parseBrokerUrl(opts.url, '-L')));
+  layers.push(
+    dropUndefined({
+      host: opts.host,
+      port: opts.port !== undefined ? parseInteger(opts.port, '-p', 1, 65535) : undefined,
+      username: opts.username,
+      password: opts.password,
+    }),
+  );
+  const merged: Layer = Object.assign({}, ...layers);
+
+  const version =
+    opts.protocolVersion !== undefined
+      ? parseVersion(opts.protocolVersion)
+      : profile.version !== undefined
+        ? parseVersion(profile.version, `profile ${profileName} version`)
+        : 5;
+
+  // TLS: any TLS flag (or profile TLS file) turns TLS on.
+  const cafile = opts.cafile ?? profile.cafile;
+  const certFile = opts.cert ?? profile.cert;
+  const keyFile = opts.key ?? profile.key;
+  const insecure = opts.insecure ?? profile.insecure ?? false;
+  const wantsTls =
+    cafile !== undefined ||
+    certFile !== undefined ||
+    keyFile !== undefined ||
+    insecure ||
+    opts.tlsVersion !== undefined ||
+    opts.alpn !== undefined ||
+    opts.servername !== undefined;
+  let transport: TransportKind = merged.transport ?? 'mqtt';
+  if (wantsTls && transport === 'mqtt') transport = 'mqtts';
+  if (wantsTls && transport === 'ws') transport = 'wss';
+  if (wantsTls && transport === 'unix')
+    throw new UsageError('TLS flags (--cafile, --cert, ...) do not apply to unix://');
+
+  const out: ResolvedConnection = {
+    transport,
+    host: merged.host ?? 'localhost',
+    port: merged.port ?? DEFAULT_PORT[transport],
+    version,
+    clientId: '',
+    keepalive: 60,
+    clean: opts.clean ?? true,
+    properties: emptyPacketProperties(),
+    quiet: opts.quiet ?? false,
+    json: opts.json ?? false,
+  };
+  if (merged.topic !== undefined) out.topic = merged.topic;
+
+  // Paths.
+  if (transport === 'unix') {
+    out.path = merged.path;
+  } else if (transport === 'ws' || transport === 'wss') {
+    out.path = opts.wsPath ?? merged.path ?? '/mqtt';
+    if (!out.path.startsWith('/')) out.path = `/${out.path}`;
+  } else if (opts.wsPath !== undefined) {
+    throw new UsageError('--ws-path needs a WebSocket URL: -L ws://host:port or wss://');
+  }
+  if (opts.wsHeader !== undefined) {
+    if (transport !== 'ws' && transport !== 'wss') {
+      throw new UsageError('--ws-header needs a WebSocket URL: -L ws://host:port or wss://');
+    }
+    const headers: Record<string, string> = {};
+    for (const h of opts.wsHeader) {
+      const eq = h.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--ws-header: '${h}' is not NAME=VALUE`);
+      headers[h.slice(0, eq).trim()] = h.slice(eq + 1);
+    }
+    out.wsHeaders = headers;
+  }
+
+  // Client id.
+  if (opts.id !== undefined && opts.idPrefix !== undefined) {
+    throw new UsageError('-i and -I cannot be used together: -i sets the whole client id, -I a prefix');
+  }
+  out.clientId =
+    opts.id ??
+    (opts.idPrefix !== undefined ? `${opts.idPrefix}${randomId()}` : (profile.id ?? `mq-${randomId()}`));
+  if (version === 3 && (out.clientId.length === 0 || out.clientId.length > 23)) {
+    throw new UsageError(
+      `-i: MQTT 3.1 needs a client id of 1 to 23 characters ('${out.clientId}' has ${out.clientId.length}); use -V 3.1.1 or 5 for longer ones`,
+    );
+  }
+  if (out.clientId === '' && !out.clean && version !== 5) {
+    throw new UsageError(
+      '-c needs a client id (-i) in MQTT 3.1.1: the broker keeps the session under that id',
+    );
+  }
+
+  // Keepalive, session.
+  if (opts.keepalive !== undefined) out.keepalive = parseInteger(opts.keepalive, '-k', 0, 65535);
+  else if (profile.keepalive !== undefined)
+    out.keepalive = parseInteger(profile.keepalive, 'profile keepalive', 0, 65535);
+  if (opts.sessionExpiry !== undefined) {
+    if (version !== 5)
+      throw new UsageError('-x (session expiry) needs MQTT 5 (-V 5); use -c for a persistent session');
+    out.sessionExpiry =
+      opts.sessionExpiry === 'never' ? 0xffffffff : parseInteger(opts.sessionExpiry, '-x', 0, 0xffffffff);
+  } else if (!out.clean && version === 5) {
+    // As mosquitto_sub: -c alone asks for a session that outlives the connection.
+    out.sessionExpiry = 0xffffffff;
+  }
+
+  // Credentials.
+  if (merged.username !== undefined) out.username = merged.username;
+  if (merged.password !== undefined) {
+    if (merged.username === undefined && version !== 5) {
+      throw new UsageError('-P needs -u in MQTT 3.1/3.1.1 (a password without a user name) [MQTT-3.1.2-22]');
+    }
+    out.password = Buffer.from(merged.password, 'utf8');
+  }
+
+  // -D properties.
+  if (opts.property !== undefined && opts.property.length > 0) {
+    if (version !== 5) throw new UsageError('-D sets MQTT 5 properties: it needs -V 5');
+    out.properties = await parsePropertyFlags(opts.property);
+    const cp = out.properties.connect;
+    if (Object.keys(cp).length > 0) {
+      out.connectProperties = cp;
+      if (cp.sessionExpiryInterval !== undefined && opts.sessionExpiry === undefined) {
+        out.sessionExpiry = cp.sessionExpiryInterval;
+      }
+    }
+  }
+
+  // Will.
+  const willGiven = opts.willPayload !== undefined || opts.willQos !== undefined || opts.willRetain === true;
+  if (opts.willTopic !== undefined) {
+    const problem = validateTopicName(opts.willTopic, version);
+    if (problem) throw new UsageError(`--will-topic: ${problem.message}`);
+    const will: Will = {
+      topic: opts.willTopic,
+      payload:
+        opts.willPayload !== undefined
+          ? await parseBinaryValue(opts.willPayload, '--will-payload')
+          : Buffer.alloc(0),
+      qos: opts.willQos !== undefined ? (parseQos(opts.willQos, '--will-qos') as QoS) : 0,
+      retain: opts.willRetain ?? false,
+    };
+    if (Object.keys(out.properties.will).length > 0) will.properties = out.properties.will;
+    out.will = will;
+  } else if (willGiven) {
+    throw new UsageError('will payload, QoS or retain given, but no will topic (--will-topic)');
+  } else if (Object.keys(out.properties.will).length > 0) {
+    throw new UsageError('-D will ... given, but no will topic (--will-topic)');
+  }
+
+  // TLS files.
+  if (transport === 'mqtts' || transport === 'wss') {
+    if ((certFile === undefined) !== (keyFile === undefined)) {
+      throw new UsageError(
+        certFile !== undefined
+          ? '--cert needs --key (the private key of the certificate)'
+          : '--key needs --cert',
+      );
+    }
+    const t: TlsOptions = { insecure };
+    if (cafile !== undefined) {
+      t.ca = await readFileValue(cafile, '--cafile');
+      t.caFile = cafile;
+    }
+    if (certFile !== undefined && keyFile !== undefined) {
+      t.cert = await readFileValue(certFile, '--cert');
+      t.key = await readFileValue(keyFile, '--key');
+      t.certFile = certFile;
+      t.keyFile = keyFile;
+    }
+    if (opts.tlsVersion !== undefined) {
+      const v = opts.tlsVersion.toLowerCase().replace(/^tlsv?/, '');
+      if (v === '1.2') t.minVersion = 'TLSv1.2';
+      else if (v === '1.3') t.minVersion = 'TLSv1.3';
+      else throw new UsageError(`--tls-version: '${opts.tlsVersion}' is not tlsv1.2 or tlsv1.3`);
+    }
+    if (opts.alpn !== undefined) t.alpn = opts.alpn.flatMap((a) => a.split(',')).filter((a) => a !== '');
+    if (opts.servername !== undefined) t.servername = opts.servername;
+    out.tls = t;
+  }
+
+  out.reconnect = parseReconnect(opts.reconnect);
+  if (opts.connectTimeout !== undefined) {
+    const s = parseSeconds(opts.connectTimeout, '--connect-timeout');
+    if (s <= 0) throw new UsageError('--connect-timeout must be more than 0 seconds');
+    out.connectTimeoutMs = Math.round(s * 1000);
+  }
+  if (opts.maxInflight !== undefined) out.maxInflight = parseInteger(opts.maxInflight, '-M', 1, 65535);
+  const trace = await traceWriter(opts, version);
+  if (trace) out.trace = trace;
+  return out;
+}
+
+function dropUndefined(layer: Layer): Layer {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
+  return out as Layer;
+}
+
+// --- --trace ---------------------------------------------------------------------------------
+
+/**
+ * The `trace` callback for `--trace` (`--trace=hex` adds the bytes): one line per packet on
+ * stderr, `-> ` for sent, `<- ` for received. undefined when --trace is off.
+ */
+export async function traceWriter(
+  opts: { trace?: boolean | string },
+  version: ProtocolVersion,
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): Promise<ClientOptions['trace']> {
+  if (opts.trace === undefined || opts.trace === false) return undefined;
+  if (opts.trace !== true && opts.trace !== 'hex') {
+    throw new UsageError(`--trace: '${opts.trace}' is not a trace mode (use --trace or --trace=hex)`);
+  }
+  const hex = opts.trace === 'hex';
+  // Loaded only with --trace: the renderer is not needed for a plain publish.
+  const { formatPacketLine } = await import('./render.js');
+  return (direction, packet, raw) => {
+    let line = `${direction === 'out' ? '->' : '<-'} ${formatPacketLine(packet, version)}\n`;
+    if (hex) line += `   ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')}\n`;
+    write(line);
+  };
+}

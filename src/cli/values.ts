@@ -1,0 +1,81 @@
+/**
+ * Value parsers shared by every command's flags: binary values (`hex:`, `base64:`, `@file`, `-`),
+ * bounded integers, seconds. Each failure is one UsageError naming the flag.
+ */
+import { readFile } from 'node:fs/promises';
+import { UsageError } from './errors.js';
+
+/** Reads all of stdin (for `-` values). */
+export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * A binary value from the command line: `hex:0a0b` (spaces and colons ignored), `base64:AAEC`,
+ * `@file` (the file's bytes), `-` (all of stdin), anything else as UTF-8 text.
+ * `what` names the flag in error messages.
+ */
+export async function parseBinaryValue(text: string, what = 'value'): Promise<Buffer> {
+  if (text.startsWith('hex:')) {
+    const digits = text.slice(4).replace(/[\s:]/g, '');
+    if (!/^[0-9a-fA-F]*$/.test(digits)) {
+      throw new UsageError(`${what}: '${text}' is not valid hex (expected hex:0a0b...)`);
+    }
+    if (digits.length % 2 !== 0) {
+      throw new UsageError(`${what}: '${text}' has an odd number of hex digits`);
+    }
+    return Buffer.from(digits, 'hex');
+  }
+  if (text.startsWith('base64:')) {
+    const body = text.slice(7).replace(/\s/g, '');
+    if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(body)) {
+      throw new UsageError(`${what}: '${text}' is not valid base64`);
+    }
+    return Buffer.from(body, body.includes('-') || body.includes('_') ? 'base64url' : 'base64');
+  }
+  if (text.startsWith('@') && text.length > 1) return readFileValue(text.slice(1), what);
+  if (text === '-') return readStdin();
+  return Buffer.from(text, 'utf8');
+}
+
+/** A file's bytes; a missing or unreadable file is a UsageError naming the flag. */
+export async function readFileValue(file: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (err as Error).message;
+    throw new UsageError(`${what}: cannot read ${file}: ${why}`);
+  }
+}
+
+/** An integer in [min, max]; `what` names the flag. */
+export function parseInteger(text: string | number, what: string, min: number, max: number): number {
+  const n = typeof text === 'number' ? text : /^\s*[+-]?\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`${what}: '${text}' is not a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/** A non-negative number of seconds (fractions allowed): `0.5`, `10`. */
+export function parseSeconds(text: string | number, what: string): number {
+  const n = typeof text === 'number' ? text : /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${what}: '${text}' is not a number of seconds`);
+  return n;
+}
+
+/** QoS 0, 1 or 2. */
+export function parseQos(text: string | number, what = '-q'): 0 | 1 | 2 {
+  const n = parseInteger(text, what, 0, 2);
+  return n as 0 | 1 | 2;
+}
