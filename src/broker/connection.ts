@@ -7,18 +7,16 @@ import { isUtf8 } from 'node:buffer';
 import {
   decode,
   encodeInto,
+  Framer,
   isValidReasonCode,
   MalformedPacketError,
-  PACKET_TYPE_NAMES,
   type Packet,
-  PacketTooLargeError,
   type Properties,
   type ProtocolVersion,
   type PublishPacket,
   packetSize,
   type QoS,
   ReasonCode,
-  readFixedHeader,
   type SubscribePacket,
   type UnsubscribePacket,
   type Will,
@@ -46,10 +44,8 @@ export class Connection {
   readonly transport: Transport;
   /** Largest packet accepted (--max-packet-size). */
   readonly maxIn: number;
-  /** A partial packet: chunks as received, their length, and the packet's total length once known. */
-  private pending: Buffer[] | undefined = undefined;
-  private pendingLength = 0;
-  private needed = 0;
+  /** Cuts the byte stream into packets; checks --max-packet-size before buffering a body. */
+  private readonly framer: Framer;
   readonly acceptedAt: number;
   readonly listener: 'tcp' | 'ws' | 'tls';
   state: ConnState = ConnState.AwaitingConnect;
@@ -91,6 +87,7 @@ export class Connection {
     this.acceptedAt = now;
     this.lastRx = now;
     this.maxIn = broker.opts.maxPacketSize ?? WIRE_MAX;
+    this.framer = new Framer(4, { maxPacketSize: this.maxIn });
   }
 
   /** `[client-id]` or the remote address before CONNECT, for log lines. */
@@ -106,114 +103,38 @@ export class Connection {
     this.broker.counters.bytesReceived += chunk.length;
     this.rxSeen = true;
     try {
-      this.frame(chunk);
+      this.framer.pushFrames(chunk, this.onFrame);
     } catch (err) {
       this.onMalformed(err);
     }
   }
 
   /**
-   * Cuts the byte stream into packets (the codec's Framer loop, plus collect-mode decoding for
-   * SUBSCRIBE/UNSUBSCRIBE so an invalid filter gets its SUBACK/UNSUBACK failure code instead of
-   * closing the connection). The size limit is checked before a body is buffered.
+   * Decodes one framed packet. SUBSCRIBE/UNSUBSCRIBE are decoded in collect mode, so an invalid
+   * filter gets its SUBACK/UNSUBACK failure code instead of closing the connection.
    */
-  private frame(chunk: Buffer): void {
-    let buf = chunk;
-    if (this.pendingLength > 0) {
-      if (this.needed > 0 && this.pendingLength + chunk.length < this.needed) {
-        // Still partial: keep a copy, never a view of a read buffer the transport may reuse. The
-        // body is only ever buffered as it arrives: a huge announced length costs nothing upfront.
-        this.pending!.push(Buffer.from(chunk));
-        this.pendingLength += chunk.length;
-        return;
+  private readonly onFrame = (raw: Buffer, headerLength: number): boolean => {
+    if (this.state >= ConnState.Closing) return false;
+    const type = raw[0]! >> 4;
+    let packet: Packet;
+    if ((type === 8 || type === 10) && this.state === ConnState.Connected) {
+      const errors: MalformedPacketError[] = [];
+      packet = decode(raw, this.version, { errors });
+      // Invalid filters (0x8F) are answered per filter; anything else is fatal.
+      const fatal = errors.find((e) => e.reasonCode !== ReasonCode.TopicFilterInvalid);
+      if (fatal !== undefined) throw fatal;
+    } else if (type === 1 && this.state === ConnState.AwaitingConnect) {
+      try {
+        packet = decode(raw, this.version);
+      } catch (err) {
+        // Protocol level byte after the 'MQTT' name: a v5 client can be told why in a CONNACK.
+        this.connectLevel = raw[headerLength + 6] ?? 0;
+        throw err;
       }
-      // Buffer.concat below copies, so this chunk is not kept either.
-      this.pending!.push(chunk);
-      this.pendingLength += chunk.length;
-      if (this.needed === 0) {
-        const joined = Buffer.concat(this.pending!, this.pendingLength);
-        this.pending = [joined];
-        const h = readFixedHeader(joined, 0);
-        if (h === undefined) return;
-        this.checkSize(h.totalLength, joined[0]!);
-        this.needed = h.totalLength;
-      }
-      if (this.pendingLength < this.needed) return;
-      buf = Buffer.concat(this.pending!, this.pendingLength);
-      this.pending = undefined;
-      this.pendingLength = 0;
-      this.needed = 0;
-    }
-    const len = buf.length;
-    let pos = 0;
-    while (pos < len && this.state < ConnState.Closing) {
-      const first = buf[pos]!;
-      let rl = 0;
-      let mult = 1;
-      let p = pos + 1;
-      let complete = false;
-      while (p < len) {
-        const b = buf[p++]!;
-        rl += (b & 0x7f) * mult;
-        if ((b & 0x80) === 0) {
-          complete = true;
-          break;
-        }
-        if (p - pos === 5) {
-          throw new MalformedPacketError('remaining length takes more than 4 bytes', { offset: 1 });
-        }
-        mult *= 128;
-      }
-      if (!complete) {
-        this.keep(buf, pos, 0);
-        return;
-      }
-      const headerLength = p - pos;
-      const total = headerLength + rl;
-      if (total > this.maxIn) this.checkSize(total, first);
-      if (pos + total > len) {
-        this.keep(buf, pos, total);
-        return;
-      }
-      const raw = buf.subarray(pos, pos + total);
-      pos += total;
-      const type = first >> 4;
-      let packet: Packet;
-      if ((type === 8 || type === 10) && this.state === ConnState.Connected) {
-        const errors: MalformedPacketError[] = [];
-        packet = decode(raw, this.version, { errors });
-        // Invalid filters (0x8F) are answered per filter; anything else is fatal.
-        const fatal = errors.find((e) => e.reasonCode !== ReasonCode.TopicFilterInvalid);
-        if (fatal !== undefined) throw fatal;
-      } else if (type === 1 && this.state === ConnState.AwaitingConnect) {
-        try {
-          packet = decode(raw, this.version);
-        } catch (err) {
-          // Protocol level byte after the 'MQTT' name: a v5 client can be told why in a CONNACK.
-          this.connectLevel = raw[headerLength + 6] ?? 0;
-          throw err;
-        }
-      } else packet = decode(raw, this.version);
-      this.onPacket(packet, raw);
-    }
-  }
-
-  private keep(buf: Buffer, pos: number, needed: number): void {
-    // A copy: the rest of the read buffer is not ours to keep.
-    const rest = Buffer.from(buf.subarray(pos));
-    this.pending = [rest];
-    this.pendingLength = rest.length;
-    this.needed = needed;
-  }
-
-  private checkSize(total: number, first: number): void {
-    if (total > this.maxIn) {
-      throw new PacketTooLargeError(total, this.maxIn, {
-        offset: 0,
-        packetType: PACKET_TYPE_NAMES[first >> 4],
-      });
-    }
-  }
+    } else packet = decode(raw, this.version);
+    this.onPacket(packet, raw);
+    return true;
+  };
 
   private onMalformed(err: unknown): void {
     const e = err instanceof MalformedPacketError ? err : undefined;

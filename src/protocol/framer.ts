@@ -95,6 +95,19 @@ export class Framer {
 
   /** Throws MalformedPacketError (or PacketTooLargeError) on a bad packet; the stream is then unusable. */
   push(chunk: Buffer, onPacket: (packet: Packet, raw: Buffer) => void): void {
+    this.pushFrames(chunk, (raw, headerLength) => {
+      onPacket(decodeBody(raw, headerLength, raw.length - headerLength, this.version), raw);
+      return true;
+    });
+  }
+
+  /**
+   * Framing only, for owners that choose how to decode each packet (the broker decodes SUBSCRIBE
+   * in collect mode): `onFrame` gets each whole packet's bytes and its fixed header length, and may
+   * return false to stop (the rest of the chunk is dropped). The size limit is checked from the
+   * fixed header, before a body is buffered.
+   */
+  pushFrames(chunk: Buffer, onFrame: (raw: Buffer, headerLength: number) => boolean): void {
     let buf = chunk;
     if (this.pendingLength > 0) {
       this.pending.push(Buffer.from(chunk));
@@ -146,7 +159,10 @@ export class Framer {
       }
       const raw = buf.subarray(pos, pos + total);
       pos += total;
-      onPacket(decodeBody(raw, headerLength, rl, this.version), raw);
+      if (onFrame(raw, headerLength) === false) {
+        this.reset();
+        return;
+      }
     }
   }
 
