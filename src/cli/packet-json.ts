@@ -11,6 +11,7 @@
  * as the codec encodes them canonically.
  */
 import { isUtf8 } from 'node:buffer';
+import { ALL_PACKET_TYPES } from '../protocol/constants.js';
 import { PROPERTY_BY_NAME, type PropertyInfo } from '../protocol/properties.js';
 import type {
   ConnectPacket,
@@ -221,23 +222,7 @@ const CONTEXT_KEYS = new Set([
   'remainingLength',
 ]);
 
-const PACKET_TYPES: readonly PacketTypeName[] = [
-  'CONNECT',
-  'CONNACK',
-  'PUBLISH',
-  'PUBACK',
-  'PUBREC',
-  'PUBREL',
-  'PUBCOMP',
-  'SUBSCRIBE',
-  'SUBACK',
-  'UNSUBSCRIBE',
-  'UNSUBACK',
-  'PINGREQ',
-  'PINGRESP',
-  'DISCONNECT',
-  'AUTH',
-];
+const PACKET_TYPES = ALL_PACKET_TYPES;
 
 /** Fields each packet type takes (besides type, version and the context keys). */
 const FIELDS: Record<PacketTypeName, readonly string[]> = {

@@ -4,13 +4,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { UsageError } from './errors.js';
+import { readStdin } from './io.js';
 
-/** Reads all of stdin (for `-` values). */
-export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks);
-}
+export { readStdin } from './io.js';
 
 /**
  * A binary value from the command line: `hex:0a0b` (spaces and colons ignored), `base64:AAEC`,

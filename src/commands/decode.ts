@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { type InputFormat, type InputRecord, parseInput, stripCaptureHeaders } from '../cli/hex.js';
+import { readStdin, writeStdout } from '../cli/io.js';
 import { colors, warn } from '../cli/output.js';
 import { packetToJson, parseProtocolVersion, versionLabel } from '../cli/packet-json.js';
 import { formatByteMap, formatPacketFull, formatPacketLine, type Paint } from '../cli/render.js';
@@ -482,29 +483,6 @@ function parseVersionOption(value: string): ProtocolVersion | undefined {
   const v = parseProtocolVersion(value);
   if (v === undefined) throw new UsageError(`-V: expected 3.1, 3.1.1, 5 or auto, got '${value}'`);
   return v;
-}
-
-/**
- * Writes to stdout and resolves once the data is handed to the OS: main.ts exits right after the
- * command returns, and a pipe would otherwise lose what is still buffered. A closed pipe
- * (`| head -1`) is not an error.
- */
-function writeStdout(data: string | Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    const onError = (): void => resolve();
-    process.stdout.once('error', onError);
-    process.stdout.write(data, (err) => {
-      // On an error the 'error' event follows: leave the listener to take it.
-      if (!err) process.stdout.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 async function readInput(opts: DecodeOpts, args: string[]): Promise<Buffer | string> {

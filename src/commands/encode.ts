@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { readStdin, writeStdout } from '../cli/io.js';
 import { jsonToPacket, parseProtocolVersion } from '../cli/packet-json.js';
 import { encode } from '../protocol/encode.js';
 import type { ProtocolVersion } from '../protocol/types.js';
@@ -63,29 +64,6 @@ export function encodeJson(text: string, defaultVersion?: ProtocolVersion): Buff
     }
   }
   return out;
-}
-
-/**
- * Writes to stdout and resolves once the data is handed to the OS: main.ts exits right after the
- * command returns, and a pipe would otherwise lose what is still buffered. A closed pipe
- * (`| head -1`) is not an error.
- */
-function writeStdout(data: string | Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    const onError = (): void => resolve();
-    process.stdout.once('error', onError);
-    process.stdout.write(data, (err) => {
-      // On an error the 'error' event follows: leave the listener to take it.
-      if (!err) process.stdout.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 const EXAMPLES = `
@@ -148,7 +126,7 @@ export function command(): Command {
         'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
       );
     } else {
-      text = await readStdin();
+      text = (await readStdin()).toString('utf8');
     }
 
     const packets = encodeJson(text, version);
