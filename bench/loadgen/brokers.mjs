@@ -1,0 +1,188 @@
+// Starting and stopping the brokers under test, and reading their CPU time and RSS from /proc.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLK_TCK = 100;
+
+/** utime + stime of `pid` in seconds. */
+export function cpuSeconds(pid) {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+}
+
+/** VmRSS of `pid` in KiB. */
+export function rssKiB(pid) {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function waitForPort(port, timeoutMs, isDead) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (isDead()) return reject(new Error('broker exited during start-up'));
+      const s = net.connect({ port, host: '127.0.0.1' });
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`port ${port} not open after ${timeoutMs} ms`));
+        else setTimeout(attempt, 20);
+      });
+    };
+    attempt();
+  });
+}
+
+/** Spawns `cmd args` and waits for a stdout line matching `re`; resolves with [proc, match]. */
+function spawnAndWait(cmd, args, re, timeoutMs, options = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${cmd}: no line matching ${re} within ${timeoutMs} ms\n${out}\n${err}`));
+    }, timeoutMs);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        // From here on, output is drained and dropped (a broker's log must not pile up here).
+        proc.stdout.removeAllListeners('data');
+        proc.stderr.removeAllListeners('data');
+        proc.stdout.resume();
+        proc.stderr.resume();
+        resolve([proc, m]);
+      }
+    });
+    proc.stderr.on('data', (d) => {
+      err += d;
+    });
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited (${code ?? signal}) during start-up\n${out}\n${err}`));
+    });
+  });
+}
+
+function stopper(proc, cleanup) {
+  return () =>
+    new Promise((resolve) => {
+      const done = () => {
+        cleanup?.();
+        resolve();
+      };
+      if (proc.exitCode !== null || proc.signalCode !== null) return done();
+      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      proc.once('exit', () => {
+        clearTimeout(t);
+        done();
+      });
+      proc.kill('SIGTERM');
+    });
+}
+
+async function startMq(extraArgs = []) {
+  const [proc, m] = await spawnAndWait(
+    process.execPath,
+    // -q: no per-connection log lines, like Mosquitto's `log_type error` below.
+    [join(ROOT, 'bin', 'mq'), 'broker', '--port', '0', '-q', ...extraArgs],
+    /mq broker listening on mqtt:\/\/[^\s:]+:(\d+)/,
+    10_000,
+    { env: { ...process.env, NO_COLOR: '1' } },
+  );
+  return { name: 'mq', port: Number(m[1]), pid: proc.pid, stop: stopper(proc) };
+}
+
+async function startMosquitto() {
+  const dir = mkdtempSync(join(tmpdir(), 'mq-bench-mosq-'));
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'max_queued_messages 100000',
+      'max_inflight_messages 64',
+      'log_type error',
+      '',
+    ].join('\n'),
+  );
+  const proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr.resume();
+  let dead = false;
+  proc.once('exit', () => {
+    dead = true;
+  });
+  try {
+    await waitForPort(port, 5000, () => dead);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    name: 'mosquitto',
+    port,
+    pid: proc.pid,
+    stop: stopper(proc, () => rmSync(dir, { recursive: true, force: true })),
+  };
+}
+
+const AEDES_SCRIPT = `
+import net from 'node:net';
+import { Aedes } from 'aedes';
+const aedes = await Aedes.createBroker();
+const server = net.createServer((socket) => { socket.setNoDelay(true); aedes.handle(socket); });
+server.listen(0, '127.0.0.1', () => { console.log('aedes listening on ' + server.address().port); });
+process.on('SIGTERM', () => { server.close(); aedes.close(() => process.exit(0)); });
+`;
+
+async function startAedes() {
+  const [proc, m] = await spawnAndWait(
+    process.execPath,
+    ['--input-type=module', '-e', AEDES_SCRIPT],
+    /aedes listening on (\d+)/,
+    10_000,
+  );
+  return { name: 'aedes', port: Number(m[1]), pid: proc.pid, stop: stopper(proc) };
+}
+
+async function startNull() {
+  const [proc, m] = await spawnAndWait(
+    process.execPath,
+    [join(ROOT, 'bench', 'loadgen', 'null-broker.mjs')],
+    /null broker listening on (\d+)/,
+    10_000,
+  );
+  return { name: 'null', port: Number(m[1]), pid: proc.pid, stop: stopper(proc) };
+}
+
+export const BROKERS = {
+  null: startNull,
+  mq: startMq,
+  mosquitto: startMosquitto,
+  aedes: startAedes,
+};
