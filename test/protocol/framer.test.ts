@@ -1,0 +1,305 @@
+/**
+ * The streaming Framer: chunks of any size in, whole packets out, in order; the size limit is
+ * checked from the fixed header alone; the version may change between packets of one chunk.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  encode,
+  Framer,
+  MalformedPacketError,
+  type Packet,
+  PacketTooLargeError,
+  type ProtocolVersion,
+  readFixedHeader,
+} from '../../src/protocol/index.js';
+import { deepCopy, withoutEmptyProperties } from '../fixtures/helpers.js';
+import { bytesOf, FIXTURES } from '../fixtures/packets.js';
+
+const VERSIONS: readonly ProtocolVersion[] = [3, 4, 5];
+
+/** Every fixture of `version`, back to back (CONNECT decodes under any version). */
+function streamOf(version: ProtocolVersion) {
+  const fixtures = FIXTURES.filter((f) => f.version === version);
+  return { fixtures, bytes: Buffer.concat(fixtures.map(bytesOf)) };
+}
+
+interface Frame {
+  packet: Packet;
+  raw: string;
+}
+
+/** Pushes `chunks` and records each packet (copied: payloads are views) with its raw bytes. */
+function frame(version: ProtocolVersion, chunks: Buffer[]): Frame[] {
+  const framer = new Framer(version);
+  const out: Frame[] = [];
+  for (const chunk of chunks) {
+    framer.push(chunk, (packet, raw) => {
+      out.push({ packet: deepCopy(withoutEmptyProperties(packet)), raw: raw.toString('hex') });
+    });
+  }
+  expect(framer.buffered).toBe(0);
+  return out;
+}
+
+const expected = (fixtures: ReturnType<typeof streamOf>['fixtures']): Frame[] =>
+  fixtures.map((f) => ({
+    packet: deepCopy(withoutEmptyProperties(f.packet)),
+    raw: bytesOf(f).toString('hex'),
+  }));
+
+describe.each(VERSIONS)('a stream of mixed packets, version %i', (version) => {
+  const { fixtures, bytes } = streamOf(version);
+  const want = expected(fixtures);
+
+  it(`holds every packet type (${fixtures.length} packets, ${bytes.length} bytes)`, () => {
+    const types = new Set(fixtures.map((f) => f.packet.type));
+    expect(types.size).toBe(version === 5 ? 15 : 14);
+  });
+
+  it('in one chunk', () => {
+    expect(frame(version, [bytes])).toEqual(want);
+  });
+
+  it('split in two at every split point', () => {
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const got = frame(version, [bytes.subarray(0, cut), bytes.subarray(cut)]);
+      if (got.length !== want.length) throw new Error(`split at ${cut}: ${got.length} packets`);
+      expect(got, `split at ${cut}`).toEqual(want);
+    }
+  });
+
+  it('one byte at a time', () => {
+    const chunks = Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1));
+    expect(frame(version, chunks)).toEqual(want);
+  });
+
+  it('in irregular chunks of 1 to 7 bytes', () => {
+    const chunks: Buffer[] = [];
+    for (let i = 0, n = 1; i < bytes.length; i += n, n = (n % 7) + 1) chunks.push(bytes.subarray(i, i + n));
+    expect(frame(version, chunks)).toEqual(want);
+  });
+
+  it('keeps no reference to a chunk after push returns (the caller may reuse its read buffer)', () => {
+    const scratch = Buffer.alloc(3);
+    const framer = new Framer(version);
+    const got: Frame[] = [];
+    for (let i = 0; i < bytes.length; i += 3) {
+      const n = bytes.copy(scratch, 0, i, i + 3);
+      framer.push(scratch.subarray(0, n), (packet, raw) => {
+        got.push({ packet: deepCopy(withoutEmptyProperties(packet)), raw: raw.toString('hex') });
+      });
+      scratch.fill(0xee); // what a reused read buffer would hold next
+    }
+    expect(got).toEqual(want);
+  });
+});
+
+describe('pushFrames: framing without decoding', () => {
+  const { fixtures, bytes } = streamOf(5);
+  const want = fixtures.map((f) => {
+    const h = readFixedHeader(bytesOf(f));
+    return [bytesOf(f).toString('hex'), h?.headerLength];
+  });
+
+  function frames(chunks: Buffer[]): (string | number | undefined)[][] {
+    const framer = new Framer(5);
+    const out: (string | number | undefined)[][] = [];
+    for (const chunk of chunks) {
+      framer.pushFrames(chunk, (raw, headerLength) => {
+        out.push([raw.toString('hex'), headerLength]);
+        return true;
+      });
+    }
+    expect(framer.buffered).toBe(0);
+    return out;
+  }
+
+  it('yields each packet with its fixed header length, at every split point', () => {
+    expect(want.some(([, h]) => h === 3)).toBe(true); // a two-byte remaining length is among them
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      expect(frames([bytes.subarray(0, cut), bytes.subarray(cut)]), `split at ${cut}`).toEqual(want);
+    }
+  });
+
+  it('hands over malformed packets as they are: it does not decode', () => {
+    const bad = Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x74, 0x00]); // SUBSCRIBE, flags 0000
+    expect(frames([bad])).toEqual([[bad.toString('hex'), 2]]);
+  });
+
+  it('stops when the callback returns false, dropping the rest of the chunk', () => {
+    const framer = new Framer(4);
+    const seen: string[] = [];
+    framer.pushFrames(Buffer.from([0xc0, 0x00, 0xc0, 0x00, 0xd0]), (raw) => {
+      seen.push(raw.toString('hex'));
+      return false;
+    });
+    expect(seen).toEqual(['c000']);
+    expect(framer.buffered).toBe(0);
+    expect(framer.pushAll(Buffer.from([0xd0, 0x00]))).toEqual([{ type: 'PINGRESP' }]);
+  });
+
+  it('checks the maximum packet size from the fixed header', () => {
+    const framer = new Framer(4, { maxPacketSize: 1024 });
+    expect(() => framer.pushFrames(Buffer.from([0x30, 0x80, 0x10]), () => true)).toThrow(PacketTooLargeError);
+  });
+});
+
+describe('maximum packet size', () => {
+  const MiB = 1024 * 1024;
+  // PUBLISH with remaining length 268,435,455 (0xff 0xff 0xff 0x7f): a 256 MB packet.
+  const hugeHeader = Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]);
+
+  it('rejects a packet from its fixed header alone, before the body arrives', () => {
+    const framer = new Framer(4, { maxPacketSize: MiB });
+    const seen: Packet[] = [];
+    let err: unknown;
+    try {
+      framer.push(hugeHeader, (p) => seen.push(p));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PacketTooLargeError);
+    const e = err as PacketTooLargeError;
+    expect(e).toBeInstanceOf(MalformedPacketError);
+    expect(e.reasonCode).toBe(0x95);
+    expect(e.size).toBe(268_435_455 + 5);
+    expect(e.maximum).toBe(MiB);
+    expect(seen).toEqual([]);
+    expect(framer.buffered).toBeLessThanOrEqual(hugeHeader.length);
+  });
+
+  it('rejects it when the fixed header itself arrives split across pushes', () => {
+    const framer = new Framer(5, { maxPacketSize: MiB });
+    framer.push(hugeHeader.subarray(0, 2), () => {});
+    framer.push(hugeHeader.subarray(2, 4), () => {});
+    expect(() => framer.push(hugeHeader.subarray(4), () => {})).toThrow(PacketTooLargeError);
+  });
+
+  it('rejects it after earlier whole packets in the same chunk were delivered', () => {
+    const framer = new Framer(4, { maxPacketSize: MiB });
+    const seen: string[] = [];
+    const chunk = Buffer.concat([Buffer.from([0xc0, 0x00, 0xd0, 0x00]), hugeHeader]);
+    expect(() => framer.push(chunk, (p) => seen.push(p.type))).toThrow(PacketTooLargeError);
+    expect(seen).toEqual(['PINGREQ', 'PINGRESP']);
+  });
+
+  it('counts the fixed header: a packet of exactly the maximum passes, one byte more does not', () => {
+    const publish = (payloadLength: number) =>
+      encode(
+        {
+          type: 'PUBLISH',
+          dup: false,
+          qos: 0,
+          retain: false,
+          topic: 't',
+          payload: Buffer.alloc(payloadLength),
+        },
+        4,
+      );
+    const exact = publish(100);
+    const framer = new Framer(4, { maxPacketSize: exact.length });
+    expect(framer.pushAll(exact)).toHaveLength(1);
+    expect(() => new Framer(4, { maxPacketSize: exact.length }).pushAll(publish(101))).toThrow(
+      PacketTooLargeError,
+    );
+  });
+});
+
+describe('protocol version', () => {
+  const connect5 = encode(
+    { type: 'CONNECT', protocolVersion: 5, clean: true, keepalive: 10, clientId: 'c' },
+    5,
+  );
+  const publishWithProps: Packet = {
+    type: 'PUBLISH',
+    dup: false,
+    qos: 1,
+    retain: false,
+    topic: 'a/b',
+    packetId: 3,
+    payload: Buffer.from('hi'),
+    properties: { contentType: 'text/plain', userProperties: [['k', 'v']] },
+  };
+  const publish5 = encode(publishWithProps, 5);
+
+  it('can be changed from inside the callback: the rest of the same chunk decodes with it', () => {
+    const framer = new Framer(4);
+    const seen: Packet[] = [];
+    framer.push(Buffer.concat([connect5, publish5]), (packet) => {
+      if (packet.type === 'CONNECT') framer.version = packet.protocolVersion;
+      seen.push(packet);
+    });
+    expect(seen.map((p) => p.type)).toEqual(['CONNECT', 'PUBLISH']);
+    expect(seen[1]).toMatchObject({
+      topic: 'a/b',
+      packetId: 3,
+      properties: { contentType: 'text/plain', userProperties: [['k', 'v']] },
+    });
+    expect((seen[1] as { payload: Buffer }).payload.toString()).toBe('hi');
+  });
+
+  it('is not inferred: without the change, the same PUBLISH is read as 3.1.1 (properties become payload)', () => {
+    const framer = new Framer(4);
+    const seen: Packet[] = [];
+    framer.push(Buffer.concat([connect5, publish5]), (packet) => seen.push(packet));
+    const p = seen[1];
+    if (p?.type !== 'PUBLISH') throw new Error('expected a PUBLISH');
+    expect(p.properties).toBeUndefined();
+    expect(p.payload.length).toBeGreaterThan(2);
+  });
+});
+
+describe('errors in a stream', () => {
+  it('delivers the packets before a malformed one, then throws a MalformedPacketError', () => {
+    const framer = new Framer(4);
+    const seen: string[] = [];
+    const bad = Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x74, 0x00]); // SUBSCRIBE, flags 0000
+    expect(() =>
+      framer.push(Buffer.concat([Buffer.from([0xc0, 0x00]), bad]), (p) => seen.push(p.type)),
+    ).toThrow(MalformedPacketError);
+    expect(seen).toEqual(['PINGREQ']);
+  });
+
+  it('a remaining length over 4 bytes throws as soon as the fifth length byte arrives', () => {
+    const framer = new Framer(4);
+    framer.push(Buffer.from([0x30, 0xff, 0xff]), () => {});
+    expect(() => framer.push(Buffer.from([0xff, 0xff, 0x01]), () => {})).toThrow(MalformedPacketError);
+  });
+
+  it('reports offsets from the first byte of the offending packet', () => {
+    const framer = new Framer(4);
+    const bad = Buffer.from([0x30, 0x05, 0x00, 0x03, 0x61, 0x2f, 0x23]); // PUBLISH to 'a/#'
+    let err: unknown;
+    try {
+      framer.push(Buffer.concat([Buffer.from([0xc0, 0x00, 0xd0, 0x00]), bad]), () => {});
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(MalformedPacketError);
+    expect((err as MalformedPacketError).offset).toBe(6);
+  });
+});
+
+describe('readFixedHeader', () => {
+  it('reads type, flags and remaining length without decoding the body', () => {
+    expect(readFixedHeader(Buffer.from([0x00, 0x3b, 0x80, 0x01, 0xff]), 1)).toEqual({
+      typeCode: 3,
+      flags: 0x0b,
+      remainingLength: 128,
+      headerLength: 3,
+      totalLength: 131,
+    });
+  });
+
+  it('returns undefined while the header is incomplete', () => {
+    expect(readFixedHeader(Buffer.alloc(0))).toBeUndefined();
+    expect(readFixedHeader(Buffer.from([0x30]))).toBeUndefined();
+    expect(readFixedHeader(Buffer.from([0x30, 0x80, 0x80]))).toBeUndefined();
+  });
+
+  it('throws when the remaining length takes more than 4 bytes', () => {
+    expect(() => readFixedHeader(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01]))).toThrow(
+      MalformedPacketError,
+    );
+  });
+});
