@@ -87,6 +87,12 @@ function attempt(bytes: Buffer, version: ProtocolVersion, annotate = false): Att
   }
 }
 
+/** Why a reading failed, for the version line: its first violation. */
+function firstProblem(a: Attempt): string {
+  const e = a.errors[0] ?? a.fatal;
+  return e === undefined ? 'invalid' : `${e.detail} at byte ${e.offset}`;
+}
+
 function badness(a: Attempt): number {
   return (a.fatal ? 1000 : 0) + a.errors.length;
 }
@@ -230,10 +236,10 @@ export function* iterateRecords(
         const previous = state.version;
         if (ok5 && !ok4) {
           chosen = v5;
-          versionSource = 'guessed: valid only as 5.0';
+          versionSource = `guessed: valid only as 5.0; as 3.1.1: ${firstProblem(v4)}`;
         } else if (ok4 && !ok5) {
           chosen = v4;
-          versionSource = 'guessed: valid only as 3.1.1';
+          versionSource = `guessed: valid only as 3.1.1; as 5.0: ${firstProblem(v5)}`;
         } else if (ok4 && ok5) {
           const show = previous ?? 5;
           chosen = show === 5 ? v5 : v4;

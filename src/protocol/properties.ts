@@ -200,7 +200,11 @@ export function decodeProperties(r: Reader, place: PropertyPlace): Properties | 
   }
   const end = r.pos + len;
   if (end > r.end) {
-    r.fatal(`property length ${len} overruns the packet (${r.end - r.pos} bytes remain)`, lenAt);
+    const left = r.end - r.pos;
+    r.fatal(
+      `property length ${len} overruns the packet (${left} byte${left === 1 ? '' : 's'} remain${left === 1 ? 's' : ''})`,
+      lenAt,
+    );
   }
   const outerEnd = r.end;
   r.end = end;
