@@ -13,7 +13,7 @@
 //
 //   node bench/startup.mjs [--runs N] [--lines N] [--json]
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -96,8 +96,25 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** bin/mq runs the bundle only when it is at least as new as dist/ (else the slower modules). */
+function warnIfBundleStale() {
+  const mtime = (path) => {
+    try {
+      return statSync(path).mtimeMs;
+    } catch {
+      return Number.NaN;
+    }
+  };
+  const bundle = mtime(join(ROOT, 'dist', 'mq.cjs'));
+  const modules = mtime(join(ROOT, 'dist', 'cli', 'main.js'));
+  if (!(bundle >= modules)) {
+    console.error('bench:startup: dist/mq.cjs is missing or older than dist/: run `npm run build` first');
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  warnIfBundleStale();
   const dir = mkdtempSync(join(tmpdir(), 'mq-bench-startup-'));
   const mosq = await startMosquitto(dir);
   const p = String(mosq.port);

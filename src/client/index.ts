@@ -11,6 +11,7 @@
 export { type BackoffRange, backoffDelay } from './backoff.js';
 export {
   type ClientOptions,
+  type EndOptions,
   MqttClient,
   type PublishOptions,
 } from './client.js';

@@ -365,7 +365,8 @@ async function publishCommand(opts: PubFlags): Promise<number> {
   const unsettled = tally.sent - tally.settled;
   if (lostError === undefined) {
     try {
-      await client.end();
+      // mq exits next: once DISCONNECT is with the OS, the broker's close is not worth waiting for.
+      await client.end(0, undefined, { flushOnly: true });
     } catch {
       // already closed
     }
@@ -465,7 +466,7 @@ async function streamStdin(
       const h = lineHandlers[i]!;
       outstanding++;
       tally.sent++;
-      client.publish(topics[i]!, line, defaults).then(h.ok, h.err);
+      client.publishWith(topics[i]!, line, defaults, h.ok, h.err);
     }
     return undefined;
   };
