@@ -21,6 +21,7 @@ import {
   type UnsubscribePacket,
   type Will,
 } from '../protocol/index.js';
+import { varintSize, writeVarint } from '../protocol/writer.js';
 import type { Broker } from './broker.js';
 import type { Message, Outgoing } from './message.js';
 import type { Session } from './session.js';
@@ -625,18 +626,4 @@ function endTransport(transport: Transport): void {
 
 function destroyTransport(transport: Transport): void {
   transport.destroy();
-}
-
-export function varintSize(n: number): number {
-  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
-}
-
-export function writeVarint(buf: Buffer, o: number, n: number): number {
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n > 0) byte |= 0x80;
-    buf[o++] = byte;
-  } while (n > 0);
-  return o;
 }

@@ -34,9 +34,10 @@ export function binarySize(b: Uint8Array, field: string): number {
  * Kept as plain functions over (buf, pos) for speed: each returns the new position.
  */
 export function writeVarint(buf: Buffer, pos: number, n: number): number {
+  // n <= MAX_VARINT < 2^31: bit operations are exact.
   do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
+    let b = n & 0x7f;
+    n >>>= 7;
     if (n > 0) b |= 0x80;
     buf[pos++] = b;
   } while (n > 0);
