@@ -1,3 +1,4 @@
+import { ALL_PACKET_TYPES } from './constants.js';
 import { EncodeError } from './errors.js';
 import type { Reader } from './reader.js';
 import type { PacketTypeName, Properties } from './types.js';
@@ -138,24 +139,7 @@ export const PROPERTY_BY_NAME: ReadonlyMap<string, PropertyInfo> = (() => {
 
 // ---- decode, encode and size, all driven by the table above ----
 
-const PLACES: readonly PropertyPlace[] = [
-  'CONNECT',
-  'CONNACK',
-  'PUBLISH',
-  'PUBACK',
-  'PUBREC',
-  'PUBREL',
-  'PUBCOMP',
-  'SUBSCRIBE',
-  'SUBACK',
-  'UNSUBSCRIBE',
-  'UNSUBACK',
-  'PINGREQ',
-  'PINGRESP',
-  'DISCONNECT',
-  'AUTH',
-  'WILL',
-];
+const PLACES: readonly PropertyPlace[] = [...ALL_PACKET_TYPES, 'WILL'];
 const PLACE_INDEX = new Map<PropertyPlace, number>(PLACES.map((place, i) => [place, i]));
 /** Offset of each place's row in ALLOWED. */
 const PLACE_BASE = Object.fromEntries(PLACES.map((place, i) => [place, i * 64])) as Record<
