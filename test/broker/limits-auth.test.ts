@@ -2,52 +2,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Connection } from '../../src/broker/connection.js';
 import { makePasswdLine } from '../../src/broker/index.js';
-import { encode, type PublishPacket, type QoS } from '../../src/protocol/index.js';
-import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+import { encode } from '../../src/protocol/index.js';
+import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
-const clients: TestClient[] = [];
-const brokers: StartedBroker[] = [];
+const { broker, client, subscribe, pub } = brokerHarness();
 let dir: string;
-let n = 0;
-async function broker(options: Parameters<typeof startBroker>[0] = {}): Promise<StartedBroker> {
-  const b = await startBroker(options);
-  brokers.push(b);
-  return b;
-}
-async function client(
-  port: number,
-  options: Parameters<typeof TestClient.connect>[1] = {},
-): Promise<TestClient> {
-  const c = await TestClient.connect(port, options);
-  clients.push(c);
-  return c;
-}
-async function subscribe(c: TestClient, topicFilter: string, qos: QoS = 0): Promise<number> {
-  c.send({ type: 'SUBSCRIBE', packetId: ++n, subscriptions: [{ topicFilter, qos }] });
-  return (await c.nextPacket('SUBACK')).reasonCodes[0]!;
-}
-function pub(topic: string, payload: string, qos: QoS = 0): PublishPacket {
-  const p: PublishPacket = {
-    type: 'PUBLISH',
-    topic,
-    qos,
-    dup: false,
-    retain: false,
-    payload: Buffer.from(payload),
-  };
-  if (qos > 0) p.packetId = ++n;
-  return p;
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'mq-broker-auth-'));
-});
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  for (const b of brokers.splice(0)) await b.broker.close();
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -303,8 +268,9 @@ describe('access control', () => {
     expect(await subscribe(c4, 'ro/+')).toBe(0);
     c5.send(pub('ro/x', 'no', 1));
     expect((await c5.nextPacket('PUBACK')).reasonCode).toBe(0x87);
-    c4.send(pub('ro/x', 'no', 1));
-    expect((await c4.nextPacket('PUBACK')).packetId).toBe(n);
+    const refused = pub('ro/x', 'no', 1);
+    c4.send(refused);
+    expect((await c4.nextPacket('PUBACK')).packetId).toBe(refused.packetId);
     expect(await c4.nothing('PUBLISH', 150)).toBe(true);
   });
 });

@@ -2,39 +2,16 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { PublishPacket, QoS } from '../../src/protocol/index.js';
-import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
 let dir: string;
-const clients: TestClient[] = [];
-const brokers: StartedBroker[] = [];
-let n = 0;
-async function broker(file: string): Promise<StartedBroker> {
-  const b = await startBroker({ persistFile: file });
-  brokers.push(b);
-  return b;
-}
-async function client(
-  port: number,
-  options: Parameters<typeof TestClient.connect>[1] = {},
-): Promise<TestClient> {
-  const c = await TestClient.connect(port, options);
-  clients.push(c);
-  return c;
-}
-function pub(topic: string, payload: string, qos: QoS, retain = false): PublishPacket {
-  const p: PublishPacket = { type: 'PUBLISH', topic, qos, dup: false, retain, payload: Buffer.from(payload) };
-  if (qos > 0) p.packetId = ++n;
-  return p;
-}
+const h = brokerHarness();
+const { client, pub } = h;
+const broker = (file: string) => h.broker({ persistFile: file });
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'mq-broker-persist-'));
-});
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  for (const b of brokers.splice(0)) await b.broker.close();
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -65,7 +42,6 @@ describe('--persist', () => {
     p.send(pub('keep/me', 'retained', 1, true));
     await p.nextPacket('PUBACK');
     await b1.broker.close();
-    brokers.splice(0);
 
     const b2 = await broker(file);
     await b2.waitForLog(/restored 1 session\(s\), 2 queued message\(s\), 1 retained message\(s\)/);
@@ -115,7 +91,6 @@ describe('--persist', () => {
     p.send(pub('r/k', '', 1, true));
     await p.nextPacket('PUBACK');
     await b1.broker.close();
-    brokers.splice(0);
     // The log was compacted on close: one session, nothing else.
     const records = readFileSync(file, 'utf8').trim().split('\n');
     expect(records.map((l) => (JSON.parse(l) as { o: string }).o)).toEqual(['S']);
@@ -136,7 +111,6 @@ describe('--persist', () => {
     const c = await client(b1.port, { version: 5, clientId: 'gone' });
     await c.disconnect();
     await b1.broker.close();
-    brokers.splice(0);
     const b2 = await broker(file);
     const back = await client(b2.port, { version: 5, clientId: 'gone', clean: false });
     expect(back.connack?.sessionPresent).toBe(false);

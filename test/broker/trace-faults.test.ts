@@ -2,45 +2,17 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Broker } from '../../src/broker/index.js';
 import { formatPacketLine } from '../../src/cli/render.js';
-import { decode, type PublishPacket, type QoS } from '../../src/protocol/index.js';
-import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+import { decode } from '../../src/protocol/index.js';
+import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
-const clients: TestClient[] = [];
-const brokers: (StartedBroker | Broker)[] = [];
+const { broker, client, subscribe, pub, track } = brokerHarness();
 let dir: string;
-let n = 0;
-async function broker(options: Parameters<typeof startBroker>[0] = {}): Promise<StartedBroker> {
-  const b = await startBroker(options);
-  brokers.push(b);
-  return b;
-}
-async function client(
-  port: number,
-  options: Parameters<typeof TestClient.connect>[1] = {},
-): Promise<TestClient> {
-  const c = await TestClient.connect(port, options);
-  clients.push(c);
-  return c;
-}
-async function subscribe(c: TestClient, topicFilter: string, qos: QoS = 0): Promise<number> {
-  c.send({ type: 'SUBSCRIBE', packetId: ++n, subscriptions: [{ topicFilter, qos }] });
-  return (await c.nextPacket('SUBACK')).reasonCodes[0]!;
-}
-function pub(topic: string, payload: string, qos: QoS = 0, retain = false): PublishPacket {
-  const p: PublishPacket = { type: 'PUBLISH', topic, qos, dup: false, retain, payload: Buffer.from(payload) };
-  if (qos > 0) p.packetId = ++n;
-  return p;
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'mq-broker-trace-'));
-});
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  for (const b of brokers.splice(0)) await (b instanceof Broker ? b : b.broker).close();
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -57,7 +29,7 @@ describe('--trace', () => {
       traceOut: (l) => lines.push(l),
     });
     b.setTraceFormatter((packet, version) => formatPacketLine(packet, version));
-    brokers.push(b);
+    track(b);
     const port = (await b.listen()).tcp!.port;
     return { port, lines };
   }
@@ -96,7 +68,7 @@ describe('--trace', () => {
       modes.push(mode);
       return packet.type;
     });
-    brokers.push(b);
+    track(b);
     const port = (await b.listen()).tcp!.port;
     await client(port, { version: 4, clientId: 'full' });
     expect(lines.slice(0, 2)).toEqual(['[full] -> CONNECT', '[full] <- CONNACK']);
@@ -113,7 +85,6 @@ describe('--record', () => {
     c.send(pub('r/1', 'recorded'));
     await c.nextPacket('PUBLISH');
     await b.broker.close();
-    brokers.splice(0);
     const records = readFileSync(file, 'utf8')
       .trim()
       .split('\n')

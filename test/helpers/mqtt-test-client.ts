@@ -12,6 +12,7 @@
  * sendRaw()).
  */
 import { connect as netConnect, type Socket } from 'node:net';
+import { afterEach } from 'vitest';
 import {
   type ConnackPacket,
   type ConnectPacket,
@@ -22,6 +23,8 @@ import {
   type PacketTypeName,
   type Properties,
   type ProtocolVersion,
+  type PublishPacket,
+  type QoS,
   type Will,
 } from '../../src/protocol/index.js';
 
@@ -250,4 +253,54 @@ export async function startBroker(
     });
   };
   return { broker, port: addresses.tcp?.port ?? 0, logs, waitForLog };
+}
+
+/**
+ * The brokers and clients of one test file, closed after each test. Call once at the top level:
+ * `const { broker, client, subscribe, pub, track } = brokerHarness();`
+ */
+export function brokerHarness() {
+  const clients: TestClient[] = [];
+  const closables: { close(): Promise<unknown> }[] = [];
+  let n = 0;
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    for (const b of closables.splice(0)) await b.close();
+  });
+  return {
+    /** An in-process broker (startBroker), closed after the test. */
+    async broker(options: Parameters<typeof startBroker>[0] = {}): Promise<StartedBroker> {
+      const b = await startBroker(options);
+      closables.push(b.broker);
+      return b;
+    },
+    /** Closes `b` after the test too (a Broker made by the test itself). */
+    track<T extends { close(): Promise<unknown> }>(b: T): T {
+      closables.push(b);
+      return b;
+    },
+    async client(port: number, options: Parameters<typeof TestClient.connect>[1] = {}): Promise<TestClient> {
+      const c = await TestClient.connect(port, options);
+      clients.push(c);
+      return c;
+    },
+    /** SUBSCRIBE one filter; resolves with the SUBACK's reason code. */
+    async subscribe(c: TestClient, topicFilter: string, qos: QoS = 0): Promise<number> {
+      c.send({ type: 'SUBSCRIBE', packetId: ++n, subscriptions: [{ topicFilter, qos }] });
+      return (await c.nextPacket('SUBACK')).reasonCodes[0]!;
+    },
+    /** A PUBLISH packet, with a fresh packet id when qos > 0. */
+    pub(topic: string, payload: string, qos: QoS = 0, retain = false): PublishPacket {
+      const p: PublishPacket = {
+        type: 'PUBLISH',
+        topic,
+        qos,
+        dup: false,
+        retain,
+        payload: Buffer.from(payload),
+      };
+      if (qos > 0) p.packetId = ++n;
+      return p;
+    },
+  };
 }
