@@ -71,7 +71,8 @@ Examples:
   mq decode 30080004746573746869             what are these bytes?
   mq <command> --help                        flags and examples for one command
 
-Exit codes: 0 ok, 1 usage, 2 connection refused or lost, 3 timeout, 4 malformed input.`,
+Exit codes: 0 ok, 1 usage, 2 connection refused or lost, 3 timeout, 4 malformed input,
+5 message not acknowledged, 6 other failure (port in use, unreadable file), 130 Ctrl-C.`,
     )
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
