@@ -157,7 +157,8 @@ export class Framer {
         this.keep(buf, pos, total);
         return;
       }
-      const raw = buf.subarray(pos, pos + total);
+      // A chunk that is exactly one packet (the common case at low rates) needs no view.
+      const raw = total === len ? buf : buf.subarray(pos, pos + total);
       pos += total;
       if (onFrame(raw, headerLength) === false) {
         this.reset();
