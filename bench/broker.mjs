@@ -5,19 +5,25 @@
 // accounting, and the issue's targets as ratios against Mosquitto in the same run.
 //
 //   node bench/broker.mjs [--only fan-in,fan-out,qos1,qos2,latency,storm]
-//                         [--brokers mq,mosquitto,aedes,null] [--duration S] [--warmup S]
+//                         [--brokers mq,mosquitto,aedes,null,mqx] [--duration S] [--warmup S]
 //                         [--idle S] [--json]
 //
-// --duration: measurement window per scenario (default 5 s, after a 0.5 s warm-up); --idle: how
+// --duration: measurement window per scenario (default 5 s, after a 0.5 s warm-up; the latency
+// scenario warms up for 15,000 messages, 3 s, so JIT-compiled brokers are measured warm); --idle: how
 // long the storm's connections sit idle before the broker's RSS is read again (default 15 s: a
 // garbage-collected broker returns the heap headroom the connection burst made it grow only after
 // some seconds). `null` is a do-nothing forwarder (bench/loadgen/null-broker.mjs) that shows the
-// generator's own ceiling. The latency scenario runs every broker at once, taking turns in five
-// short windows (one broker with traffic at a time), so that noise from other work on the
-// machine falls on all of them alike.
+// generator's own ceiling. The latency scenario runs every broker at once, taking turns of 250 ms
+// (one broker with traffic at a time), so that noise from other work on the machine falls on all
+// of them alike.
 //
 // The generator shares this 2-core machine with the broker: its CPU use is reported per row
 // ("gen CPU"); a row where it nears 100% is generator-bound.
+//
+// For A/B experiments, `mqx` is a second mq broker: MQ_BENCH_X_BIN (another checkout's bin/mq,
+// built), MQ_BENCH_X_FLAGS (node flags), MQ_BENCH_X_ARGS (mq broker flags). MQ_BENCH_NODE_FLAGS
+// gives node flags to `mq`; MQ_BENCH_LOG=FILE keeps the brokers' output (e.g. with --trace-gc).
+// Example: MQ_BENCH_X_BIN=../old/bin/mq node bench/broker.mjs --only latency --brokers mq,mqx,mosquitto
 import { BROKERS } from './loadgen/brokers.mjs';
 import { latencyInterleaved, SCENARIOS } from './loadgen/scenarios.mjs';
 
@@ -52,7 +58,7 @@ function parseArgs(argv) {
     else if (a === '--help') {
       process.stdout.write(
         'usage: node bench/broker.mjs [--only fan-in,fan-out,qos1,qos2,latency,storm] ' +
-          '[--brokers mq,mosquitto,aedes,null] [--duration S] [--warmup S] [--idle S] [--json]\n',
+          '[--brokers mq,mosquitto,aedes,null,mqx] [--duration S] [--warmup S] [--idle S] [--json]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);

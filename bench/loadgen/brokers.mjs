@@ -1,6 +1,6 @@
 // Starting and stopping the brokers under test, and reading their CPU time and RSS from /proc.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -71,8 +71,17 @@ function spawnAndWait(cmd, args, re, timeoutMs, options = {}) {
         // From here on, output is drained and dropped (a broker's log must not pile up here).
         proc.stdout.removeAllListeners('data');
         proc.stderr.removeAllListeners('data');
-        proc.stdout.resume();
-        proc.stderr.resume();
+        const log = process.env.MQ_BENCH_LOG;
+        if (log !== undefined && log !== '') {
+          // MQ_BENCH_LOG=FILE keeps the brokers' output instead (e.g. with --trace-gc).
+          const file = createWriteStream(log, { flags: 'a' });
+          file.write(`--- ${cmd} ${args.join(' ')}\n${out}`);
+          proc.stdout.pipe(file, { end: false });
+          proc.stderr.pipe(file, { end: false });
+        } else {
+          proc.stdout.resume();
+          proc.stderr.resume();
+        }
         resolve([proc, m]);
       }
     });
@@ -103,16 +112,22 @@ function stopper(proc, cleanup) {
     });
 }
 
-async function startMq(extraArgs = []) {
+/** MQ_BENCH_NODE_FLAGS: node flags for the mq broker process only (experiments, e.g. --trace-gc). */
+function nodeFlags(name = 'MQ_BENCH_NODE_FLAGS') {
+  const v = process.env[name];
+  return v === undefined || v.trim() === '' ? [] : v.trim().split(/\s+/);
+}
+
+async function startMq(extraArgs = [], flags = nodeFlags(), name = 'mq', bin = join(ROOT, 'bin', 'mq')) {
   const [proc, m] = await spawnAndWait(
     process.execPath,
     // -q: no per-connection log lines, like Mosquitto's `log_type error` below.
-    [join(ROOT, 'bin', 'mq'), 'broker', '--port', '0', '-q', ...extraArgs],
+    [...flags, bin, 'broker', '--port', '0', '-q', ...extraArgs],
     /mq broker listening on mqtt:\/\/[^\s:]+:(\d+)/,
     10_000,
     { env: { ...process.env, NO_COLOR: '1' } },
   );
-  return { name: 'mq', port: Number(m[1]), pid: proc.pid, stop: stopper(proc) };
+  return { name, port: Number(m[1]), pid: proc.pid, stop: stopper(proc) };
 }
 
 async function startMosquitto() {
@@ -183,6 +198,13 @@ async function startNull() {
 export const BROKERS = {
   null: startNull,
   mq: startMq,
+  mqx: () =>
+    startMq(
+      (process.env.MQ_BENCH_X_ARGS ?? '').split(/\s+/).filter(Boolean),
+      nodeFlags('MQ_BENCH_X_FLAGS'),
+      'mqx',
+      process.env.MQ_BENCH_X_BIN,
+    ),
   mosquitto: startMosquitto,
   aedes: startAedes,
 };
