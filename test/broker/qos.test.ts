@@ -1,44 +1,17 @@
 /** QoS 0/1/2 flows, downgrade, packet ids, in-flight windows, offline queue and redelivery. */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { encode, type PublishPacket, type QoS } from '../../src/protocol/index.js';
-import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+import { describe, expect, test } from 'vitest';
+import { encode, type PublishPacket } from '../../src/protocol/index.js';
+import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
-let b: StartedBroker;
-const clients: TestClient[] = [];
-async function client(
-  options: Parameters<typeof TestClient.connect>[1] = {},
-  port = b.port,
-): Promise<TestClient> {
-  const c = await TestClient.connect(port, options);
-  clients.push(c);
-  return c;
-}
-async function subscribe(c: TestClient, topicFilter: string, qos: QoS): Promise<void> {
-  c.send({ type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter, qos }] });
-  await c.nextPacket('SUBACK');
-}
-function pub(topic: string, payload: string, qos: QoS, packetId?: number, dup = false): PublishPacket {
-  const p: PublishPacket = { type: 'PUBLISH', topic, qos, dup, retain: false, payload: Buffer.from(payload) };
-  if (packetId !== undefined) p.packetId = packetId;
-  return p;
-}
-
-beforeAll(async () => {
-  b = await startBroker();
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.destroy();
-});
-afterAll(async () => {
-  await b.broker.close();
-});
+const { broker, sharedBroker, client, subscribe, pub } = brokerHarness();
+const b = sharedBroker();
 
 describe('flows', () => {
   test('QoS 1: PUBACK to the publisher, PUBLISH with the subscriber session’s own packet id', async () => {
-    const s = await client({ version: 4 });
+    const s = await client(b.port, { version: 4 });
     await subscribe(s, 'q1', 1);
-    const p = await client({ version: 4 });
-    p.send(pub('q1', 'one', 1, 4242));
+    const p = await client(b.port, { version: 4 });
+    p.send(pub('q1', 'one', 1, { packetId: 4242 }));
     expect((await p.nextPacket('PUBACK')).packetId).toBe(4242);
     const m = await s.nextPacket('PUBLISH');
     expect([m.qos, m.packetId, m.dup, m.payload.toString()]).toEqual([1, 1, false, 'one']);
@@ -46,10 +19,10 @@ describe('flows', () => {
   });
 
   test('QoS 2: PUBREC/PUBREL/PUBCOMP both ways', async () => {
-    const s = await client({ version: 5, clientId: 'q2-sub' });
+    const s = await client(b.port, { version: 5, clientId: 'q2-sub' });
     await subscribe(s, 'q2', 2);
-    const p = await client({ version: 5 });
-    p.send(pub('q2', 'two', 2, 9));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('q2', 'two', 2, { packetId: 9 }));
     expect((await p.nextPacket('PUBREC')).packetId).toBe(9);
     const m = await s.nextPacket('PUBLISH');
     expect(m.qos).toBe(2);
@@ -65,17 +38,17 @@ describe('flows', () => {
   });
 
   test('QoS 2 exactly once: a retransmitted PUBLISH (DUP) before PUBREL is not delivered again', async () => {
-    const s = await client({ version: 4 });
+    const s = await client(b.port, { version: 4 });
     await subscribe(s, 'q2once', 2);
-    const p = await client({ version: 4 });
-    p.send(pub('q2once', 'x', 2, 5));
+    const p = await client(b.port, { version: 4 });
+    p.send(pub('q2once', 'x', 2, { packetId: 5 }));
     await p.nextPacket('PUBREC');
-    p.send(pub('q2once', 'x', 2, 5, true));
+    p.send(pub('q2once', 'x', 2, { packetId: 5, dup: true }));
     expect((await p.nextPacket('PUBREC')).packetId).toBe(5);
     p.send({ type: 'PUBREL', packetId: 5 });
     await p.nextPacket('PUBCOMP');
     // The same id after PUBCOMP is a new message.
-    p.send(pub('q2once', 'y', 2, 5));
+    p.send(pub('q2once', 'y', 2, { packetId: 5 }));
     await p.nextPacket('PUBREC');
     const first = await s.nextPacket('PUBLISH');
     const second = await s.nextPacket('PUBLISH');
@@ -84,15 +57,15 @@ describe('flows', () => {
   });
 
   test('PUBREL for an unknown packet id: v5 PUBCOMP 0x92', async () => {
-    const p = await client({ version: 5 });
+    const p = await client(b.port, { version: 5 });
     p.send({ type: 'PUBREL', packetId: 777 });
     const comp = await p.nextPacket('PUBCOMP');
     expect([comp.packetId, comp.reasonCode]).toEqual([777, 0x92]);
   });
 
   test('v5 PUBACK says 0x10 No matching subscribers when nobody subscribed', async () => {
-    const p = await client({ version: 5 });
-    p.send(pub('nobody/here', 'x', 1, 3));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('nobody/here', 'x', 1, { packetId: 3 }));
     expect((await p.nextPacket('PUBACK')).reasonCode).toBe(0x10);
   });
 
@@ -102,21 +75,21 @@ describe('flows', () => {
     [2, 1, 1],
     [0, 2, 0],
   ] as const)('published QoS %i to a QoS %i subscription is delivered at QoS %i', async (pq, sq, want) => {
-    const s = await client({ version: 4 });
+    const s = await client(b.port, { version: 4 });
     await subscribe(s, `down/${pq}${sq}`, sq);
-    const p = await client({ version: 4 });
-    p.send(pub(`down/${pq}${sq}`, 'x', pq, pq > 0 ? 1 : undefined));
+    const p = await client(b.port, { version: 4 });
+    p.send(pub(`down/${pq}${sq}`, 'x', pq, { packetId: pq > 0 ? 1 : undefined }));
     expect((await s.nextPacket('PUBLISH')).qos).toBe(want);
   });
 
   test('packet ids are per session', async () => {
-    const s1 = await client({ version: 4 });
-    const s2 = await client({ version: 4 });
+    const s1 = await client(b.port, { version: 4 });
+    const s2 = await client(b.port, { version: 4 });
     await subscribe(s1, 'ids/+', 1);
     await subscribe(s2, 'ids/a', 1);
-    const p = await client({ version: 4 });
-    p.send(pub('ids/b', 'only s1', 1, 1));
-    p.send(pub('ids/a', 'both', 1, 2));
+    const p = await client(b.port, { version: 4 });
+    p.send(pub('ids/b', 'only s1', 1, { packetId: 1 }));
+    p.send(pub('ids/a', 'both', 1, { packetId: 2 }));
     const a1 = await s1.nextPacket('PUBLISH');
     const a2 = await s1.nextPacket('PUBLISH');
     const b1 = await s2.nextPacket('PUBLISH');
@@ -126,10 +99,10 @@ describe('flows', () => {
 
 describe('in-flight windows', () => {
   test("the client's Receive Maximum bounds the broker's unacknowledged QoS 1 messages", async () => {
-    const s = await client({ version: 5, properties: { receiveMaximum: 2 } });
+    const s = await client(b.port, { version: 5, properties: { receiveMaximum: 2 } });
     await subscribe(s, 'rm', 1);
-    const p = await client({ version: 5 });
-    for (let i = 0; i < 5; i++) p.send(pub('rm', String(i), 1, i + 1));
+    const p = await client(b.port, { version: 5 });
+    for (let i = 0; i < 5; i++) p.send(pub('rm', String(i), 1, { packetId: i + 1 }));
     const m0 = await s.nextPacket('PUBLISH');
     const m1 = await s.nextPacket('PUBLISH');
     expect(await s.nothing('PUBLISH', 200)).toBe(true);
@@ -143,81 +116,69 @@ describe('in-flight windows', () => {
   });
 
   test("a client exceeding the broker's Receive Maximum is disconnected with 0x93", async () => {
-    const rb = await startBroker({ receiveMaximum: 2 });
-    try {
-      const p = await client({ version: 5 }, rb.port);
-      expect(p.connack?.properties?.receiveMaximum).toBe(2);
-      for (let i = 1; i <= 3; i++) p.send(pub('rmx', 'x', 2, i));
-      const d = await p.nextPacket('DISCONNECT');
-      expect(d.reasonCode).toBe(0x93);
-    } finally {
-      await rb.broker.close();
-    }
+    const rb = await broker({ receiveMaximum: 2 });
+    const p = await client(rb.port, { version: 5 });
+    expect(p.connack?.properties?.receiveMaximum).toBe(2);
+    for (let i = 1; i <= 3; i++) p.send(pub('rmx', 'x', 2, { packetId: i }));
+    const d = await p.nextPacket('DISCONNECT');
+    expect(d.reasonCode).toBe(0x93);
   });
 
   test('Receive Maximum [MQTT-3.3.4-7]: QoS 1 bursts are acknowledged as read; QoS 2 counts until PUBREL', async () => {
-    const rb = await startBroker({ receiveMaximum: 2 });
-    try {
-      const p = await client({ version: 5 }, rb.port);
-      // Five QoS 1 in one write: each PUBACK is queued as its PUBLISH is read, none is pending.
-      p.sendRaw(Buffer.concat([1, 2, 3, 4, 5].map((i) => encode(pub('rm1', 'x', 1, i), 5))));
-      for (let i = 1; i <= 5; i++) expect((await p.nextPacket('PUBACK')).packetId).toBe(i);
-      // QoS 2: two unreleased fill the window; PUBREL frees a slot.
-      p.sendRaw(Buffer.concat([11, 12].map((i) => encode(pub('rm2', 'x', 2, i), 5))));
-      expect((await p.nextPacket('PUBREC')).packetId).toBe(11);
-      expect((await p.nextPacket('PUBREC')).packetId).toBe(12);
-      p.send({ type: 'PUBREL', packetId: 11 });
-      expect((await p.nextPacket('PUBCOMP')).packetId).toBe(11);
-      p.send(pub('rm2', 'x', 2, 13));
-      expect((await p.nextPacket('PUBREC')).packetId).toBe(13);
-      // 12 and 13 unreleased: a third is one too many.
-      p.send(pub('rm2', 'x', 2, 14));
-      expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x93);
-      await p.closed();
-      // 3.1.1 has no Receive Maximum: a 3.1.1 client is not held to it.
-      const p4 = await client({ version: 4 }, rb.port);
-      for (let i = 1; i <= 3; i++) p4.send(pub('rm4', 'x', 2, i));
-      for (let i = 1; i <= 3; i++) expect((await p4.nextPacket('PUBREC')).packetId).toBe(i);
-      expect(p4.closedNow).toBe(false);
-    } finally {
-      await rb.broker.close();
-    }
+    const rb = await broker({ receiveMaximum: 2 });
+    const p = await client(rb.port, { version: 5 });
+    // Five QoS 1 in one write: each PUBACK is queued as its PUBLISH is read, none is pending.
+    p.sendRaw(Buffer.concat([1, 2, 3, 4, 5].map((i) => encode(pub('rm1', 'x', 1, { packetId: i }), 5))));
+    for (let i = 1; i <= 5; i++) expect((await p.nextPacket('PUBACK')).packetId).toBe(i);
+    // QoS 2: two unreleased fill the window; PUBREL frees a slot.
+    p.sendRaw(Buffer.concat([11, 12].map((i) => encode(pub('rm2', 'x', 2, { packetId: i }), 5))));
+    expect((await p.nextPacket('PUBREC')).packetId).toBe(11);
+    expect((await p.nextPacket('PUBREC')).packetId).toBe(12);
+    p.send({ type: 'PUBREL', packetId: 11 });
+    expect((await p.nextPacket('PUBCOMP')).packetId).toBe(11);
+    p.send(pub('rm2', 'x', 2, { packetId: 13 }));
+    expect((await p.nextPacket('PUBREC')).packetId).toBe(13);
+    // 12 and 13 unreleased: a third is one too many.
+    p.send(pub('rm2', 'x', 2, { packetId: 14 }));
+    expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x93);
+    await p.closed();
+    // 3.1.1 has no Receive Maximum: a 3.1.1 client is not held to it.
+    const p4 = await client(rb.port, { version: 4 });
+    for (let i = 1; i <= 3; i++) p4.send(pub('rm4', 'x', 2, { packetId: i }));
+    for (let i = 1; i <= 3; i++) expect((await p4.nextPacket('PUBREC')).packetId).toBe(i);
+    expect(p4.closedNow).toBe(false);
   });
 
   test('--max-inflight bounds 3.1.1 clients too', async () => {
-    const rb = await startBroker({ maxInflight: 1 });
-    try {
-      const s = await client({ version: 4 }, rb.port);
-      await subscribe(s, 'mi', 1);
-      const p = await client({ version: 4 }, rb.port);
-      p.send(pub('mi', 'a', 1, 1));
-      p.send(pub('mi', 'b', 1, 2));
-      const m = await s.nextPacket('PUBLISH');
-      expect(await s.nothing('PUBLISH', 150)).toBe(true);
-      s.send({ type: 'PUBACK', packetId: m.packetId! });
-      expect((await s.nextPacket('PUBLISH')).payload.toString()).toBe('b');
-    } finally {
-      await rb.broker.close();
-    }
+    const rb = await broker({ maxInflight: 1 });
+    const s = await client(rb.port, { version: 4 });
+    await subscribe(s, 'mi', 1);
+    const p = await client(rb.port, { version: 4 });
+    p.send(pub('mi', 'a', 1, { packetId: 1 }));
+    p.send(pub('mi', 'b', 1, { packetId: 2 }));
+    const m = await s.nextPacket('PUBLISH');
+    expect(await s.nothing('PUBLISH', 150)).toBe(true);
+    s.send({ type: 'PUBACK', packetId: m.packetId! });
+    expect((await s.nextPacket('PUBLISH')).payload.toString()).toBe('b');
   });
 });
 
 describe('offline queue', () => {
   test('in-flight messages are resent with DUP after reconnect, then the queue, in order', async () => {
     const props = { sessionExpiryInterval: 60 };
-    const s = await client({ version: 5, clientId: 'redeliver', properties: props });
+    const s = await client(b.port, { version: 5, clientId: 'redeliver', properties: props });
     await subscribe(s, 'rd', 1);
-    const p = await client({ version: 5 });
-    p.send(pub('rd', 'm0', 1, 1));
-    p.send(pub('rd', 'm1', 1, 2));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('rd', 'm0', 1, { packetId: 1 }));
+    p.send(pub('rd', 'm1', 1, { packetId: 2 }));
     const first = [await s.nextPacket('PUBLISH'), await s.nextPacket('PUBLISH')];
     s.destroy(); // no PUBACK, no DISCONNECT
     await b.waitForLog(/\[redeliver\] connection lost/);
     for (let i = 2; i < 5; i++) {
-      p.send(pub('rd', `m${i}`, 1, i + 1));
+      p.send(pub('rd', `m${i}`, 1, { packetId: i + 1 }));
       await p.nextPacket('PUBACK');
     }
-    const back = await client({ version: 5, clientId: 'redeliver', clean: false, properties: props });
+    const back = await client(b.port, { version: 5, clientId: 'redeliver', clean: false, properties: props });
     expect(back.connack?.sessionPresent).toBe(true);
     const got: PublishPacket[] = [];
     for (let i = 0; i < 5; i++) {
@@ -233,16 +194,21 @@ describe('offline queue', () => {
 
   test('QoS 2 in PUBREL state is resumed with PUBREL after reconnect', async () => {
     const props = { sessionExpiryInterval: 60 };
-    const s = await client({ version: 5, clientId: 'rel-resume', properties: props });
+    const s = await client(b.port, { version: 5, clientId: 'rel-resume', properties: props });
     await subscribe(s, 'rr', 2);
-    const p = await client({ version: 5 });
-    p.send(pub('rr', 'x', 2, 1));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('rr', 'x', 2, { packetId: 1 }));
     const m = await s.nextPacket('PUBLISH');
     s.send({ type: 'PUBREC', packetId: m.packetId! });
     await s.nextPacket('PUBREL');
     s.destroy();
     await b.waitForLog(/\[rel-resume\] connection lost/);
-    const back = await client({ version: 5, clientId: 'rel-resume', clean: false, properties: props });
+    const back = await client(b.port, {
+      version: 5,
+      clientId: 'rel-resume',
+      clean: false,
+      properties: props,
+    });
     const rel = await back.nextPacket('PUBREL');
     expect(rel.packetId).toBe(m.packetId);
     back.send({ type: 'PUBCOMP', packetId: rel.packetId });

@@ -1,46 +1,25 @@
 /** Retained messages and wills. */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { PublishPacket, QoS, Will } from '../../src/protocol/index.js';
-import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+import { describe, expect, test } from 'vitest';
+import type { QoS, Will } from '../../src/protocol/index.js';
+import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
 
-let b: StartedBroker;
-const clients: TestClient[] = [];
-let n = 0;
-async function client(options: Parameters<typeof TestClient.connect>[1] = {}): Promise<TestClient> {
-  const c = await TestClient.connect(b.port, options);
-  clients.push(c);
-  return c;
-}
+const { broker, sharedBroker, client, subscribe, pub } = brokerHarness();
+const b = sharedBroker();
+
 async function subscriber(topicFilter: string, qos: QoS = 0, version: 4 | 5 = 4): Promise<TestClient> {
-  const c = await client({ version });
-  c.send({ type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter, qos }] });
-  await c.nextPacket('SUBACK');
+  const c = await client(b.port, { version });
+  await subscribe(c, topicFilter, qos);
   return c;
-}
-function pub(topic: string, payload: string, qos: QoS = 0, retain = false): PublishPacket {
-  const p: PublishPacket = { type: 'PUBLISH', topic, qos, dup: false, retain, payload: Buffer.from(payload) };
-  if (qos > 0) p.packetId = ++n;
-  return p;
 }
 /** Publishes on a fresh connection and waits until the broker acknowledged (QoS 1). */
 async function publishAcked(topic: string, payload: string, retain: boolean): Promise<void> {
-  const p = await client({ version: 4 });
+  const p = await client(b.port, { version: 4 });
   p.send(pub(topic, payload, 1, retain));
   await p.nextPacket('PUBACK');
 }
 function will(topic: string, extra: Partial<Will> = {}): Will {
   return { topic, payload: Buffer.from('gone'), qos: 0, retain: false, ...extra };
 }
-
-beforeAll(async () => {
-  b = await startBroker();
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.destroy();
-});
-afterAll(async () => {
-  await b.broker.close();
-});
 
 describe('retained messages', () => {
   test('stored, delivered on subscribe with RETAIN set, replaced, deleted by an empty payload', async () => {
@@ -74,7 +53,7 @@ describe('retained messages', () => {
 describe('wills', () => {
   test('published when the connection drops without DISCONNECT', async () => {
     const s = await subscriber('will/drop');
-    const c = await client({ version: 4, will: will('will/drop') });
+    const c = await client(b.port, { version: 4, will: will('will/drop') });
     c.destroy();
     const m = await s.nextPacket('PUBLISH');
     expect([m.topic, m.payload.toString()]).toEqual(['will/drop', 'gone']);
@@ -82,7 +61,7 @@ describe('wills', () => {
 
   test('not published after DISCONNECT [MQTT-3.14.4-3]', async () => {
     const s = await subscriber('will/clean');
-    const c = await client({ version: 5, will: will('will/clean') });
+    const c = await client(b.port, { version: 5, will: will('will/clean') });
     await c.disconnect();
     await b.waitForLog(/disconnected/);
     expect(await s.nothing('PUBLISH', 200)).toBe(true);
@@ -90,20 +69,20 @@ describe('wills', () => {
 
   test('published on keepalive timeout', async () => {
     const s = await subscriber('will/ka');
-    await client({ version: 4, keepalive: 1, will: will('will/ka') });
+    await client(b.port, { version: 4, keepalive: 1, will: will('will/ka') });
     const m = await s.nextPacket('PUBLISH', 4000);
     expect(m.topic).toBe('will/ka');
   });
 
   test('v5 DISCONNECT 0x04 publishes the will', async () => {
     const s = await subscriber('will/04');
-    const c = await client({ version: 5, will: will('will/04') });
+    const c = await client(b.port, { version: 5, will: will('will/04') });
     await c.disconnect(0x04);
     expect((await s.nextPacket('PUBLISH')).topic).toBe('will/04');
   });
 
   test('a retained will is stored as retained', async () => {
-    const c = await client({ version: 4, will: will('will/ret', { retain: true, qos: 1 }) });
+    const c = await client(b.port, { version: 4, will: will('will/ret', { retain: true, qos: 1 }) });
     c.destroy();
     await b.waitForLog(/connection lost/);
     const s = await subscriber('will/ret', 1);
@@ -114,7 +93,7 @@ describe('wills', () => {
 
   test('v5 will properties are forwarded (Will Delay Interval is not)', async () => {
     const s = await subscriber('will/props', 0, 5);
-    const c = await client({
+    const c = await client(b.port, {
       version: 5,
       will: will('will/props', { properties: { contentType: 'text/plain', userProperties: [['k', 'v']] } }),
     });
@@ -126,7 +105,7 @@ describe('wills', () => {
 
   test('v5 Will Delay Interval: published after the delay', async () => {
     const s = await subscriber('will/delay');
-    const c = await client({
+    const c = await client(b.port, {
       version: 5,
       clientId: 'will-delay',
       properties: { sessionExpiryInterval: 30 },
@@ -142,7 +121,7 @@ describe('wills', () => {
   test('v5 Will Delay Interval: reconnecting before the delay cancels the will [MQTT-3.1.3-9]', async () => {
     const s = await subscriber('will/cancel');
     const props = { sessionExpiryInterval: 30 };
-    const c = await client({
+    const c = await client(b.port, {
       version: 5,
       clientId: 'will-cancel',
       properties: props,
@@ -150,14 +129,14 @@ describe('wills', () => {
     });
     c.destroy();
     await b.waitForLog(/\[will-cancel\] connection lost/);
-    await client({ version: 5, clientId: 'will-cancel', clean: false, properties: props });
+    await client(b.port, { version: 5, clientId: 'will-cancel', clean: false, properties: props });
     expect(await s.nothing('PUBLISH', 1500)).toBe(true);
   });
 
   test('a session takeover publishes the old connection’s will [MQTT-3.1.4-3]', async () => {
     const s = await subscriber('will/takeover');
-    await client({ version: 5, clientId: 'will-taken', will: will('will/takeover') });
-    await client({ version: 5, clientId: 'will-taken' });
+    await client(b.port, { version: 5, clientId: 'will-taken', will: will('will/takeover') });
+    await client(b.port, { version: 5, clientId: 'will-taken' });
     expect((await s.nextPacket('PUBLISH')).topic).toBe('will/takeover');
   });
 
@@ -165,17 +144,22 @@ describe('wills', () => {
     const s = await subscriber('will/td/+');
     const props = { sessionExpiryInterval: 60 };
     const delayed = (topic: string) => will(topic, { properties: { willDelayInterval: 60 } });
-    await client({ version: 5, clientId: 'td-keep', properties: props, will: delayed('will/td/keep') });
-    await client({ version: 5, clientId: 'td-keep', clean: false, properties: props });
-    await client({ version: 5, clientId: 'td-new', properties: props, will: delayed('will/td/new') });
-    await client({ version: 5, clientId: 'td-new', clean: true, properties: props });
+    await client(b.port, {
+      version: 5,
+      clientId: 'td-keep',
+      properties: props,
+      will: delayed('will/td/keep'),
+    });
+    await client(b.port, { version: 5, clientId: 'td-keep', clean: false, properties: props });
+    await client(b.port, { version: 5, clientId: 'td-new', properties: props, will: delayed('will/td/new') });
+    await client(b.port, { version: 5, clientId: 'td-new', clean: true, properties: props });
     expect((await s.nextPacket('PUBLISH', 1000)).topic).toBe('will/td/new');
     expect(await s.nothing('PUBLISH', 200)).toBe(true);
   });
 
   test('v5 will delay longer than the session: published when the session ends', async () => {
     const s = await subscriber('will/session');
-    const c = await client({
+    const c = await client(b.port, {
       version: 5,
       properties: { sessionExpiryInterval: 0 },
       will: will('will/session', { properties: { willDelayInterval: 60 } }),
@@ -187,28 +171,23 @@ describe('wills', () => {
 
 describe('wills when the broker stops', () => {
   test('close() (SIGINT/SIGTERM) publishes no will: neither immediate nor waiting out a Will Delay', async () => {
-    const own = await startBroker();
-    try {
-      const a = await TestClient.connect(own.port, {
-        version: 5,
-        will: will('stop/now', { retain: true }),
-      });
-      clients.push(a);
-      const d = await TestClient.connect(own.port, {
-        version: 5,
-        clientId: 'delayed-will',
-        properties: { sessionExpiryInterval: 60 },
-        will: will('stop/later', { retain: true, properties: { willDelayInterval: 1 } }),
-      });
-      d.destroy();
-      await own.waitForLog(/\[delayed-will\] connection lost/);
-      await own.broker.close();
-      // A retained will would have been stored: neither was published.
-      expect(own.broker.retained.has('stop/now')).toBe(false);
-      expect(own.broker.retained.has('stop/later')).toBe(false);
-      expect(own.logs.some((l) => /stop\//.test(l))).toBe(false);
-    } finally {
-      await own.broker.close();
-    }
+    const own = await broker();
+    await client(own.port, {
+      version: 5,
+      will: will('stop/now', { retain: true }),
+    });
+    const d = await client(own.port, {
+      version: 5,
+      clientId: 'delayed-will',
+      properties: { sessionExpiryInterval: 60 },
+      will: will('stop/later', { retain: true, properties: { willDelayInterval: 1 } }),
+    });
+    d.destroy();
+    await own.waitForLog(/\[delayed-will\] connection lost/);
+    await own.broker.close();
+    // A retained will would have been stored: neither was published.
+    expect(own.broker.retained.has('stop/now')).toBe(false);
+    expect(own.broker.retained.has('stop/later')).toBe(false);
+    expect(own.logs.some((l) => /stop\//.test(l))).toBe(false);
   });
 });

@@ -1,45 +1,14 @@
 /** Subscription matching, overlapping subscriptions, v5 subscription options, shared subscriptions. */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import type { PublishPacket, QoS } from '../../src/protocol/index.js';
-import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
 
-let b: StartedBroker;
-const clients: TestClient[] = [];
-let nextId = 1;
-async function client(options: Parameters<typeof TestClient.connect>[1] = {}): Promise<TestClient> {
-  const c = await TestClient.connect(b.port, options);
-  clients.push(c);
-  return c;
-}
-async function subscribe(
-  c: TestClient,
-  filters: (
-    | string
-    | {
-        topicFilter: string;
-        qos: QoS;
-        noLocal?: boolean;
-        retainAsPublished?: boolean;
-        retainHandling?: 0 | 1 | 2;
-      }
-  )[],
-  subId?: number,
-): Promise<number[]> {
-  const packetId = nextId++;
-  c.send({
-    type: 'SUBSCRIBE',
-    packetId,
-    subscriptions: filters.map((f) => (typeof f === 'string' ? { topicFilter: f, qos: 0 as QoS } : f)),
-    ...(subId !== undefined ? { properties: { subscriptionIdentifiers: [subId] } } : {}),
-  });
-  const ack = await c.nextPacket('SUBACK');
-  expect(ack.packetId).toBe(packetId);
-  return ack.reasonCodes;
-}
+const h = brokerHarness();
+const { client, subscribe } = h;
+const b = h.sharedBroker();
+
 function publish(c: TestClient, topic: string, payload: string, qos: QoS = 0, retain = false): void {
-  const p: PublishPacket = { type: 'PUBLISH', topic, qos, dup: false, retain, payload: Buffer.from(payload) };
-  if (qos > 0) p.packetId = nextId++;
-  c.send(p);
+  c.send(h.pub(topic, payload, qos, retain));
 }
 /** Collects PUBLISH packets until a marker message on `marker` arrives (so "nothing else" is exact). */
 async function collectUntilMarker(c: TestClient, pub: TestClient, marker: string): Promise<PublishPacket[]> {
@@ -52,16 +21,6 @@ async function collectUntilMarker(c: TestClient, pub: TestClient, marker: string
   }
 }
 
-beforeAll(async () => {
-  b = await startBroker();
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.destroy();
-});
-afterAll(async () => {
-  await b.broker.close();
-});
-
 describe('matching', () => {
   test.each([
     ['a/+/c', ['a/b/c', 'a//c'], ['a/b', 'a/b/c/d', 'x/b/c']],
@@ -72,8 +31,8 @@ describe('matching', () => {
     ['$foo/#', ['$foo/x'], ['foo/x']],
     ['+/x', ['a/x'], ['$foo/x']],
   ])('%s', async (filter, yes, no) => {
-    const sub = await client({ version: 5 });
-    const pub = await client({ version: 5 });
+    const sub = await client(b.port, { version: 5 });
+    const pub = await client(b.port, { version: 5 });
     await subscribe(sub, [filter, 'marker/m']);
     for (const t of [...yes, ...no]) publish(pub, t, t);
     const got = await collectUntilMarker(sub, pub, 'marker/m');
@@ -81,8 +40,8 @@ describe('matching', () => {
   });
 
   test('$-topics are not matched by a leading wildcard [MQTT-4.7.2-1]', async () => {
-    const sub = await client({ version: 4 });
-    const pub = await client({ version: 4 });
+    const sub = await client(b.port, { version: 4 });
+    const pub = await client(b.port, { version: 4 });
     await subscribe(sub, ['#', '+/info', 'marker/d']);
     publish(pub, '$foo/info', 'x');
     publish(pub, 'bar/info', 'y');
@@ -91,15 +50,15 @@ describe('matching', () => {
   });
 
   test('SUBACK failure codes for invalid filters (3.1.1 0x80, v5 0x8F)', async () => {
-    const c4 = await client({ version: 4 });
+    const c4 = await client(b.port, { version: 4 });
     expect(await subscribe(c4, ['a/#/b', 'ok/+', 'a+'])).toEqual([0x80, 0, 0x80]);
-    const c5 = await client({ version: 5 });
+    const c5 = await client(b.port, { version: 5 });
     expect(await subscribe(c5, ['#/a', { topicFilter: 'ok', qos: 2 }, '$share//x'])).toEqual([0x8f, 2, 0x8f]);
   });
 
   test('UNSUBSCRIBE: v5 reason codes per filter; delivery stops', async () => {
-    const c = await client({ version: 5 });
-    const pub = await client({ version: 5 });
+    const c = await client(b.port, { version: 5 });
+    const pub = await client(b.port, { version: 5 });
     await subscribe(c, ['u/1', 'marker/u']);
     c.send({ type: 'UNSUBSCRIBE', packetId: 77, topicFilters: ['u/1', 'u/never', 'u/#/x'] });
     const ack = await c.nextPacket('UNSUBACK');
@@ -110,7 +69,7 @@ describe('matching', () => {
   });
 
   test('UNSUBSCRIBE 3.1.1: UNSUBACK without reason codes', async () => {
-    const c = await client({ version: 4 });
+    const c = await client(b.port, { version: 4 });
     await subscribe(c, ['u4']);
     c.send({ type: 'UNSUBSCRIBE', packetId: 5, topicFilters: ['u4'] });
     const ack = await c.nextPacket('UNSUBACK');
@@ -119,8 +78,8 @@ describe('matching', () => {
   });
 
   test('granted QoS is the requested QoS; resubscribing replaces the subscription', async () => {
-    const c = await client({ version: 4 });
-    const pub = await client({ version: 4 });
+    const c = await client(b.port, { version: 4 });
+    const pub = await client(b.port, { version: 4 });
     expect(await subscribe(c, [{ topicFilter: 'rq', qos: 2 }])).toEqual([2]);
     expect(await subscribe(c, [{ topicFilter: 'rq', qos: 0 }, 'marker/r'])).toEqual([0, 0]);
     publish(pub, 'rq', 'x', 2);
@@ -131,8 +90,8 @@ describe('matching', () => {
 
 describe('overlapping subscriptions', () => {
   test('3.1.1: one copy, at the highest QoS of the matching subscriptions', async () => {
-    const c = await client({ version: 4 });
-    const pub = await client({ version: 4 });
+    const c = await client(b.port, { version: 4 });
+    const pub = await client(b.port, { version: 4 });
     await subscribe(c, [{ topicFilter: 'o/+', qos: 0 }, { topicFilter: 'o/#', qos: 1 }, 'o/x', 'marker/o']);
     publish(pub, 'o/x', 'hello', 2);
     const got = await collectUntilMarker(c, pub, 'marker/o');
@@ -141,8 +100,8 @@ describe('overlapping subscriptions', () => {
   });
 
   test('v5: one copy per subscription, each with its Subscription Identifier', async () => {
-    const c = await client({ version: 5 });
-    const pub = await client({ version: 5 });
+    const c = await client(b.port, { version: 5 });
+    const pub = await client(b.port, { version: 5 });
     await subscribe(c, [{ topicFilter: 'o5/+', qos: 0 }], 11);
     await subscribe(c, [{ topicFilter: 'o5/#', qos: 1 }], 22);
     await subscribe(c, ['marker/o5']);
@@ -158,8 +117,8 @@ describe('overlapping subscriptions', () => {
 
 describe('v5 subscription options', () => {
   test('No Local: own messages are not delivered back', async () => {
-    const c = await client({ version: 5 });
-    const other = await client({ version: 5 });
+    const c = await client(b.port, { version: 5 });
+    const other = await client(b.port, { version: 5 });
     await subscribe(c, [{ topicFilter: 'nl', qos: 0, noLocal: true }, 'marker/nl']);
     publish(c, 'nl', 'mine');
     publish(other, 'nl', 'theirs');
@@ -168,8 +127,8 @@ describe('v5 subscription options', () => {
   });
 
   test('Retain As Published keeps the RETAIN flag on live delivery; otherwise it is cleared', async () => {
-    const c = await client({ version: 5 });
-    const pub = await client({ version: 5 });
+    const c = await client(b.port, { version: 5 });
+    const pub = await client(b.port, { version: 5 });
     await subscribe(c, [{ topicFilter: 'rap/1', qos: 0, retainAsPublished: true }, 'rap/2', 'marker/rap']);
     publish(pub, 'rap/1', 'a', 0, true);
     publish(pub, 'rap/2', 'b', 0, true);
@@ -183,25 +142,25 @@ describe('v5 subscription options', () => {
   });
 
   test('Retain Handling 0 / 1 / 2', async () => {
-    const pub = await client({ version: 5 });
+    const pub = await client(b.port, { version: 5 });
     publish(pub, 'rh/t', 'kept', 0, true);
-    const probe = await client({ version: 5 });
+    const probe = await client(b.port, { version: 5 });
     await subscribe(probe, ['rh/t']);
     await probe.nextPacket('PUBLISH');
 
-    const c = await client({ version: 5 });
+    const c = await client(b.port, { version: 5 });
     await subscribe(c, [{ topicFilter: 'rh/t', qos: 0, retainHandling: 0 }]);
     expect((await c.nextPacket('PUBLISH')).retain).toBe(true);
     await subscribe(c, [{ topicFilter: 'rh/t', qos: 0, retainHandling: 0 }]);
     expect((await c.nextPacket('PUBLISH')).retain).toBe(true); // 0: again on every subscribe
 
-    const c1 = await client({ version: 5 });
+    const c1 = await client(b.port, { version: 5 });
     await subscribe(c1, [{ topicFilter: 'rh/+', qos: 0, retainHandling: 1 }]);
     expect((await c1.nextPacket('PUBLISH')).payload.toString()).toBe('kept');
     await subscribe(c1, [{ topicFilter: 'rh/+', qos: 0, retainHandling: 1 }, 'marker/rh1']);
     expect(await collectUntilMarker(c1, pub, 'marker/rh1')).toEqual([]); // 1: not for an existing subscription
 
-    const c2 = await client({ version: 5 });
+    const c2 = await client(b.port, { version: 5 });
     await subscribe(c2, [{ topicFilter: 'rh/#', qos: 0, retainHandling: 2 }, 'marker/rh2']);
     expect(await collectUntilMarker(c2, pub, 'marker/rh2')).toEqual([]); // 2: never
     publish(pub, 'rh/t', '', 0, true);
@@ -210,10 +169,10 @@ describe('v5 subscription options', () => {
 
 describe('shared subscriptions', () => {
   test('$share/group/filter: round-robin among the group, one copy per group', async () => {
-    const m1 = await client({ version: 5 });
-    const m2 = await client({ version: 5 });
-    const plain = await client({ version: 5 });
-    const pub = await client({ version: 5 });
+    const m1 = await client(b.port, { version: 5 });
+    const m2 = await client(b.port, { version: 5 });
+    const plain = await client(b.port, { version: 5 });
+    const pub = await client(b.port, { version: 5 });
     await subscribe(m1, ['$share/g/sh/+', 'marker/sh']);
     await subscribe(m2, ['$share/g/sh/+', 'marker/sh']);
     await subscribe(plain, ['sh/+', 'marker/sh']);
@@ -230,7 +189,7 @@ describe('shared subscriptions', () => {
   });
 
   test('No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]', async () => {
-    const c = await client({ version: 5 });
+    const c = await client(b.port, { version: 5 });
     c.send({
       type: 'SUBSCRIBE',
       packetId: 1,
@@ -240,9 +199,9 @@ describe('shared subscriptions', () => {
   });
 
   test('shared subscriptions get no retained messages on subscribe', async () => {
-    const pub = await client({ version: 5 });
+    const pub = await client(b.port, { version: 5 });
     publish(pub, 'shr/t', 'kept', 0, true);
-    const c = await client({ version: 5 });
+    const c = await client(b.port, { version: 5 });
     await subscribe(c, ['$share/g2/shr/t', 'marker/shr']);
     expect(await collectUntilMarker(c, pub, 'marker/shr')).toEqual([]);
     publish(pub, 'shr/t', '', 0, true);

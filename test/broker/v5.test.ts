@@ -1,47 +1,11 @@
 /** MQTT 5 features: properties forwarded, Message Expiry, topic aliases, Maximum Packet Size. */
 import mqtt from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { Properties, PublishPacket, QoS } from '../../src/protocol/index.js';
-import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
+import { describe, expect, test } from 'vitest';
+import type { Properties, PublishPacket } from '../../src/protocol/index.js';
+import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
-let b: StartedBroker;
-const clients: TestClient[] = [];
-let n = 0;
-async function client(
-  options: Parameters<typeof TestClient.connect>[1] = {},
-  port = b.port,
-): Promise<TestClient> {
-  const c = await TestClient.connect(port, options);
-  clients.push(c);
-  return c;
-}
-async function subscribe(c: TestClient, topicFilter: string, qos: QoS = 0): Promise<void> {
-  c.send({ type: 'SUBSCRIBE', packetId: ++n, subscriptions: [{ topicFilter, qos }] });
-  await c.nextPacket('SUBACK');
-}
-function pub(topic: string, payload: string | Buffer, qos: QoS = 0, properties?: Properties): PublishPacket {
-  const p: PublishPacket = {
-    type: 'PUBLISH',
-    topic,
-    qos,
-    dup: false,
-    retain: false,
-    payload: Buffer.from(payload),
-  };
-  if (qos > 0) p.packetId = ++n;
-  if (properties !== undefined) p.properties = properties;
-  return p;
-}
-
-beforeAll(async () => {
-  b = await startBroker();
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.destroy();
-});
-afterAll(async () => {
-  await b.broker.close();
-});
+const { broker, sharedBroker, client, subscribe, pub } = brokerHarness();
+const b = sharedBroker();
 
 describe('properties', () => {
   const props: Properties = {
@@ -57,23 +21,23 @@ describe('properties', () => {
   };
 
   test.each([0, 1, 2] as const)('QoS %i: forwarded unchanged, in order', async (qos) => {
-    const s = await client({ version: 5 });
+    const s = await client(b.port, { version: 5 });
     await subscribe(s, `props/${qos}`, qos);
-    const p = await client({ version: 5 });
-    p.send(pub(`props/${qos}`, '{"x":1}', qos, props));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub(`props/${qos}`, '{"x":1}', qos, { properties: props }));
     const m = await s.nextPacket('PUBLISH');
     expect(m.properties).toEqual(props);
     expect(m.payload.toString()).toBe('{"x":1}');
   });
 
   test('v5 publisher to 3.1.1 subscriber and back: payload and topic intact', async () => {
-    const s4 = await client({ version: 4 });
-    const s5 = await client({ version: 5 });
+    const s4 = await client(b.port, { version: 4 });
+    const s5 = await client(b.port, { version: 5 });
     await subscribe(s4, 'mix/#', 1);
     await subscribe(s5, 'mix/#', 1);
-    const p5 = await client({ version: 5 });
-    const p4 = await client({ version: 4 });
-    p5.send(pub('mix/from5', 'five', 2, { contentType: 'x' }));
+    const p5 = await client(b.port, { version: 5 });
+    const p4 = await client(b.port, { version: 4 });
+    p5.send(pub('mix/from5', 'five', 2, { properties: { contentType: 'x' } }));
     p4.send(pub('mix/from4', 'four', 0));
     const a = [await s4.nextPacket('PUBLISH'), await s4.nextPacket('PUBLISH')];
     const c = [await s5.nextPacket('PUBLISH'), await s5.nextPacket('PUBLISH')];
@@ -124,24 +88,24 @@ describe('properties', () => {
 
 describe('Payload Format Indicator [MQTT-3.3.2.3.2]', () => {
   test('PFI 1 with a payload that is not UTF-8: PUBACK/PUBREC 0x99, QoS 0 DISCONNECT 0x99, not delivered', async () => {
-    const s = await client({ version: 5 });
+    const s = await client(b.port, { version: 5 });
     await subscribe(s, 'pfi/#', 2);
-    const p = await client({ version: 5, clientId: 'pfi-pub' });
+    const p = await client(b.port, { version: 5, clientId: 'pfi-pub' });
     const bad = Buffer.from([0x61, 0xff, 0xfe]);
-    p.send(pub('pfi/1', bad, 1, { payloadFormatIndicator: 1 }));
+    p.send(pub('pfi/1', bad, 1, { properties: { payloadFormatIndicator: 1 } }));
     expect((await p.nextPacket('PUBACK')).reasonCode).toBe(0x99);
-    p.send(pub('pfi/2', bad, 2, { payloadFormatIndicator: 1 }));
+    p.send(pub('pfi/2', bad, 2, { properties: { payloadFormatIndicator: 1 } }));
     expect((await p.nextPacket('PUBREC')).reasonCode).toBe(0x99);
     // Valid UTF-8 with PFI 1, and any bytes with PFI 0, go through.
-    p.send(pub('pfi/ok', 'héllo', 1, { payloadFormatIndicator: 1 }));
+    p.send(pub('pfi/ok', 'héllo', 1, { properties: { payloadFormatIndicator: 1 } }));
     expect((await p.nextPacket('PUBACK')).reasonCode ?? 0).toBe(0);
-    p.send(pub('pfi/bin', bad, 1, { payloadFormatIndicator: 0 }));
+    p.send(pub('pfi/bin', bad, 1, { properties: { payloadFormatIndicator: 0 } }));
     expect((await p.nextPacket('PUBACK')).reasonCode ?? 0).toBe(0);
     const first = await s.nextPacket('PUBLISH');
     expect(first.topic).toBe('pfi/ok');
     expect(first.properties?.payloadFormatIndicator).toBe(1);
     expect((await s.nextPacket('PUBLISH')).topic).toBe('pfi/bin');
-    p.send(pub('pfi/0', bad, 0, { payloadFormatIndicator: 1 }));
+    p.send(pub('pfi/0', bad, 0, { properties: { payloadFormatIndicator: 1 } }));
     expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x99);
     await b.waitForLog(
       /\[pfi-pub\] PUBLISH to 'pfi\/1' has Payload Format Indicator 1 but its payload is not UTF-8/,
@@ -150,7 +114,7 @@ describe('Payload Format Indicator [MQTT-3.3.2.3.2]', () => {
   });
 
   test('a will with PFI 1 and a payload that is not UTF-8: CONNACK 0x99', async () => {
-    const c = await client({
+    const c = await client(b.port, {
       version: 5,
       will: {
         topic: 'w',
@@ -168,20 +132,25 @@ describe('Payload Format Indicator [MQTT-3.3.2.3.2]', () => {
 describe('Message Expiry Interval', () => {
   test('a queued message expires; a live one is forwarded with the time left', async () => {
     const sessionProps = { sessionExpiryInterval: 60 };
-    const s = await client({ version: 5, clientId: 'exp-sub', properties: sessionProps });
+    const s = await client(b.port, { version: 5, clientId: 'exp-sub', properties: sessionProps });
     await subscribe(s, 'mexp/#', 1);
-    const p = await client({ version: 5 });
-    p.send(pub('mexp/live', 'x', 1, { messageExpiryInterval: 100 }));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('mexp/live', 'x', 1, { properties: { messageExpiryInterval: 100 } }));
     const live = await s.nextPacket('PUBLISH');
     expect(live.properties?.messageExpiryInterval).toBe(100);
     s.send({ type: 'PUBACK', packetId: live.packetId! });
     await s.disconnect();
-    p.send(pub('mexp/short', 'short', 1, { messageExpiryInterval: 1 }));
-    p.send(pub('mexp/long', 'long', 1, { messageExpiryInterval: 100 }));
+    p.send(pub('mexp/short', 'short', 1, { properties: { messageExpiryInterval: 1 } }));
+    p.send(pub('mexp/long', 'long', 1, { properties: { messageExpiryInterval: 100 } }));
     await p.nextPacket('PUBACK');
     await p.nextPacket('PUBACK');
     await new Promise((r) => setTimeout(r, 2100)); // the behaviour under test is the passing of time
-    const back = await client({ version: 5, clientId: 'exp-sub', clean: false, properties: sessionProps });
+    const back = await client(b.port, {
+      version: 5,
+      clientId: 'exp-sub',
+      clean: false,
+      properties: sessionProps,
+    });
     const m = await back.nextPacket('PUBLISH');
     expect(m.payload.toString()).toBe('long');
     const left = m.properties?.messageExpiryInterval ?? 0;
@@ -194,11 +163,11 @@ describe('Message Expiry Interval', () => {
 
 describe('topic aliases', () => {
   test('incoming: an alias set with a topic is used by later PUBLISHes with an empty topic', async () => {
-    const s = await client({ version: 4 });
+    const s = await client(b.port, { version: 4 });
     await subscribe(s, 'alias/t');
-    const p = await client({ version: 5 });
-    p.send(pub('alias/t', 'one', 0, { topicAlias: 3 }));
-    p.send(pub('', 'two', 0, { topicAlias: 3 }));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('alias/t', 'one', 0, { properties: { topicAlias: 3 } }));
+    p.send(pub('', 'two', 0, { properties: { topicAlias: 3 } }));
     const got = [await s.nextPacket('PUBLISH'), await s.nextPacket('PUBLISH')];
     expect(got.map((m) => [m.topic, m.payload.toString()])).toEqual([
       ['alias/t', 'one'],
@@ -207,62 +176,50 @@ describe('topic aliases', () => {
   });
 
   test('the alias is not forwarded to v5 subscribers', async () => {
-    const s = await client({ version: 5 });
+    const s = await client(b.port, { version: 5 });
     await subscribe(s, 'alias/f');
-    const p = await client({ version: 5 });
-    p.send(pub('alias/f', 'x', 0, { topicAlias: 1, contentType: 'c' }));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('alias/f', 'x', 0, { properties: { topicAlias: 1, contentType: 'c' } }));
     const m = await s.nextPacket('PUBLISH');
     expect(m.properties).toEqual({ contentType: 'c' });
   });
 
   test('an alias above the Topic Alias Maximum: DISCONNECT 0x94', async () => {
-    const tb = await startBroker({ topicAliasMax: 2 });
-    try {
-      const p = await client({ version: 5 }, tb.port);
-      expect(p.connack?.properties?.topicAliasMaximum).toBe(2);
-      p.send(pub('x', 'x', 0, { topicAlias: 3 }));
-      expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x94);
-    } finally {
-      await tb.broker.close();
-    }
+    const tb = await broker({ topicAliasMax: 2 });
+    const p = await client(tb.port, { version: 5 });
+    expect(p.connack?.properties?.topicAliasMaximum).toBe(2);
+    p.send(pub('x', 'x', 0, { properties: { topicAlias: 3 } }));
+    expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x94);
   });
 
   test('an unknown alias with an empty topic: protocol error 0x82', async () => {
-    const p = await client({ version: 5 });
-    p.send(pub('', 'x', 0, { topicAlias: 9 }));
+    const p = await client(b.port, { version: 5 });
+    p.send(pub('', 'x', 0, { properties: { topicAlias: 9 } }));
     expect((await p.nextPacket('DISCONNECT')).reasonCode).toBe(0x82);
   });
 
   test('--topic-alias-out: the broker assigns aliases for clients that accept them', async () => {
-    const tb = await startBroker({ topicAliasOut: true });
-    try {
-      const s = await client({ version: 5, properties: { topicAliasMaximum: 1 } }, tb.port);
-      await subscribe(s, 'out/+');
-      const p = await client({ version: 5 }, tb.port);
-      p.send(pub('out/a', '1'));
-      p.send(pub('out/a', '2'));
-      p.send(pub('out/b', '3'));
-      const got = [
-        await s.nextPacket('PUBLISH'),
-        await s.nextPacket('PUBLISH'),
-        await s.nextPacket('PUBLISH'),
-      ];
-      expect(got.map((m) => [m.topic, m.properties?.topicAlias, m.payload.toString()])).toEqual([
-        ['out/a', 1, '1'],
-        ['', 1, '2'],
-        ['out/b', undefined, '3'],
-      ]);
-    } finally {
-      await tb.broker.close();
-    }
+    const tb = await broker({ topicAliasOut: true });
+    const s = await client(tb.port, { version: 5, properties: { topicAliasMaximum: 1 } });
+    await subscribe(s, 'out/+');
+    const p = await client(tb.port, { version: 5 });
+    p.send(pub('out/a', '1'));
+    p.send(pub('out/a', '2'));
+    p.send(pub('out/b', '3'));
+    const got = [await s.nextPacket('PUBLISH'), await s.nextPacket('PUBLISH'), await s.nextPacket('PUBLISH')];
+    expect(got.map((m) => [m.topic, m.properties?.topicAlias, m.payload.toString()])).toEqual([
+      ['out/a', 1, '1'],
+      ['', 1, '2'],
+      ['out/b', undefined, '3'],
+    ]);
   });
 });
 
 describe('Maximum Packet Size', () => {
   test("messages larger than the client's Maximum Packet Size are not sent to it [MQTT-3.1.2-25]", async () => {
-    const s = await client({ version: 5, properties: { maximumPacketSize: 64 } });
+    const s = await client(b.port, { version: 5, properties: { maximumPacketSize: 64 } });
     await subscribe(s, 'big/+', 1);
-    const p = await client({ version: 5 });
+    const p = await client(b.port, { version: 5 });
     p.send(pub('big/1', Buffer.alloc(100, 'x'), 1));
     p.send(pub('big/2', 'small', 1));
     const m = await s.nextPacket('PUBLISH');
@@ -271,19 +228,15 @@ describe('Maximum Packet Size', () => {
   });
 
   test('--max-packet-size: advertised; a larger packet gets DISCONNECT 0x95 (v5), a close (3.1.1)', async () => {
-    const tb = await startBroker({ maxPacketSize: 100 });
-    try {
-      const p5 = await client({ version: 5 }, tb.port);
-      expect(p5.connack?.properties?.maximumPacketSize).toBe(100);
-      p5.send(pub('t', Buffer.alloc(200)));
-      expect((await p5.nextPacket('DISCONNECT')).reasonCode).toBe(0x95);
-      const p4 = await client({ version: 4 }, tb.port);
-      p4.send(pub('t', Buffer.alloc(200)));
-      await p4.closed();
-      expect(p4.received.map((x) => x.type)).toEqual(['CONNACK']);
-      await tb.waitForLog(/exceeds the maximum packet size 100/);
-    } finally {
-      await tb.broker.close();
-    }
+    const tb = await broker({ maxPacketSize: 100 });
+    const p5 = await client(tb.port, { version: 5 });
+    expect(p5.connack?.properties?.maximumPacketSize).toBe(100);
+    p5.send(pub('t', Buffer.alloc(200)));
+    expect((await p5.nextPacket('DISCONNECT')).reasonCode).toBe(0x95);
+    const p4 = await client(tb.port, { version: 4 });
+    p4.send(pub('t', Buffer.alloc(200)));
+    await p4.closed();
+    expect(p4.received.map((x) => x.type)).toEqual(['CONNACK']);
+    await tb.waitForLog(/exceeds the maximum packet size 100/);
   });
 });

@@ -12,7 +12,7 @@
  * sendRaw()).
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import {
   type ConnackPacket,
   type ConnectPacket,
@@ -25,6 +25,8 @@ import {
   type ProtocolVersion,
   type PublishPacket,
   type QoS,
+  type SubscribePacket,
+  type Subscription,
   type Will,
 } from '../../src/protocol/index.js';
 
@@ -255,9 +257,18 @@ export async function startBroker(
   return { broker, port: addresses.tcp?.port ?? 0, logs, waitForLog };
 }
 
+/** Extra fields for brokerHarness().pub; a plain boolean there means `retain`. */
+export interface PubOptions {
+  retain?: boolean;
+  dup?: boolean;
+  /** This packet id instead of a fresh one (set even for QoS 0). */
+  packetId?: number;
+  properties?: Properties;
+}
+
 /**
  * The brokers and clients of one test file, closed after each test. Call once at the top level:
- * `const { broker, client, subscribe, pub, track } = brokerHarness();`
+ * `const { broker, sharedBroker, client, subscribe, pub, track } = brokerHarness();`
  */
 export function brokerHarness() {
   const clients: TestClient[] = [];
@@ -267,12 +278,72 @@ export function brokerHarness() {
     for (const c of clients.splice(0)) c.destroy();
     for (const b of closables.splice(0)) await b.close();
   });
+
+  /** SUBSCRIBE one filter; resolves with the SUBACK's reason code. */
+  function subscribe(c: TestClient, topicFilter: string, qos?: QoS): Promise<number>;
+  /**
+   * SUBSCRIBE several filters in one packet (a string is that filter at QoS 0), optionally with a
+   * Subscription Identifier; checks the SUBACK's packet id, resolves with its reason codes.
+   */
+  function subscribe(
+    c: TestClient,
+    filters: (string | Subscription)[],
+    subscriptionId?: number,
+  ): Promise<number[]>;
+  async function subscribe(
+    c: TestClient,
+    filters: string | (string | Subscription)[],
+    qosOrId?: number,
+  ): Promise<number | number[]> {
+    const packetId = ++n;
+    const one = typeof filters === 'string';
+    const subscriptions: Subscription[] = one
+      ? [{ topicFilter: filters, qos: (qosOrId ?? 0) as QoS }]
+      : filters.map((f) => (typeof f === 'string' ? { topicFilter: f, qos: 0 } : f));
+    const packet: SubscribePacket = { type: 'SUBSCRIBE', packetId, subscriptions };
+    if (!one && qosOrId !== undefined) packet.properties = { subscriptionIdentifiers: [qosOrId] };
+    c.send(packet);
+    const ack = await c.nextPacket('SUBACK');
+    expect(ack.packetId).toBe(packetId);
+    return one ? ack.reasonCodes[0]! : ack.reasonCodes;
+  }
+
   return {
     /** An in-process broker (startBroker), closed after the test. */
     async broker(options: Parameters<typeof startBroker>[0] = {}): Promise<StartedBroker> {
       const b = await startBroker(options);
       closables.push(b.broker);
       return b;
+    },
+    /**
+     * One broker for the enclosing describe (or file): started in beforeAll, closed in afterAll.
+     * Call it at the top level or in a describe callback; read its fields inside tests.
+     */
+    sharedBroker(options: Parameters<typeof startBroker>[0] = {}): StartedBroker {
+      let started: StartedBroker | undefined;
+      beforeAll(async () => {
+        started = await startBroker(options);
+      });
+      afterAll(async () => {
+        await started?.broker.close();
+        started = undefined;
+      });
+      const get = (): StartedBroker => {
+        if (started === undefined) throw new Error('sharedBroker() is only started inside its suite');
+        return started;
+      };
+      return {
+        get broker() {
+          return get().broker;
+        },
+        get port() {
+          return get().port;
+        },
+        get logs() {
+          return get().logs;
+        },
+        waitForLog: (re, timeoutMs) => get().waitForLog(re, timeoutMs),
+      };
     },
     /** Closes `b` after the test too (a Broker made by the test itself). */
     track<T extends { close(): Promise<unknown> }>(b: T): T {
@@ -284,22 +355,26 @@ export function brokerHarness() {
       clients.push(c);
       return c;
     },
-    /** SUBSCRIBE one filter; resolves with the SUBACK's reason code. */
-    async subscribe(c: TestClient, topicFilter: string, qos: QoS = 0): Promise<number> {
-      c.send({ type: 'SUBSCRIBE', packetId: ++n, subscriptions: [{ topicFilter, qos }] });
-      return (await c.nextPacket('SUBACK')).reasonCodes[0]!;
-    },
-    /** A PUBLISH packet, with a fresh packet id when qos > 0. */
-    pub(topic: string, payload: string, qos: QoS = 0, retain = false): PublishPacket {
+    subscribe,
+    /** A PUBLISH packet, with a fresh packet id when qos > 0 (unless options give one). */
+    pub(
+      topic: string,
+      payload: string | Buffer,
+      qos: QoS = 0,
+      options: boolean | PubOptions = false,
+    ): PublishPacket {
+      const o: PubOptions = typeof options === 'boolean' ? { retain: options } : options;
       const p: PublishPacket = {
         type: 'PUBLISH',
         topic,
         qos,
-        dup: false,
-        retain,
+        dup: o.dup ?? false,
+        retain: o.retain ?? false,
         payload: Buffer.from(payload),
       };
-      if (qos > 0) p.packetId = ++n;
+      if (o.packetId !== undefined) p.packetId = o.packetId;
+      else if (qos > 0) p.packetId = ++n;
+      if (o.properties !== undefined) p.properties = o.properties;
       return p;
     },
   };
