@@ -431,11 +431,16 @@ function latencyWarmupMs(opts, rate) {
   return Math.max(opts.warmupMs, (1000 * LATENCY_WARMUP_MESSAGES) / rate);
 }
 
+/** The latency scenario measures longer than the others (bench/broker.mjs sets latencyMs). */
+function latencyWindowMs(opts) {
+  return opts.latencyMs ?? opts.durationMs;
+}
+
 /** One broker alone: warm-up, then one measurement window. */
 export async function latency(broker, opts, rate = 5000) {
   const session = await latencySession(broker, rate);
   await session.send(latencyWarmupMs(opts, rate), false);
-  await session.send(opts.durationMs, true);
+  await session.send(latencyWindowMs(opts), true);
   return session.finish();
 }
 
@@ -446,11 +451,12 @@ export async function latency(broker, opts, rate = 5000) {
  * are shorter than that. Only one broker has traffic at any moment.
  */
 export async function latencyInterleaved(brokers, opts, rate = 5000, turnMs = 250) {
-  const rounds = Math.max(1, Math.round(opts.durationMs / turnMs));
+  const windowMs = latencyWindowMs(opts);
+  const rounds = Math.max(1, Math.round(windowMs / turnMs));
   const sessions = [];
   for (const b of brokers) sessions.push(await latencySession(b, rate));
   for (const s of sessions) await s.send(latencyWarmupMs(opts, rate), false);
-  for (let r = 0; r < rounds; r++) for (const s of sessions) await s.send(opts.durationMs / rounds, true);
+  for (let r = 0; r < rounds; r++) for (const s of sessions) await s.send(windowMs / rounds, true);
   const rows = [];
   for (const s of sessions) rows.push(await s.finish());
   return rows;
