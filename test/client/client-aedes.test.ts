@@ -7,15 +7,16 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { type ClientOptions, DisconnectError, MqttClient } from '../../src/client/index.js';
-import type { Packet, PublishPacket } from '../../src/protocol/index.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DisconnectError, MqttClient } from '../../src/client/index.js';
+import type { Packet } from '../../src/protocol/index.js';
+import { clientHarness } from '../helpers/client-harness.js';
 import { once, startProxy } from './fake-broker.js';
 
 let aedes: Aedes;
 let server: net.Server;
 let port: number;
-const cleanups: (() => Promise<void> | void)[] = [];
+const { cleanups, opts, connect, collect } = clientHarness({ version: 4, idPrefix: 'aedes-test' });
 
 beforeAll(async () => {
   aedes = await Aedes.createBroker();
@@ -28,37 +29,6 @@ afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
   await new Promise<void>((r) => aedes.close(() => r()));
 });
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-let seq = 0;
-function opts(p: number, extra: Partial<ClientOptions> = {}): ClientOptions {
-  return {
-    transport: 'mqtt',
-    host: '127.0.0.1',
-    port: p,
-    version: 4,
-    clientId: `aedes-test-${process.pid}-${seq++}`,
-    keepalive: 60,
-    clean: true,
-    connectTimeoutMs: 3000,
-    ...extra,
-  };
-}
-
-async function connect(o: ClientOptions): Promise<MqttClient> {
-  const c = await MqttClient.connect(o);
-  cleanups.push(() => c.destroy());
-  return c;
-}
-
-function collect(c: MqttClient): PublishPacket[] {
-  const got: PublishPacket[] = [];
-  c.on('message', (p) => got.push({ ...p, payload: Buffer.from(p.payload) }));
-  return got;
-}
 
 describe('publish and subscribe (3.1.1)', () => {
   test.each([0, 1, 2] as const)('QoS %i round trip', async (qos) => {

@@ -3,46 +3,18 @@
  * demand (redirects, topic aliases it sends, Receive Maximum, refusals, resends after a cut).
  */
 import net from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
-import {
-  type ClientOptions,
-  ConnectError,
-  DisconnectError,
-  MqttClient,
-  PublishRefusedError,
-} from '../../src/client/index.js';
+import { describe, expect, test } from 'vitest';
+import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
 import type { Packet, PublishPacket } from '../../src/protocol/index.js';
+import { clientHarness } from '../helpers/client-harness.js';
 import { type FakeBroker, once, startFakeBroker } from './fake-broker.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups, opts, connect } = clientHarness({ version: 5, clientId: 'fake-test' });
 
 async function fake(...args: Parameters<typeof startFakeBroker>): Promise<FakeBroker> {
   const b = await startFakeBroker(...args);
   cleanups.push(() => b.stop());
   return b;
-}
-
-function opts(port: number, extra: Partial<ClientOptions> = {}): ClientOptions {
-  return {
-    transport: 'mqtt',
-    host: '127.0.0.1',
-    port,
-    version: 5,
-    clientId: 'fake-test',
-    keepalive: 60,
-    clean: true,
-    connectTimeoutMs: 3000,
-    ...extra,
-  };
-}
-
-async function connect(o: ClientOptions): Promise<MqttClient> {
-  const c = await MqttClient.connect(o);
-  cleanups.push(() => c.destroy());
-  return c;
 }
 
 describe('connect refusals, in plain words', () => {

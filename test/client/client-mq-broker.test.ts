@@ -3,24 +3,16 @@
  * Receive Maximum, refusals and limits from the broker's fault knobs, QoS 2 across a cut) plus
  * 3.1 / 3.1.1 and WebSocket.
  */
-import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { Broker, type BrokerOptions } from '../../src/broker/index.js';
-import {
-  type ClientOptions,
-  ConnectError,
-  DisconnectError,
-  MqttClient,
-  PublishRefusedError,
-} from '../../src/client/index.js';
-import type { Packet, PublishPacket } from '../../src/protocol/index.js';
+import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
+import type { Packet } from '../../src/protocol/index.js';
+import { clientHarness } from '../helpers/client-harness.js';
 import { once, startProxy } from './fake-broker.js';
 
 const brokers: Broker[] = [];
-const cleanups: (() => Promise<void> | void)[] = [];
+const { cleanups, opts, connect, collect } = clientHarness({ version: 5, idPrefix: 'mqb' });
 
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
 afterAll(async () => {
   for (const b of brokers) await b.close();
 });
@@ -36,33 +28,6 @@ let shared: { port: number } | undefined;
 async function sharedBroker(): Promise<number> {
   shared ??= await startBroker({ topicAliasOut: true });
   return shared.port;
-}
-
-let seq = 0;
-function opts(port: number, extra: Partial<ClientOptions> = {}): ClientOptions {
-  return {
-    transport: 'mqtt',
-    host: '127.0.0.1',
-    port,
-    version: 5,
-    clientId: `mqb-${process.pid}-${seq++}`,
-    keepalive: 60,
-    clean: true,
-    connectTimeoutMs: 3000,
-    ...extra,
-  };
-}
-
-async function connect(o: ClientOptions): Promise<MqttClient> {
-  const c = await MqttClient.connect(o);
-  cleanups.push(() => c.destroy());
-  return c;
-}
-
-function collect(c: MqttClient): PublishPacket[] {
-  const got: PublishPacket[] = [];
-  c.on('message', (p) => got.push({ ...p, payload: Buffer.from(p.payload) }));
-  return got;
 }
 
 describe('round trips', () => {

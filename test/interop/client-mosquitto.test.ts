@@ -1,13 +1,7 @@
-/**
- * mq's client core against a real Mosquitto 2.0: TLS with a CA generated here (success, wrong CA,
- * wrong host name), WebSocket, Unix socket, MQTT 5 topic aliases, and QoS 2 exactly once across a
- * cut connection in both directions.
- */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { newCommand } from '../../src/cli/command.js';
 import {
   addConnectionOptions,
@@ -17,6 +11,8 @@ import {
 import { type ClientOptions, ConnectError, MqttClient } from '../../src/client/index.js';
 import type { Packet, PublishPacket } from '../../src/protocol/index.js';
 import { once, startProxy } from '../client/fake-broker.js';
+import { testPki } from '../helpers/certs.js';
+import { clientHarness } from '../helpers/client-harness.js';
 import { freePort, type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 
 let mosq: MosquittoHandle;
@@ -26,66 +22,17 @@ let tlsOtherPort: number;
 let wssPort: number;
 let tlsExpiredPort: number;
 let unixPath: string;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-function openssl(args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
+const { cleanups, connect, collect } = clientHarness({ version: 4 });
 
 /** A CA, a server cert for 127.0.0.1/localhost, one for other.example only, and an unrelated CA. */
 function makeCertificates(): void {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=mq test CA',
-  ]);
-  openssl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'other-ca.key',
-    '-out',
-    'other-ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=other CA',
-  ]);
-  const server = (name: string, san: string, days = '2') => {
-    writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
-    openssl(['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-    openssl([
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.pem`,
-      '-days',
-      days,
-      '-extfile',
-      `${name}.ext`,
-    ]);
-  };
-  server('server', 'DNS:localhost,IP:127.0.0.1');
-  server('other', 'DNS:other.example');
+  const pki = testPki(dir);
+  pki.ca('ca', 'mq test CA');
+  pki.ca('other-ca', 'other CA');
+  pki.server('server', 'DNS:localhost,IP:127.0.0.1');
+  pki.server('other', 'DNS:other.example');
   // Valid until a day before it was issued: expired from the start.
-  server('expired', 'DNS:localhost,IP:127.0.0.1', '-1');
+  pki.server('expired', 'DNS:localhost,IP:127.0.0.1', { days: -1 });
   for (const f of [
     'ca.pem',
     'server.pem',
@@ -139,10 +86,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
 /** ClientOptions exactly as the CLI would build them from these flags. */
 async function fromFlags(args: string[]): Promise<ClientOptions> {
   const cmd = newCommand('t').exitOverride();
@@ -150,18 +93,6 @@ async function fromFlags(args: string[]): Promise<ClientOptions> {
   cmd.parse(args, { from: 'user' });
   const o = await resolveConnectionOptions(cmd.opts<ConnectionFlags>(), 'pub', {});
   return { ...o, connectTimeoutMs: 5000 };
-}
-
-async function connect(o: ClientOptions): Promise<MqttClient> {
-  const c = await MqttClient.connect(o);
-  cleanups.push(() => c.destroy());
-  return c;
-}
-
-function collect(c: MqttClient): PublishPacket[] {
-  const got: PublishPacket[] = [];
-  c.on('message', (p) => got.push({ ...p, payload: Buffer.from(p.payload) }));
-  return got;
 }
 
 /** Subscribes over plain TCP, publishes through `client`, expects the message to arrive. */
