@@ -1,12 +1,8 @@
-/**
- * mq pub / mq sub / mq req against a real Mosquitto, with mosquitto_pub / mosquitto_sub /
- * mosquitto_rr on the other side: QoS 0/1/2, retained, will, v5 properties, binary payloads.
- */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testPki } from '../helpers/certs.js';
 import { freePort, type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 import { killAll, type Spawned, spawnMq, spawnProcess } from '../helpers/spawn.js';
 
@@ -17,53 +13,10 @@ let dir: string;
 
 /** A test CA and a server certificate valid for the name localhost only (not 127.0.0.1). */
 function makeCertificates(): void {
-  const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=mq cli test CA',
-  ]);
-  openssl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'other.key',
-    '-out',
-    'other-ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=other CA',
-  ]);
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost\n');
-  openssl(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  openssl([
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'server.ext',
-  ]);
+  const pki = testPki(dir);
+  pki.ca('ca', 'mq cli test CA');
+  pki.ca('other-ca', 'other CA');
+  pki.server('server', 'DNS:localhost');
 }
 
 beforeAll(async () => {
