@@ -112,13 +112,18 @@ function stopper(proc, cleanup) {
     });
 }
 
-/** MQ_BENCH_NODE_FLAGS: node flags for the mq broker process only (experiments, e.g. --trace-gc). */
-function nodeFlags(name = 'MQ_BENCH_NODE_FLAGS') {
-  const v = process.env[name];
-  return v === undefined || v.trim() === '' ? [] : v.trim().split(/\s+/);
+/** The whitespace-separated words of environment variable `name` ([] when unset). */
+function envWords(name) {
+  return (process.env[name] ?? '').split(/\s+/).filter(Boolean);
 }
 
-async function startMq(extraArgs = [], flags = nodeFlags(), name = 'mq', bin = join(ROOT, 'bin', 'mq')) {
+// MQ_BENCH_NODE_FLAGS: node flags for the mq broker process only (experiments, e.g. --trace-gc).
+async function startMq(
+  extraArgs = [],
+  flags = envWords('MQ_BENCH_NODE_FLAGS'),
+  name = 'mq',
+  bin = join(ROOT, 'bin', 'mq'),
+) {
   const [proc, m] = await spawnAndWait(
     process.execPath,
     // -q: no per-connection log lines, like Mosquitto's `log_type error` below.
@@ -199,12 +204,7 @@ export const BROKERS = {
   null: startNull,
   mq: startMq,
   mqx: () =>
-    startMq(
-      (process.env.MQ_BENCH_X_ARGS ?? '').split(/\s+/).filter(Boolean),
-      nodeFlags('MQ_BENCH_X_FLAGS'),
-      'mqx',
-      process.env.MQ_BENCH_X_BIN,
-    ),
+    startMq(envWords('MQ_BENCH_X_ARGS'), envWords('MQ_BENCH_X_FLAGS'), 'mqx', process.env.MQ_BENCH_X_BIN),
   mosquitto: startMosquitto,
   aedes: startAedes,
 };
