@@ -1,4 +1,6 @@
 /** stdin and stdout for commands whose input or output is data. */
+import { readFileSync } from 'node:fs';
+import { CliError, ExitCode, UsageError } from './errors.js';
 
 /** Reads all of stdin (for `-` values and piped input). */
 export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<Buffer> {
@@ -21,4 +23,31 @@ export function writeStdout(data: string | Buffer): Promise<void> {
       resolve();
     });
   });
+}
+
+/**
+ * The input of a command that takes data (decode, encode): its arguments joined by spaces, else
+ * the file of -f, else stdin (`-f -` too). `both` is the UsageError for arguments with -f, `none`
+ * the one for no input at all (stdin is a terminal).
+ */
+export async function readCommandInput(
+  args: string[],
+  file: string | undefined,
+  messages: { both: string; none: string },
+): Promise<Buffer | string> {
+  if (args.length > 0 && file !== undefined) throw new UsageError(messages.both);
+  if (args.length > 0) return args.join(' ');
+  if (file !== undefined && file !== '-') {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new CliError(
+        `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+        ExitCode.Usage,
+      );
+    }
+  }
+  if (process.stdin.isTTY) throw new UsageError(messages.none);
+  return readStdin();
 }

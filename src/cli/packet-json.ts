@@ -12,6 +12,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ALL_PACKET_TYPES } from '../protocol/constants.js';
+import { encode } from '../protocol/encode.js';
 import { PROPERTY_BY_NAME, type PropertyInfo } from '../protocol/properties.js';
 import type {
   ConnectPacket,
@@ -19,6 +20,7 @@ import type {
   PacketTypeName,
   Properties,
   ProtocolVersion,
+  PublishPacket,
   QoS,
   Subscription,
   Will,
@@ -428,6 +430,55 @@ function list(value: unknown, path: string): unknown[] {
   return value;
 }
 
+/** `{ properties }` from the object's "properties" field, or nothing when it has none. */
+function propsFromJson(obj: Record<string, unknown>, path: string): { properties?: Properties } {
+  return obj.properties === undefined
+    ? {}
+    : { properties: propertiesFromJson(obj.properties, `${path}.properties`) };
+}
+
+/** A CONNECT: its protocolVersion field, else `version` (the object's or the default), else 5. */
+function connectFromJson(obj: Record<string, unknown>, version: ProtocolVersion | undefined): ConnectPacket {
+  const path = 'CONNECT';
+  const level = obj.protocolVersion === undefined ? undefined : parseProtocolVersion(obj.protocolVersion);
+  if (obj.protocolVersion !== undefined && level === undefined) {
+    fail(`${path}.protocolVersion`, `expected 3, 4 or 5, got ${describe(obj.protocolVersion)}`);
+  }
+  const connect: ConnectPacket = {
+    type: 'CONNECT',
+    protocolVersion: level ?? version ?? 5,
+    clean: bool(obj.clean, `${path}.clean`, true),
+    keepalive: obj.keepalive === undefined ? 60 : int(obj.keepalive, `${path}.keepalive`, 0, 65_535),
+    clientId: obj.clientId === undefined ? '' : str(obj.clientId, `${path}.clientId`),
+    ...propsFromJson(obj, path),
+  };
+  if (obj.protocolName !== undefined) connect.protocolName = str(obj.protocolName, `${path}.protocolName`);
+  if (obj.will !== undefined) connect.will = willFromJson(obj.will, `${path}.will`);
+  if (obj.username !== undefined) connect.username = str(obj.username, `${path}.username`);
+  if (obj.password !== undefined) {
+    connect.password = binaryFromJson(obj.password, obj.passwordEncoding, `${path}.password`);
+  }
+  return connect;
+}
+
+/** A PUBLISH: QoS 1 and 2 need a packetId. */
+function publishFromJson(obj: Record<string, unknown>): PublishPacket {
+  const path = 'PUBLISH';
+  const q = qos(obj.qos, `${path}.qos`, 0);
+  const packet: PublishPacket = {
+    type: 'PUBLISH',
+    dup: bool(obj.dup, `${path}.dup`, false),
+    qos: q,
+    retain: bool(obj.retain, `${path}.retain`, false),
+    topic: str(obj.topic, `${path}.topic`),
+    payload: binaryFromJson(obj.payload, obj.payloadEncoding, `${path}.payload`),
+    ...propsFromJson(obj, path),
+  };
+  if (obj.packetId !== undefined) packet.packetId = int(obj.packetId, `${path}.packetId`, 0, 65_535);
+  else if (q > 0) fail(`${path}.packetId`, `a QoS ${q} PUBLISH needs a packetId (1 to 65535)`);
+  return packet;
+}
+
 /**
  * The packet a JSON object describes, and the protocol version to encode it for (its `version`
  * field; a CONNECT's `protocolVersion`; else `defaultVersion`, else 5). Throws UsageError naming the
@@ -455,10 +506,9 @@ export function jsonToPacket(
     if (version === undefined)
       fail('version', `expected '3.1', '3.1.1' or '5.0', got ${describe(obj.version)}`);
   }
-  const props = (): { properties?: Properties } =>
-    obj.properties === undefined
-      ? {}
-      : { properties: propertiesFromJson(obj.properties, `${path}.properties`) };
+  const props = (): { properties?: Properties } => propsFromJson(obj, path);
+  const listOf = <T>(field: string, read: (value: unknown, path: string) => T): T[] =>
+    list(obj[field], `${path}.${field}`).map((v, i) => read(v, `${path}.${field}[${i}]`));
   const optionalReason = (): { reasonCode?: number } =>
     obj.reasonCode === undefined ? {} : { reasonCode: int(obj.reasonCode, `${path}.reasonCode`, 0, 255) };
   const packetId = (): number => int(obj.packetId, `${path}.packetId`, 0, 65_535);
@@ -466,27 +516,8 @@ export function jsonToPacket(
   let packet: Packet;
   switch (type) {
     case 'CONNECT': {
-      const level = obj.protocolVersion === undefined ? undefined : parseProtocolVersion(obj.protocolVersion);
-      if (obj.protocolVersion !== undefined && level === undefined) {
-        fail(`${path}.protocolVersion`, `expected 3, 4 or 5, got ${describe(obj.protocolVersion)}`);
-      }
-      const protocolVersion = level ?? version ?? defaultVersion ?? 5;
-      version ??= protocolVersion;
-      const connect: ConnectPacket = {
-        type,
-        protocolVersion,
-        clean: bool(obj.clean, `${path}.clean`, true),
-        keepalive: obj.keepalive === undefined ? 60 : int(obj.keepalive, `${path}.keepalive`, 0, 65_535),
-        clientId: obj.clientId === undefined ? '' : str(obj.clientId, `${path}.clientId`),
-        ...props(),
-      };
-      if (obj.protocolName !== undefined)
-        connect.protocolName = str(obj.protocolName, `${path}.protocolName`);
-      if (obj.will !== undefined) connect.will = willFromJson(obj.will, `${path}.will`);
-      if (obj.username !== undefined) connect.username = str(obj.username, `${path}.username`);
-      if (obj.password !== undefined) {
-        connect.password = binaryFromJson(obj.password, obj.passwordEncoding, `${path}.password`);
-      }
+      const connect = connectFromJson(obj, version ?? defaultVersion);
+      version ??= connect.protocolVersion;
       packet = connect;
       break;
     }
@@ -498,21 +529,9 @@ export function jsonToPacket(
         ...props(),
       };
       break;
-    case 'PUBLISH': {
-      const q = qos(obj.qos, `${path}.qos`, 0);
-      packet = {
-        type,
-        dup: bool(obj.dup, `${path}.dup`, false),
-        qos: q,
-        retain: bool(obj.retain, `${path}.retain`, false),
-        topic: str(obj.topic, `${path}.topic`),
-        payload: binaryFromJson(obj.payload, obj.payloadEncoding, `${path}.payload`),
-        ...props(),
-      };
-      if (obj.packetId !== undefined) packet.packetId = packetId();
-      else if (q > 0) fail(`${path}.packetId`, `a QoS ${q} PUBLISH needs a packetId (1 to 65535)`);
+    case 'PUBLISH':
+      packet = publishFromJson(obj);
       break;
-    }
     case 'PUBACK':
     case 'PUBREC':
     case 'PUBREL':
@@ -523,9 +542,7 @@ export function jsonToPacket(
       packet = {
         type,
         packetId: packetId(),
-        subscriptions: list(obj.subscriptions, `${path}.subscriptions`).map((s, i) =>
-          subscriptionFromJson(s, `${path}.subscriptions[${i}]`),
-        ),
+        subscriptions: listOf('subscriptions', subscriptionFromJson),
         ...props(),
       };
       break;
@@ -537,9 +554,7 @@ export function jsonToPacket(
         reasonCodes:
           obj.reasonCodes === undefined && type === 'UNSUBACK'
             ? []
-            : list(obj.reasonCodes, `${path}.reasonCodes`).map((c, i) =>
-                int(c, `${path}.reasonCodes[${i}]`, 0, 255),
-              ),
+            : listOf('reasonCodes', (c, at) => int(c, at, 0, 255)),
         ...props(),
       };
       break;
@@ -547,9 +562,7 @@ export function jsonToPacket(
       packet = {
         type,
         packetId: packetId(),
-        topicFilters: list(obj.topicFilters, `${path}.topicFilters`).map((f, i) =>
-          str(f, `${path}.topicFilters[${i}]`),
-        ),
+        topicFilters: listOf('topicFilters', str),
         ...props(),
       };
       break;
@@ -567,4 +580,53 @@ export function jsonToPacket(
     }
   }
   return { packet, version: version ?? defaultVersion ?? 5 };
+}
+
+// --- JSON text in, bytes out (mq encode) -----------------------------------------------------
+
+/** The JSON values in `text`: one value (an object or a list of objects), or NDJSON lines. */
+export function parseJsonInput(text: string): { value: unknown; where: string }[] {
+  const trimmed = text.trim();
+  if (trimmed === '') throw new UsageError('no JSON to encode');
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    if (Array.isArray(value)) return value.map((v, i) => ({ value: v, where: `item ${i + 1}: ` }));
+    return [{ value, where: '' }];
+  } catch {
+    // Not one value: NDJSON, one object a line.
+  }
+  const out: { value: unknown; where: string }[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] ?? '').trim();
+    if (line === '') continue;
+    try {
+      out.push({ value: JSON.parse(line), where: `line ${i + 1}: ` });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new UsageError(`line ${i + 1} is not JSON: ${reason}`);
+    }
+  }
+  return out;
+}
+
+/** Encodes every packet the JSON describes; throws UsageError naming the packet and field. */
+export function encodeJson(text: string, defaultVersion?: ProtocolVersion): Buffer[] {
+  const out: Buffer[] = [];
+  for (const { value, where } of parseJsonInput(text)) {
+    let decoded: ReturnType<typeof jsonToPacket>;
+    try {
+      decoded = jsonToPacket(value, defaultVersion);
+    } catch (err) {
+      if (err instanceof UsageError) throw new UsageError(`${where}${err.message}`);
+      throw err;
+    }
+    try {
+      out.push(encode(decoded.packet, decoded.version));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new UsageError(`${where}cannot encode ${decoded.packet.type}: ${reason}`);
+    }
+  }
+  return out;
 }

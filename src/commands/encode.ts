@@ -2,14 +2,11 @@
  * `mq encode`: packets described as JSON (what `mq decode --json` prints) into bytes: hex by
  * default, one line per packet; `--raw` for binary.
  */
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
-import { CliError, ExitCode, UsageError } from '../cli/errors.js';
-import { readStdin, writeStdout } from '../cli/io.js';
-import { jsonToPacket, parseProtocolVersion } from '../cli/packet-json.js';
-import { encode } from '../protocol/encode.js';
-import type { ProtocolVersion } from '../protocol/types.js';
+import { ExitCode, UsageError } from '../cli/errors.js';
+import { readCommandInput, writeStdout } from '../cli/io.js';
+import { encodeJson, parseProtocolVersion } from '../cli/packet-json.js';
 
 interface EncodeOpts {
   file?: string;
@@ -17,53 +14,6 @@ interface EncodeOpts {
   raw?: boolean;
   spaced?: boolean;
   base64?: boolean;
-}
-
-/** The JSON values in `text`: one value (an object or a list of objects), or NDJSON lines. */
-export function parseJsonInput(text: string): { value: unknown; where: string }[] {
-  const trimmed = text.trim();
-  if (trimmed === '') throw new UsageError('no JSON to encode');
-  try {
-    const value: unknown = JSON.parse(trimmed);
-    if (Array.isArray(value)) return value.map((v, i) => ({ value: v, where: `item ${i + 1}: ` }));
-    return [{ value, where: '' }];
-  } catch {
-    // Not one value: NDJSON, one object a line.
-  }
-  const out: { value: unknown; where: string }[] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] ?? '').trim();
-    if (line === '') continue;
-    try {
-      out.push({ value: JSON.parse(line), where: `line ${i + 1}: ` });
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new UsageError(`line ${i + 1} is not JSON: ${reason}`);
-    }
-  }
-  return out;
-}
-
-/** Encodes every packet the JSON describes; throws UsageError naming the packet and field. */
-export function encodeJson(text: string, defaultVersion?: ProtocolVersion): Buffer[] {
-  const out: Buffer[] = [];
-  for (const { value, where } of parseJsonInput(text)) {
-    let decoded: ReturnType<typeof jsonToPacket>;
-    try {
-      decoded = jsonToPacket(value, defaultVersion);
-    } catch (err) {
-      if (err instanceof UsageError) throw new UsageError(`${where}${err.message}`);
-      throw err;
-    }
-    try {
-      out.push(encode(decoded.packet, decoded.version));
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new UsageError(`${where}cannot encode ${decoded.packet.type}: ${reason}`);
-    }
-  }
-  return out;
 }
 
 const EXAMPLES = `
@@ -106,28 +56,11 @@ export function command(): Command {
     if ([opts.raw, opts.spaced, opts.base64].filter(Boolean).length > 1) {
       throw new UsageError('choose one of --raw, --spaced and --base64');
     }
-    if (args.length > 0 && opts.file !== undefined)
-      throw new UsageError('give the JSON as an argument or with -f, not both');
-    let text: string;
-    if (args.length > 0) {
-      text = args.join(' ');
-    } else if (opts.file !== undefined && opts.file !== '-') {
-      try {
-        text = readFileSync(opts.file, 'utf8');
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new CliError(
-          `cannot read ${opts.file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
-          ExitCode.Usage,
-        );
-      }
-    } else if (process.stdin.isTTY) {
-      throw new UsageError(
-        'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
-      );
-    } else {
-      text = (await readStdin()).toString('utf8');
-    }
+    const input = await readCommandInput(args, opts.file, {
+      both: 'give the JSON as an argument or with -f, not both',
+      none: 'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
+    });
+    const text = typeof input === 'string' ? input : input.toString('utf8');
 
     const packets = encodeJson(text, version);
     if (opts.raw) {
