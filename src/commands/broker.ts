@@ -8,8 +8,10 @@ import type { Command } from 'commander';
 import { Broker, type BrokerOptions, makePasswdLine } from '../broker/index.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
 import { formatPacketFull, formatPacketLine } from '../cli/render.js';
+import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseQos, parseSeconds } from '../cli/values.js';
 import { validateTopicFilter } from '../protocol/index.js';
 
@@ -49,13 +51,18 @@ interface BrokerFlags {
   quiet?: boolean;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-
 export function command(): Command {
-  const cmd = newCommand('broker')
-    .description(
-      'Run a local MQTT 3.1/3.1.1/5.0 broker for testing: every packet traceable, faults on demand.',
-    )
+  const cmd = newCommand('broker').description(
+    'Run a local MQTT 3.1/3.1.1/5.0 broker for testing: every packet traceable, faults on demand.',
+  );
+  addBrokerOptions(cmd);
+  cmd.addHelpText('after', HELP);
+  return run<BrokerFlags>(cmd, (flags) => brokerCommand(flags));
+}
+
+/** Every flag of mq broker, in --help order. */
+function addBrokerOptions(cmd: Command): void {
+  cmd
     .option(
       '-h, --host <host>',
       'address to bind (anything but loopback is reachable from other machines)',
@@ -141,9 +148,9 @@ export function command(): Command {
     .option('--persist <file>', 'keep sessions, queued QoS>0 and retained messages in this write-ahead log')
     .option('--sys-interval <s>', 'seconds between $SYS/broker/... updates (0 = off)', '10')
     .option('-q, --quiet', 'no log lines (connections, refusals, malformed packets, drops)');
-  cmd.addHelpText(
-    'after',
-    `
+}
+
+const HELP = `
 Examples:
   mq broker                                   listen on 127.0.0.1:1883
   mq broker --port 0                          pick a free port (printed on stdout)
@@ -182,89 +189,78 @@ with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
 
-Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`,
-  );
-  return run<BrokerFlags>(cmd, async (flags) => {
-    if (flags.makePasswd !== undefined) {
-      const [user, pass] = splitUserPass(flags.makePasswd, '--make-passwd');
-      process.stdout.write(`${makePasswdLine(user, pass)}\n`);
-      return ExitCode.Ok;
-    }
-    const options = toOptions(flags);
-    // Memory per idle connection: without this, V8 grows the young generation up to 16x during a
-    // connection storm and keeps it (about 4 KB of RSS per connection, measured with 2,000).
-    // This process only runs the broker, so the flag does not affect anyone else.
-    // (--optimize-for-size was tried too: it cost ~15% CPU per message and raised p99 latency at
-    // 5k msg/s from ~0.6 to ~0.9-2 ms in bench:broker, for no memory gain.)
-    setFlagsFromString('--semi-space-growth-factor=1');
-    const quiet = flags.quiet === true;
-    const err = colors(process.stderr);
-    const stamp = () => err.dim(new Date().toISOString().slice(11, 23));
-    options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${line}\n`);
-    options.traceOut = (line) => process.stderr.write(`${stamp()} ${line}\n`);
-    let broker: Broker;
-    try {
-      broker = new Broker(options);
-    } catch (e) {
-      throw new CliError(e instanceof Error ? e.message : String(e), ExitCode.Usage);
-    }
-    if (options.trace !== undefined) {
-      broker.setTraceFormatter((packet, version, mode) =>
-        mode === 'full'
-          ? formatPacketFull(packet, version, { colors: err })
-          : formatPacketLine(packet, version, { colors: err }),
-      );
-    }
-    if (!isLoopback(options.host ?? '127.0.0.1')) {
-      process.stderr.write(
-        `mq broker: WARNING: binding ${options.host}: reachable from other machines${options.users === undefined && options.passwdFile === undefined ? ', and anyone may connect (no --auth/--passwd)' : ''}\n`,
-      );
-    }
-    // Signal handlers first: a script may send SIGTERM the moment it reads the listening line.
-    let signalled: string | undefined;
-    let onSignal: (signal: string) => void = (signal) => {
-      signalled = signal;
-    };
-    const onInt = () => onSignal('SIGINT');
-    const onTerm = () => onSignal('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-    let addresses: Awaited<ReturnType<Broker['listen']>>;
-    try {
-      addresses = await broker.listen();
-    } catch (e) {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      throw new CliError(`cannot listen: ${e instanceof Error ? e.message : String(e)}`, ExitCode.Failure);
-    }
-    const show = (host: string) => (host.includes(':') ? `[${host}]` : host);
-    const lines: string[] = [];
-    if (addresses.tcp)
-      lines.push(`mq broker listening on mqtt://${show(addresses.tcp.host)}:${addresses.tcp.port}`);
-    if (addresses.ws)
-      lines.push(
-        `mq broker listening on ws://${show(addresses.ws.host)}:${addresses.ws.port}${options.wsPath ?? '/mqtt'}`,
-      );
-    if (addresses.tls)
-      lines.push(`mq broker listening on mqtts://${show(addresses.tls.host)}:${addresses.tls.port}`);
-    process.stdout.write(`${lines.join('\n')}\n`);
+Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`;
 
-    await new Promise<void>((resolve) => {
-      onSignal = (signal: string) => {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        if (!quiet) process.stderr.write(`${stamp()} ${signal}: closing every connection\n`);
-        broker.close().then(resolve, (e: unknown) => {
-          process.stderr.write(
-            `mq broker: error while closing: ${e instanceof Error ? e.message : String(e)}\n`,
-          );
-          resolve();
-        });
-      };
-      if (signalled !== undefined) onSignal(signalled);
-    });
+async function brokerCommand(flags: BrokerFlags): Promise<number> {
+  if (flags.makePasswd !== undefined) {
+    const [user, pass] = splitUserPass(flags.makePasswd, '--make-passwd');
+    process.stdout.write(`${makePasswdLine(user, pass)}\n`);
     return ExitCode.Ok;
-  });
+  }
+  const options = toOptions(flags);
+  // Memory per idle connection: without this, V8 grows the young generation up to 16x during a
+  // connection storm and keeps it (about 4 KB of RSS per connection, measured with 2,000).
+  // This process only runs the broker, so the flag does not affect anyone else.
+  // (--optimize-for-size was tried too: it cost ~15% CPU per message and raised p99 latency at
+  // 5k msg/s from ~0.6 to ~0.9-2 ms in bench:broker, for no memory gain.)
+  setFlagsFromString('--semi-space-growth-factor=1');
+  const quiet = flags.quiet === true;
+  const err = colors(process.stderr);
+  const stamp = () => err.dim(new Date().toISOString().slice(11, 23));
+  options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${line}\n`);
+  options.traceOut = (line) => process.stderr.write(`${stamp()} ${line}\n`);
+  let broker: Broker;
+  try {
+    broker = new Broker(options);
+  } catch (e) {
+    throw new CliError(e instanceof Error ? e.message : String(e), ExitCode.Usage);
+  }
+  if (options.trace !== undefined) {
+    broker.setTraceFormatter((packet, version, mode) =>
+      mode === 'full'
+        ? formatPacketFull(packet, version, { colors: err })
+        : formatPacketLine(packet, version, { colors: err }),
+    );
+  }
+  if (!isLoopback(options.host ?? '127.0.0.1')) {
+    process.stderr.write(
+      `mq broker: WARNING: binding ${options.host}: reachable from other machines${options.users === undefined && options.passwdFile === undefined ? ', and anyone may connect (no --auth/--passwd)' : ''}\n`,
+    );
+  }
+  // Signal handlers first: a script may send SIGTERM the moment it reads the listening line.
+  const stop = stopWhen({ signals: ['SIGINT', 'SIGTERM'] });
+  let addresses: Awaited<ReturnType<Broker['listen']>>;
+  try {
+    addresses = await broker.listen();
+  } catch (e) {
+    stop.dispose();
+    throw new CliError(`cannot listen: ${e instanceof Error ? e.message : String(e)}`, ExitCode.Failure);
+  }
+  process.stdout.write(`${listeningLines(addresses, options.wsPath ?? '/mqtt').join('\n')}\n`);
+
+  const signal = await stop.stopped;
+  // From here a second Ctrl-C ends the process at once (Node's default).
+  stop.dispose();
+  if (!quiet) process.stderr.write(`${stamp()} ${signal}: closing every connection\n`);
+  try {
+    await broker.close();
+  } catch (e) {
+    process.stderr.write(`mq broker: error while closing: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
+  return ExitCode.Ok;
+}
+
+/** "mq broker listening on mqtt://HOST:PORT" for each listener (scripts read these lines). */
+function listeningLines(addresses: Awaited<ReturnType<Broker['listen']>>, wsPath: string): string[] {
+  const show = (host: string) => (host.includes(':') ? `[${host}]` : host);
+  const lines: string[] = [];
+  if (addresses.tcp)
+    lines.push(`mq broker listening on mqtt://${show(addresses.tcp.host)}:${addresses.tcp.port}`);
+  if (addresses.ws)
+    lines.push(`mq broker listening on ws://${show(addresses.ws.host)}:${addresses.ws.port}${wsPath}`);
+  if (addresses.tls)
+    lines.push(`mq broker listening on mqtts://${show(addresses.tls.host)}:${addresses.tls.port}`);
+  return lines;
 }
 
 function splitUserPass(text: string, what: string): [string, string] {
