@@ -12,6 +12,7 @@ import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.j
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
 import { validateTopicName } from '../protocol/topic.js';
 import { UsageError } from './errors.js';
+import { collect } from './options.js';
 import { emptyPacketProperties, type PacketProperties, parsePropertyFlags } from './properties-flag.js';
 import { parseBinaryValue, parseInteger, parseQos, parseSeconds, readFileValue } from './values.js';
 
@@ -45,6 +46,8 @@ export interface ConnectionFlags {
   reconnect?: boolean | string;
   connectTimeout?: string;
   trace?: boolean | string;
+  /** mosquitto's -d: the same as --trace. */
+  debug?: boolean;
   profile?: string;
   quiet?: boolean;
   json?: boolean;
@@ -62,10 +65,14 @@ export interface ResolvedConnection extends ClientOptions {
   json: boolean;
 }
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
-
-/** Adds every shared connection flag to `cmd`. `defaults.reconnect`: sub reconnects by default. */
+/**
+ * Adds every shared connection flag to `cmd`, after mosquitto's -d (--trace by its mosquitto name).
+ * `defaults.reconnect`: sub reconnects by default.
+ */
 export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolean }): Command {
+  cmd.addOption(
+    new Option('-d, --debug', "print every packet sent and received (mosquitto's -d; same as --trace)"),
+  );
   const group = (o: Option, heading: string) => o.helpGroup(heading);
   const conn = 'Connection options:';
   const tls = 'TLS options:';
@@ -377,20 +384,19 @@ function urlLayer(url: ParsedUrl): Layer {
   return layer;
 }
 
-/**
- * Merges flags, environment and profile into ClientOptions (plus the URL topic and every -D).
- * `command` only tunes messages and defaults. `env` is injectable for tests.
- */
-export async function resolveConnectionOptions(
-  opts: ConnectionFlags,
-  command: 'pub' | 'sub' | 'req' | 'bench' = 'pub',
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<ResolvedConnection> {
-  void command;
-  const profileName = opts.profile ?? (env.MQ_PROFILE || undefined);
-  const profile = profileName !== undefined ? await loadProfile(profileName, env) : {};
+function dropUndefined(layer: Layer): Layer {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
+  return out as Layer;
+}
 
-  // Layers, lowest precedence first: profile, environment, flags.
+/** Where to connect and as whom: the layers, lowest precedence first (profile, environment, flags), merged. */
+function mergeLayers(
+  opts: ConnectionFlags,
+  profile: Profile,
+  profileName: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Layer {
   const layers: Layer[] = [];
   if (profile.url !== undefined)
     layers.push(urlLayer(parseBrokerUrl(profile.url, `profile ${profileName} url`)));
@@ -415,25 +421,24 @@ export async function resolveConnectionOptions(
       password: opts.password,
     }),
   );
-  const merged: Layer = Object.assign({}, ...layers);
+  return Object.assign({}, ...layers);
+}
 
-  const version =
-    opts.protocolVersion !== undefined
-      ? parseVersion(opts.protocolVersion)
-      : profile.version !== undefined
-        ? parseVersion(profile.version, `profile ${profileName} version`)
-        : 5;
+/** The TLS files and switches, from the flags or the profile. */
+interface TlsChoice {
+  cafile: string | undefined;
+  certFile: string | undefined;
+  keyFile: string | undefined;
+  insecure: boolean;
+}
 
-  // TLS: any TLS flag (or profile TLS file) turns TLS on.
-  const cafile = opts.cafile ?? profile.cafile;
-  const certFile = opts.cert ?? profile.cert;
-  const keyFile = opts.key ?? profile.key;
-  const insecure = opts.insecure ?? profile.insecure ?? false;
+/** The transport: the URL's, turned to TLS (mqtts, wss) when any TLS flag or profile TLS file is given. */
+function chooseTransport(opts: ConnectionFlags, merged: Layer, tls: TlsChoice): TransportKind {
   const wantsTls =
-    cafile !== undefined ||
-    certFile !== undefined ||
-    keyFile !== undefined ||
-    insecure ||
+    tls.cafile !== undefined ||
+    tls.certFile !== undefined ||
+    tls.keyFile !== undefined ||
+    tls.insecure ||
     opts.tlsVersion !== undefined ||
     opts.alpn !== undefined ||
     opts.servername !== undefined;
@@ -442,22 +447,12 @@ export async function resolveConnectionOptions(
   if (wantsTls && transport === 'ws') transport = 'wss';
   if (wantsTls && transport === 'unix')
     throw new UsageError('TLS flags (--cafile, --cert, ...) do not apply to unix://');
+  return transport;
+}
 
-  const out: ResolvedConnection = {
-    transport,
-    host: merged.host ?? 'localhost',
-    port: merged.port ?? DEFAULT_PORT[transport],
-    version,
-    clientId: '',
-    keepalive: 60,
-    clean: opts.clean ?? true,
-    properties: emptyPacketProperties(),
-    quiet: opts.quiet ?? false,
-    json: opts.json ?? false,
-  };
-  if (merged.topic !== undefined) out.topic = merged.topic;
-
-  // Paths.
+/** The unix socket path or the WebSocket path and headers. */
+function applyPaths(out: ResolvedConnection, opts: ConnectionFlags, merged: Layer): void {
+  const transport = out.transport;
   if (transport === 'unix') {
     out.path = merged.path;
   } else if (transport === 'ws' || transport === 'wss') {
@@ -478,65 +473,74 @@ export async function resolveConnectionOptions(
     }
     out.wsHeaders = headers;
   }
+}
 
-  // Client id.
+/** The client id (-i, -I, the profile's, or a random mq-xxxxxxxx), checked against the version. */
+function applyClientId(out: ResolvedConnection, opts: ConnectionFlags, profile: Profile): void {
   if (opts.id !== undefined && opts.idPrefix !== undefined) {
     throw new UsageError('-i and -I cannot be used together: -i sets the whole client id, -I a prefix');
   }
   out.clientId =
     opts.id ??
     (opts.idPrefix !== undefined ? `${opts.idPrefix}${randomId()}` : (profile.id ?? `mq-${randomId()}`));
-  if (version === 3 && (out.clientId.length === 0 || out.clientId.length > 23)) {
+  if (out.version === 3 && (out.clientId.length === 0 || out.clientId.length > 23)) {
     throw new UsageError(
       `-i: MQTT 3.1 needs a client id of 1 to 23 characters ('${out.clientId}' has ${out.clientId.length}); use -V 3.1.1 or 5 for longer ones`,
     );
   }
-  if (out.clientId === '' && !out.clean && version !== 5) {
+  if (out.clientId === '' && !out.clean && out.version !== 5) {
     throw new UsageError(
       '-c needs a client id (-i) in MQTT 3.1.1: the broker keeps the session under that id',
     );
   }
+}
 
-  // Keepalive, session.
+/** Keepalive and session expiry. */
+function applySession(out: ResolvedConnection, opts: ConnectionFlags, profile: Profile): void {
   if (opts.keepalive !== undefined) out.keepalive = parseInteger(opts.keepalive, '-k', 0, 65535);
   else if (profile.keepalive !== undefined)
     out.keepalive = parseInteger(profile.keepalive, 'profile keepalive', 0, 65535);
   if (opts.sessionExpiry !== undefined) {
-    if (version !== 5)
+    if (out.version !== 5)
       throw new UsageError('-x (session expiry) needs MQTT 5 (-V 5); use -c for a persistent session');
     out.sessionExpiry =
       opts.sessionExpiry === 'never' ? 0xffffffff : parseInteger(opts.sessionExpiry, '-x', 0, 0xffffffff);
-  } else if (!out.clean && version === 5) {
+  } else if (!out.clean && out.version === 5) {
     // As mosquitto_sub: -c alone asks for a session that outlives the connection.
     out.sessionExpiry = 0xffffffff;
   }
+}
 
-  // Credentials.
+/** User name and password from the merged layers. */
+function applyCredentials(out: ResolvedConnection, merged: Layer): void {
   if (merged.username !== undefined) out.username = merged.username;
   if (merged.password !== undefined) {
-    if (merged.username === undefined && version !== 5) {
+    if (merged.username === undefined && out.version !== 5) {
       throw new UsageError('-P needs -u in MQTT 3.1/3.1.1 (a password without a user name) [MQTT-3.1.2-22]');
     }
     out.password = Buffer.from(merged.password, 'utf8');
   }
+}
 
-  // -D properties.
-  if (opts.property !== undefined && opts.property.length > 0) {
-    if (version !== 5) throw new UsageError('-D sets MQTT 5 properties: it needs -V 5');
-    out.properties = await parsePropertyFlags(opts.property);
-    const cp = out.properties.connect;
-    if (Object.keys(cp).length > 0) {
-      out.connectProperties = cp;
-      if (cp.sessionExpiryInterval !== undefined && opts.sessionExpiry === undefined) {
-        out.sessionExpiry = cp.sessionExpiryInterval;
-      }
+/** Every -D, per packet; the CONNECT ones go on the connection (a session expiry one too, unless -x). */
+async function applyPropertyFlags(out: ResolvedConnection, opts: ConnectionFlags): Promise<void> {
+  if (opts.property === undefined || opts.property.length === 0) return;
+  if (out.version !== 5) throw new UsageError('-D sets MQTT 5 properties: it needs -V 5');
+  out.properties = await parsePropertyFlags(opts.property);
+  const cp = out.properties.connect;
+  if (Object.keys(cp).length > 0) {
+    out.connectProperties = cp;
+    if (cp.sessionExpiryInterval !== undefined && opts.sessionExpiry === undefined) {
+      out.sessionExpiry = cp.sessionExpiryInterval;
     }
   }
+}
 
-  // Will.
+/** The last will from --will-* and -D will ...; a will part without --will-topic is a mistake. */
+async function applyWill(out: ResolvedConnection, opts: ConnectionFlags): Promise<void> {
   const willGiven = opts.willPayload !== undefined || opts.willQos !== undefined || opts.willRetain === true;
   if (opts.willTopic !== undefined) {
-    const problem = validateTopicName(opts.willTopic, version);
+    const problem = validateTopicName(opts.willTopic, out.version);
     if (problem) throw new UsageError(`--will-topic: ${problem.message}`);
     const will: Will = {
       topic: opts.willTopic,
@@ -554,38 +558,42 @@ export async function resolveConnectionOptions(
   } else if (Object.keys(out.properties.will).length > 0) {
     throw new UsageError('-D will ... given, but no will topic (--will-topic)');
   }
+}
 
-  // TLS files.
-  if (transport === 'mqtts' || transport === 'wss') {
-    if ((certFile === undefined) !== (keyFile === undefined)) {
-      throw new UsageError(
-        certFile !== undefined
-          ? '--cert needs --key (the private key of the certificate)'
-          : '--key needs --cert',
-      );
-    }
-    const t: TlsOptions = { insecure };
-    if (cafile !== undefined) {
-      t.ca = await readFileValue(cafile, '--cafile');
-      t.caFile = cafile;
-    }
-    if (certFile !== undefined && keyFile !== undefined) {
-      t.cert = await readFileValue(certFile, '--cert');
-      t.key = await readFileValue(keyFile, '--key');
-      t.certFile = certFile;
-      t.keyFile = keyFile;
-    }
-    if (opts.tlsVersion !== undefined) {
-      const v = opts.tlsVersion.toLowerCase().replace(/^tlsv?/, '');
-      if (v === '1.2') t.minVersion = 'TLSv1.2';
-      else if (v === '1.3') t.minVersion = 'TLSv1.3';
-      else throw new UsageError(`--tls-version: '${opts.tlsVersion}' is not tlsv1.2 or tlsv1.3`);
-    }
-    if (opts.alpn !== undefined) t.alpn = opts.alpn.flatMap((a) => a.split(',')).filter((a) => a !== '');
-    if (opts.servername !== undefined) t.servername = opts.servername;
-    out.tls = t;
+/** The TLS options of an mqtts/wss connection: the files read, the versions and names checked. */
+async function tlsOptions(opts: ConnectionFlags, choice: TlsChoice): Promise<TlsOptions> {
+  const { cafile, certFile, keyFile } = choice;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError(
+      certFile !== undefined
+        ? '--cert needs --key (the private key of the certificate)'
+        : '--key needs --cert',
+    );
   }
+  const t: TlsOptions = { insecure: choice.insecure };
+  if (cafile !== undefined) {
+    t.ca = await readFileValue(cafile, '--cafile');
+    t.caFile = cafile;
+  }
+  if (certFile !== undefined && keyFile !== undefined) {
+    t.cert = await readFileValue(certFile, '--cert');
+    t.key = await readFileValue(keyFile, '--key');
+    t.certFile = certFile;
+    t.keyFile = keyFile;
+  }
+  if (opts.tlsVersion !== undefined) {
+    const v = opts.tlsVersion.toLowerCase().replace(/^tlsv?/, '');
+    if (v === '1.2') t.minVersion = 'TLSv1.2';
+    else if (v === '1.3') t.minVersion = 'TLSv1.3';
+    else throw new UsageError(`--tls-version: '${opts.tlsVersion}' is not tlsv1.2 or tlsv1.3`);
+  }
+  if (opts.alpn !== undefined) t.alpn = opts.alpn.flatMap((a) => a.split(',')).filter((a) => a !== '');
+  if (opts.servername !== undefined) t.servername = opts.servername;
+  return t;
+}
 
+/** --reconnect, --connect-timeout, -M, --trace (or -d). */
+async function applyBehaviour(out: ResolvedConnection, opts: ConnectionFlags): Promise<void> {
   out.reconnect = parseReconnect(opts.reconnect);
   if (opts.connectTimeout !== undefined) {
     const s = parseSeconds(opts.connectTimeout, '--connect-timeout');
@@ -593,15 +601,59 @@ export async function resolveConnectionOptions(
     out.connectTimeoutMs = Math.round(s * 1000);
   }
   if (opts.maxInflight !== undefined) out.maxInflight = parseInteger(opts.maxInflight, '-M', 1, 65535);
-  const trace = await traceWriter(opts, version);
+  // mosquitto's -d is --trace.
+  const traceFlag = opts.debug === true && opts.trace === undefined ? true : opts.trace;
+  const trace = await traceWriter({ trace: traceFlag }, out.version);
   if (trace) out.trace = trace;
-  return out;
 }
 
-function dropUndefined(layer: Layer): Layer {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
-  return out as Layer;
+/**
+ * Merges flags, environment and profile into ClientOptions (plus the URL topic and every -D).
+ * Every mistake is a UsageError, checked in the order of the steps below. `env` is injectable for
+ * tests.
+ */
+export async function resolveConnectionOptions(
+  opts: ConnectionFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ResolvedConnection> {
+  const profileName = opts.profile ?? (env.MQ_PROFILE || undefined);
+  const profile = profileName !== undefined ? await loadProfile(profileName, env) : {};
+  const merged = mergeLayers(opts, profile, profileName, env);
+  const version =
+    opts.protocolVersion !== undefined
+      ? parseVersion(opts.protocolVersion)
+      : profile.version !== undefined
+        ? parseVersion(profile.version, `profile ${profileName} version`)
+        : 5;
+  const tls: TlsChoice = {
+    cafile: opts.cafile ?? profile.cafile,
+    certFile: opts.cert ?? profile.cert,
+    keyFile: opts.key ?? profile.key,
+    insecure: opts.insecure ?? profile.insecure ?? false,
+  };
+  const transport = chooseTransport(opts, merged, tls);
+  const out: ResolvedConnection = {
+    transport,
+    host: merged.host ?? 'localhost',
+    port: merged.port ?? DEFAULT_PORT[transport],
+    version,
+    clientId: '',
+    keepalive: 60,
+    clean: opts.clean ?? true,
+    properties: emptyPacketProperties(),
+    quiet: opts.quiet ?? false,
+    json: opts.json ?? false,
+  };
+  if (merged.topic !== undefined) out.topic = merged.topic;
+  applyPaths(out, opts, merged);
+  applyClientId(out, opts, profile);
+  applySession(out, opts, profile);
+  applyCredentials(out, merged);
+  await applyPropertyFlags(out, opts);
+  await applyWill(out, opts);
+  if (transport === 'mqtts' || transport === 'wss') out.tls = await tlsOptions(opts, tls);
+  await applyBehaviour(out, opts);
+  return out;
 }
 
 // --- --trace ---------------------------------------------------------------------------------

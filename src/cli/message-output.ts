@@ -17,8 +17,17 @@
  * messages are dropped; the command then ends quietly.
  */
 import { isUtf8 } from 'node:buffer';
+import { type Command, Option } from 'commander';
 import type { Properties } from '../protocol/types.js';
-import { compileFormat, type Formatter, isoMicros, type MessageView, type Stamp } from './format.js';
+import { UsageError } from './errors.js';
+import {
+  compileFormat,
+  type Formatter,
+  formatProblem,
+  isoMicros,
+  type MessageView,
+  type Stamp,
+} from './format.js';
 import { colors } from './output.js';
 
 export const OUTPUT_MODES = ['auto', 'text', 'json', 'ndjson', 'hex', 'base64', 'raw'] as const;
@@ -269,6 +278,76 @@ function colorJson(json: string, c: ReturnType<typeof colors>): string {
       if (lit !== undefined) return c.magenta(lit);
       if (num !== undefined) return c.yellow(num);
       return match;
+    },
+  );
+}
+
+// --- the output flags of sub and req --------------------------------------------------------------
+
+/** What commander hands over for -v, -N, -F, --output (and --json, a connection flag). */
+export interface OutputFlags {
+  verbose?: boolean;
+  eol?: boolean;
+  format?: string;
+  output?: string;
+  json?: boolean;
+}
+
+/** Adds -v, -N, -F, --output to sub and req. */
+export function addOutputOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-v, --verbose', 'print the topic before each payload'))
+    .addOption(new Option('-N, --no-eol', 'no newline after each message'))
+    .addOption(
+      new Option(
+        '-F, --format <format>',
+        "mosquitto_sub's format: %t topic %p payload %q %r %m %l %x %X %j %J %I %U %A %C %D %E %F %P %R %S, @ time codes, \\n escapes",
+      ),
+    )
+    .addOption(
+      new Option(
+        '--output <mode>',
+        'text (mosquitto style), json, ndjson, hex, base64, raw (default: coloured view on a terminal, text otherwise)',
+      ),
+    );
+}
+
+/** The output mode from --output / --json / -F, checked for conflicts. */
+export function pickOutputMode(opts: OutputFlags): OutputMode {
+  if (opts.format !== undefined) {
+    const problem = formatProblem(opts.format);
+    if (problem !== undefined) throw new UsageError(`-F: ${problem}`);
+  }
+  let mode: OutputMode = 'auto';
+  if (opts.output !== undefined) {
+    if (!(OUTPUT_MODES as readonly string[]).includes(opts.output)) {
+      throw new UsageError(
+        `--output: '${opts.output}' is not one of ${OUTPUT_MODES.filter((m) => m !== 'auto').join(', ')}`,
+      );
+    }
+    mode = opts.output as OutputMode;
+  }
+  if (opts.json === true) {
+    if (opts.output !== undefined && opts.output !== 'ndjson' && opts.output !== 'json') {
+      throw new UsageError(
+        `--json and --output ${opts.output} cannot be combined (--json is --output ndjson)`,
+      );
+    }
+    if (opts.output === undefined) mode = 'ndjson';
+  }
+  if (opts.format !== undefined && mode !== 'auto' && mode !== 'text') {
+    throw new UsageError(`-F and --output ${mode} cannot be combined (-F is text output)`);
+  }
+  return mode;
+}
+
+/** The MessageOutput on stdout for the output flags; its notes go to stderr unless --quiet. */
+export function stdoutMessageOutput(flags: OutputFlags, mode: OutputMode, quiet: boolean): MessageOutput {
+  return new MessageOutput(
+    { mode, verbose: flags.verbose === true, eol: flags.eol !== false, format: flags.format },
+    process.stdout,
+    (m) => {
+      if (!quiet) process.stderr.write(`mq: ${m}\n`);
     },
   );
 }

@@ -8,19 +8,27 @@ import { newCommand, run } from '../cli/command.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
+  type ResolvedConnection,
   resolveConnectionOptions,
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
-import { formatProblem, now } from '../cli/format.js';
-import { MessageOutput, OUTPUT_MODES, type OutputMode } from '../cli/message-output.js';
+import { now } from '../cli/format.js';
+import {
+  addOutputOptions,
+  type MessageOutput,
+  type OutputFlags,
+  pickOutputMode,
+  stdoutMessageOutput,
+} from '../cli/message-output.js';
+import { collect } from '../cli/options.js';
+import { asCliError, connectClient, exitCodeOf, reportReconnects, SessionEnd } from '../cli/session.js';
+import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseQos, parseSeconds } from '../cli/values.js';
 import type { MqttClient } from '../client/index.js';
 import { formatReasonCode, type PublishPacket, type QoS, type Subscription } from '../protocol/index.js';
 import { matches, validateTopicFilter } from '../protocol/topic.js';
-import { asCliError, connectClient, withDebug } from './pub.js';
 
-export interface SubFlags extends ConnectionFlags {
-  debug?: boolean;
+interface SubFlags extends ConnectionFlags, OutputFlags {
   topic?: string[];
   qos?: string[];
   filterOut?: string[];
@@ -35,13 +43,7 @@ export interface SubFlags extends ConnectionFlags {
   local?: boolean;
   retainAsPublished?: boolean;
   retainHandling?: string;
-  verbose?: boolean;
-  eol?: boolean;
-  format?: string;
-  output?: string;
 }
-
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 /** A compiled --until expression. */
 export type UntilMatcher = (message: PublishPacket) => boolean;
@@ -76,105 +78,7 @@ export function parseUntil(expr: string): UntilMatcher {
   return (m) => m.payload.includes(needle);
 }
 
-/** The output mode from --output / --json / -F, checked for conflicts. */
-export function pickOutputMode(opts: { output?: string; json?: boolean; format?: string }): OutputMode {
-  if (opts.format !== undefined) {
-    const problem = formatProblem(opts.format);
-    if (problem !== undefined) throw new UsageError(`-F: ${problem}`);
-  }
-  let mode: OutputMode = 'auto';
-  if (opts.output !== undefined) {
-    if (!(OUTPUT_MODES as readonly string[]).includes(opts.output)) {
-      throw new UsageError(
-        `--output: '${opts.output}' is not one of ${OUTPUT_MODES.filter((m) => m !== 'auto').join(', ')}`,
-      );
-    }
-    mode = opts.output as OutputMode;
-  }
-  if (opts.json === true) {
-    if (opts.output !== undefined && opts.output !== 'ndjson' && opts.output !== 'json') {
-      throw new UsageError(
-        `--json and --output ${opts.output} cannot be combined (--json is --output ndjson)`,
-      );
-    }
-    if (opts.output === undefined) mode = 'ndjson';
-  }
-  if (opts.format !== undefined && mode !== 'auto' && mode !== 'text') {
-    throw new UsageError(`-F and --output ${mode} cannot be combined (-F is text output)`);
-  }
-  return mode;
-}
-
-/** Adds -F, -v, -N, --output to sub and req. */
-export function addOutputOptions(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('-v, --verbose', 'print the topic before each payload'))
-    .addOption(new Option('-N, --no-eol', 'no newline after each message'))
-    .addOption(
-      new Option(
-        '-F, --format <format>',
-        "mosquitto_sub's format: %t topic %p payload %q %r %m %l %x %X %j %J %I %U %A %C %D %E %F %P %R %S, @ time codes, \\n escapes",
-      ),
-    )
-    .addOption(
-      new Option(
-        '--output <mode>',
-        'text (mosquitto style), json, ndjson, hex, base64, raw (default: coloured view on a terminal, text otherwise)',
-      ),
-    );
-}
-
-export function command(): Command {
-  const cmd = newCommand('sub')
-    .description('Subscribe and print messages, like mosquitto_sub. Reconnects by default.')
-    .addOption(
-      new Option('-t, --topic <filter>', 'topic filter to subscribe to (repeatable)').argParser(collect),
-    )
-    .addOption(
-      new Option(
-        '-q, --qos <qos>',
-        'QoS 0, 1 or 2: once for every -t, or once per -t in order (default 0)',
-      ).argParser(collect),
-    )
-    .addOption(
-      new Option(
-        '-T, --filter-out <filter>',
-        'do not print messages whose topic matches (repeatable)',
-      ).argParser(collect),
-    )
-    .addOption(
-      new Option(
-        '-U, --unsubscribe <filter>',
-        'unsubscribe from this filter (repeatable; with -c sessions)',
-      ).argParser(collect),
-    )
-    .addOption(new Option('-C, --count <n>', 'exit after printing N messages'))
-    .addOption(new Option('-W, --timeout <seconds>', 'give up after this many seconds: exit 3'))
-    .addOption(
-      new Option(
-        '--until <expr>',
-        'exit 0 after a message that matches: /regex/, topic=FILTER, payload=TEXT, or a substring of the payload',
-      ),
-    )
-    .addOption(new Option('-R, --ignore-retained', 'do not print stale (retained) messages'))
-    .addOption(new Option('--retained-only', 'print only retained messages; exit at the first live one'))
-    .addOption(
-      new Option('--remove-retained', 'clear every retained message received (use -T to spare some)'),
-    )
-    .addOption(new Option('-E, --exit-after-sub', 'exit once the broker acknowledged the subscriptions'))
-    .addOption(new Option('--no-local', 'v5: do not receive my own publications'))
-    .addOption(new Option('--retain-as-published', 'v5: keep the retain flag as the publisher set it'))
-    .addOption(
-      new Option('--retain-handling <0|1|2>', 'v5: 0 send retained, 1 only for new subscriptions, 2 never'),
-    );
-  addOutputOptions(cmd);
-  cmd.addOption(
-    new Option('-d, --debug', "print every packet sent and received (mosquitto's -d; same as --trace)"),
-  );
-  addConnectionOptions(cmd, { reconnect: true });
-  cmd.addHelpText(
-    'after',
-    `
+const EXAMPLES = `
 Examples:
   mq sub -t 'sensors/#' -v                       topic and payload, one message per line
   mq sub -t a/b -C 1 -W 5                        wait up to 5 s for one message (exit 3 on timeout)
@@ -191,9 +95,49 @@ Output: payload only when stdout is a pipe or file (like mosquitto_sub), -v adds
 terminal a coloured view (topic, QoS, retained, properties, pretty JSON). NO_COLOR turns colour off.
 
 Exit codes: 0 done (-C, --until, -E, Ctrl-C, closed pipe), 1 usage error, 2 connection refused or
-lost (with --no-reconnect) or every subscription refused, 3 -W timeout.`,
+lost (with --no-reconnect) or every subscription refused, 3 -W timeout.`;
+
+export function command(): Command {
+  const cmd = newCommand('sub').description(
+    'Subscribe and print messages, like mosquitto_sub. Reconnects by default.',
   );
+  for (const option of subOptions()) cmd.addOption(option);
+  addOutputOptions(cmd);
+  addConnectionOptions(cmd, { reconnect: true });
+  cmd.addHelpText('after', EXAMPLES);
   return run<SubFlags>(cmd, (opts) => subscribeCommand(opts));
+}
+
+/** sub's own flags, in --help order (the output and connection flags follow). */
+function subOptions(): Option[] {
+  return [
+    new Option('-t, --topic <filter>', 'topic filter to subscribe to (repeatable)').argParser(collect),
+    new Option(
+      '-q, --qos <qos>',
+      'QoS 0, 1 or 2: once for every -t, or once per -t in order (default 0)',
+    ).argParser(collect),
+    new Option(
+      '-T, --filter-out <filter>',
+      'do not print messages whose topic matches (repeatable)',
+    ).argParser(collect),
+    new Option(
+      '-U, --unsubscribe <filter>',
+      'unsubscribe from this filter (repeatable; with -c sessions)',
+    ).argParser(collect),
+    new Option('-C, --count <n>', 'exit after printing N messages'),
+    new Option('-W, --timeout <seconds>', 'give up after this many seconds: exit 3'),
+    new Option(
+      '--until <expr>',
+      'exit 0 after a message that matches: /regex/, topic=FILTER, payload=TEXT, or a substring of the payload',
+    ),
+    new Option('-R, --ignore-retained', 'do not print stale (retained) messages'),
+    new Option('--retained-only', 'print only retained messages; exit at the first live one'),
+    new Option('--remove-retained', 'clear every retained message received (use -T to spare some)'),
+    new Option('-E, --exit-after-sub', 'exit once the broker acknowledged the subscriptions'),
+    new Option('--no-local', 'v5: do not receive my own publications'),
+    new Option('--retain-as-published', 'v5: keep the retain flag as the publisher set it'),
+    new Option('--retain-handling <0|1|2>', 'v5: 0 send retained, 1 only for new subscriptions, 2 never'),
+  ];
 }
 
 interface SubPlan {
@@ -275,60 +219,78 @@ function plan(opts: SubFlags, urlTopic: string | undefined, version: number): Su
   };
 }
 
-/** Prints reconnect notices on stderr (unless --quiet). */
-export function reportReconnects(client: MqttClient, quiet: boolean): void {
-  if (quiet) return;
-  client.on('reconnect', (_attempt, delayMs, lastError) => {
-    const why = lastError?.message ?? 'no reason given';
-    process.stderr.write(`mq: connection lost: ${why}; reconnecting in ${(delayMs / 1000).toFixed(1)} s\n`);
-  });
-  client.on('connect', (_connack, resumed) => {
-    process.stderr.write(`mq: reconnected${resumed ? ' (session resumed)' : ''}\n`);
-  });
-}
-
 async function subscribeCommand(opts: SubFlags): Promise<number> {
   const mode = pickOutputMode(opts);
-  const conn = await resolveConnectionOptions(withDebug(opts), 'sub');
+  const conn = await resolveConnectionOptions(opts);
   const p = plan(opts, conn.topic, conn.version);
-  const output = new MessageOutput(
-    { mode, verbose: opts.verbose === true, eol: opts.eol !== false, format: opts.format },
-    process.stdout,
-    (m) => {
-      if (!conn.quiet) process.stderr.write(`mq: ${m}\n`);
-    },
-  );
+  const output = stdoutMessageOutput(opts, mode, conn.quiet);
   const client = await connectClient(conn);
-
-  let resolveDone: (code: number) => void = () => {};
-  let rejectDone: (err: CliError) => void = () => {};
-  const done = new Promise<number>((resolve, reject) => {
-    resolveDone = resolve;
-    rejectDone = reject;
+  const session = new SessionEnd();
+  const seen = printMessages(client, opts, p, output, conn.quiet, session);
+  output.onBroken(() => session.end(ExitCode.Ok));
+  client.on('close', (err) => {
+    if (err) session.end(asCliError(err));
+    else session.end(ExitCode.Ok);
   });
-  let finished = false;
-  const finish = (code: number | CliError) => {
-    if (finished) return;
-    finished = true;
-    if (typeof code === 'number') resolveDone(code);
-    else rejectDone(code);
-  };
+  reportReconnects(client, conn.quiet);
 
-  const removals: Promise<unknown>[] = [];
-  let printed = 0;
+  const stop = stopWhen({
+    signals: ['SIGINT', 'SIGTERM'],
+    deadlineMs: p.timeoutMs,
+    onStop: (reason) => {
+      if (reason !== 'deadline') {
+        session.end(ExitCode.Ok);
+        return;
+      }
+      const got =
+        p.count > 0
+          ? ` (${seen.printed} of ${p.count} messages)`
+          : seen.printed > 0
+            ? ` (${seen.printed} messages)`
+            : ' (no message)';
+      session.end(new CliError(`timed out after ${(p.timeoutMs ?? 0) / 1000} s${got}`, ExitCode.Timeout));
+    },
+  });
+  await subscribeAll(client, opts, p, conn, session);
+  const result = await session.done;
+  stop.dispose();
+  if (seen.removals.length > 0) await Promise.allSettled(seen.removals);
+  await client.end().catch(() => undefined);
+  return exitCodeOf(result);
+}
+
+/** What the message handler has done so far: messages printed, retained messages being cleared. */
+interface Seen {
+  printed: number;
+  removals: Promise<unknown>[];
+}
+
+/**
+ * Prints each message the flags let through (-R, -T, --retained-only), clears retained ones with
+ * --remove-retained, and ends the session at -C, --until or --retained-only's first live message.
+ */
+function printMessages(
+  client: MqttClient,
+  opts: SubFlags,
+  p: SubPlan,
+  output: MessageOutput,
+  quiet: boolean,
+  session: SessionEnd,
+): Seen {
+  const seen: Seen = { printed: 0, removals: [] };
   client.on('message', (packet) => {
-    if (finished) return;
+    if (session.ended) return;
     const stamp = now();
     if (opts.retainedOnly && !packet.retain) {
-      finish(ExitCode.Ok);
+      session.end(ExitCode.Ok);
       return;
     }
     if (packet.retain && opts.ignoreRetained) return;
     for (const f of p.filterOut) if (matches(f, packet.topic)) return;
     if (opts.removeRetained && packet.retain && packet.payload.length > 0) {
-      removals.push(
+      seen.removals.push(
         client.publish(packet.topic, Buffer.alloc(0), { qos: 1, retain: true }).catch((err: unknown) => {
-          if (!conn.quiet)
+          if (!quiet)
             process.stderr.write(
               `mq: could not remove the retained message on '${packet.topic}': ${(err as Error).message}\n`,
             );
@@ -336,34 +298,21 @@ async function subscribeCommand(opts: SubFlags): Promise<number> {
       );
     }
     output.write(packet, stamp);
-    printed++;
-    if (p.count > 0 && printed >= p.count) finish(ExitCode.Ok);
-    else if (p.until?.(packet)) finish(ExitCode.Ok);
+    seen.printed++;
+    if (p.count > 0 && seen.printed >= p.count) session.end(ExitCode.Ok);
+    else if (p.until?.(packet)) session.end(ExitCode.Ok);
   });
-  output.onBroken(() => finish(ExitCode.Ok));
-  client.on('close', (err) => {
-    if (err) finish(asCliError(err));
-    else finish(ExitCode.Ok);
-  });
-  reportReconnects(client, conn.quiet);
+  return seen;
+}
 
-  const onSignal = () => finish(ExitCode.Ok);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let timer: NodeJS.Timeout | undefined;
-  if (p.timeoutMs !== undefined) {
-    const seconds = p.timeoutMs / 1000;
-    timer = setTimeout(() => {
-      const got =
-        p.count > 0
-          ? ` (${printed} of ${p.count} messages)`
-          : printed > 0
-            ? ` (${printed} messages)`
-            : ' (no message)';
-      finish(new CliError(`timed out after ${seconds} s${got}`, ExitCode.Timeout));
-    }, p.timeoutMs);
-  }
-
+/** SUBSCRIBE (every filter refused ends the session: exit 2), then UNSUBSCRIBE; -E ends after. */
+async function subscribeAll(
+  client: MqttClient,
+  opts: SubFlags,
+  p: SubPlan,
+  conn: ResolvedConnection,
+  session: SessionEnd,
+): Promise<void> {
   try {
     if (p.subscriptions.length > 0) {
       const suback = await client.subscribe(p.subscriptions, nonEmpty(conn.properties.subscribe));
@@ -376,12 +325,12 @@ async function subscribeCommand(opts: SubFlags): Promise<number> {
           );
       });
       if (refused.length === p.subscriptions.length) {
-        finish(new CliError(refused.join('; '), ExitCode.Connection));
+        session.end(new CliError(refused.join('; '), ExitCode.Connection));
       } else if (!conn.quiet) {
         for (const r of refused) process.stderr.write(`mq: ${r}\n`);
       }
     }
-    if (p.unsubscribe.length > 0 && !finished) {
+    if (p.unsubscribe.length > 0 && !session.ended) {
       const unsuback = await client.unsubscribe(p.unsubscribe, nonEmpty(conn.properties.unsubscribe));
       unsuback.reasonCodes.forEach((code, i) => {
         if (code >= 0x80 && !conn.quiet) {
@@ -391,24 +340,10 @@ async function subscribeCommand(opts: SubFlags): Promise<number> {
         }
       });
     }
-    if (opts.exitAfterSub || p.subscriptions.length === 0) finish(ExitCode.Ok);
+    if (opts.exitAfterSub || p.subscriptions.length === 0) session.end(ExitCode.Ok);
   } catch (err) {
-    finish(asCliError(err));
+    session.end(asCliError(err));
   }
-
-  let code: number | CliError;
-  try {
-    code = await done;
-  } catch (err) {
-    code = err as CliError;
-  }
-  clearTimeout(timer);
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  if (removals.length > 0) await Promise.allSettled(removals);
-  await client.end().catch(() => undefined);
-  if (typeof code !== 'number') throw code;
-  return code;
 }
 
 function nonEmpty<T extends object>(props: T): T | undefined {

@@ -37,7 +37,7 @@ function resolve(
   env: NodeJS.ProcessEnv = {},
   reconnectDefault = false,
 ): Promise<ResolvedConnection> {
-  return resolveConnectionOptions(parse(args, reconnectDefault), 'pub', env);
+  return resolveConnectionOptions(parse(args, reconnectDefault), env);
 }
 
 async function usageError(p: Promise<unknown>): Promise<string> {

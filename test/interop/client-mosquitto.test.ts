@@ -91,7 +91,7 @@ async function fromFlags(args: string[]): Promise<ClientOptions> {
   const cmd = newCommand('t').exitOverride();
   addConnectionOptions(cmd, { reconnect: false });
   cmd.parse(args, { from: 'user' });
-  const o = await resolveConnectionOptions(cmd.opts<ConnectionFlags>(), 'pub', {});
+  const o = await resolveConnectionOptions(cmd.opts<ConnectionFlags>(), {});
   return { ...o, connectTimeoutMs: 5000 };
 }
 

@@ -1,0 +1,89 @@
+/**
+ * The client session of the commands that talk to a broker (pub, sub, req; bench and probe next):
+ * connect with the resolved connection options, turn client failures into the CliError main.ts
+ * prints (with its exit code), say on stderr when the client reconnects.
+ */
+import {
+  ClientClosedError,
+  ConnectError,
+  DisconnectError,
+  type MqttClient,
+  PublishRefusedError,
+} from '../client/index.js';
+import { formatReasonCode } from '../protocol/index.js';
+import type { ResolvedConnection } from './connection-options.js';
+import { CliError, ExitCode } from './errors.js';
+
+/** Turns a client failure into the CliError main.ts prints (exit 2 connection, 5 refused). */
+export function asCliError(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof ConnectError || err instanceof DisconnectError) {
+    return new CliError(err.message, ExitCode.Connection);
+  }
+  if (err instanceof PublishRefusedError) return new CliError(err.message, ExitCode.NotAcknowledged);
+  if (err instanceof ClientClosedError) return new CliError(err.message, ExitCode.Connection);
+  const message = err instanceof Error ? err.message : String(err);
+  return new CliError(message, ExitCode.Failure);
+}
+
+/** Connects, or throws the CliError for it (exit 2 with the broker's reason by name). */
+export async function connectClient(options: ResolvedConnection): Promise<MqttClient> {
+  const { MqttClient } = await import('../client/index.js');
+  try {
+    return await MqttClient.connect(options);
+  } catch (err) {
+    throw asCliError(err);
+  }
+}
+
+/** How a publish the broker refused reads: "broker refused message on 'a/b': 0x87 Not authorized". */
+export function refusedOn(topic: string, reasonCode: number): string {
+  return `broker refused message on '${topic}': ${formatReasonCode(reasonCode, 'PUBACK')}`;
+}
+
+/** Prints reconnect notices on stderr (unless --quiet). */
+export function reportReconnects(client: MqttClient, quiet: boolean): void {
+  if (quiet) return;
+  client.on('reconnect', (_attempt, delayMs, lastError) => {
+    const why = lastError?.message ?? 'no reason given';
+    process.stderr.write(`mq: connection lost: ${why}; reconnecting in ${(delayMs / 1000).toFixed(1)} s\n`);
+  });
+  client.on('connect', (_connack, resumed) => {
+    process.stderr.write(`mq: reconnected${resumed ? ' (session resumed)' : ''}\n`);
+  });
+}
+
+/**
+ * How a session ends: the first of the exit code or the CliError that message handlers, a lost
+ * connection, a signal or a deadline decide on wins; later ones are ignored.
+ */
+export class SessionEnd {
+  /** Resolves with the first decision. */
+  readonly done: Promise<number | CliError>;
+  private decided = false;
+  private resolve: (result: number | CliError) => void = () => {};
+
+  constructor() {
+    this.done = new Promise((resolve) => {
+      this.resolve = resolve;
+    });
+  }
+
+  /** True once the end is decided (later messages are not printed). */
+  get ended(): boolean {
+    return this.decided;
+  }
+
+  /** Ends the session with an exit code, or with the CliError main.ts prints. */
+  end(result: number | CliError): void {
+    if (this.decided) return;
+    this.decided = true;
+    this.resolve(result);
+  }
+}
+
+/** The exit code of a decided end, or its CliError thrown. */
+export function exitCodeOf(result: number | CliError): number {
+  if (typeof result !== 'number') throw result;
+  return result;
+}
