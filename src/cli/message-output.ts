@@ -341,13 +341,20 @@ export function pickOutputMode(opts: OutputFlags): OutputMode {
   return mode;
 }
 
-/** The MessageOutput on stdout for the output flags; its notes go to stderr unless --quiet. */
-export function stdoutMessageOutput(flags: OutputFlags, mode: OutputMode, quiet: boolean): MessageOutput {
-  return new MessageOutput(
-    { mode, verbose: flags.verbose === true, eol: flags.eol !== false, format: flags.format },
-    process.stdout,
-    (m) => {
-      if (!quiet) process.stderr.write(`mq: ${m}\n`);
-    },
-  );
+/** The output flags, checked; open() makes the MessageOutput on stdout once the command is ready. */
+export interface StdoutOutput {
+  /** The MessageOutput on stdout; its notes go to stderr unless `quiet`. */
+  open(quiet: boolean): MessageOutput;
+}
+
+/** Checks -F, --output and --json now (a mistake is a UsageError before anything connects). */
+export function outputFor(flags: OutputFlags): StdoutOutput {
+  const mode = pickOutputMode(flags);
+  const options = { mode, verbose: flags.verbose === true, eol: flags.eol !== false, format: flags.format };
+  return {
+    open: (quiet) =>
+      new MessageOutput(options, process.stdout, (m) => {
+        if (!quiet) process.stderr.write(`mq: ${m}\n`);
+      }),
+  };
 }

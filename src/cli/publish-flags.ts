@@ -28,6 +28,12 @@ export interface PublishPropertyFlags {
   payloadFormatIndicator?: string;
 }
 
+/** Every flag pub and req share: the payload, -q, -r and the property flags. */
+export interface PublishFlags extends PayloadFlags, PublishPropertyFlags {
+  qos?: string;
+  retain?: boolean;
+}
+
 /** The payload that -m, -f, -s or -n (checked first: at most one) gives; undefined when none does. */
 export async function readPayload(flags: PayloadFlags): Promise<Buffer | undefined> {
   if (flags.message !== undefined) return parseBinaryValue(flags.message, '-m');
@@ -64,7 +70,7 @@ function givenPropertyFlags(flags: PublishPropertyFlags): [string, string, strin
 }
 
 /** Publish properties from the friendly flags, merged into -D publish ones (each given once). */
-export async function friendlyPublishProperties(
+export async function publishProperties(
   flags: PublishPropertyFlags,
   base: Properties,
   version: ProtocolVersion,

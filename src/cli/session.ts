@@ -13,6 +13,7 @@ import {
 import { formatReasonCode } from '../protocol/index.js';
 import type { ResolvedConnection } from './connection-options.js';
 import { CliError, ExitCode } from './errors.js';
+import type { Stop } from './signals.js';
 
 /** Turns a client failure into the CliError main.ts prints (exit 2 connection, 5 refused). */
 export function asCliError(err: unknown): CliError {
@@ -54,19 +55,27 @@ export function reportReconnects(client: MqttClient, quiet: boolean): void {
 }
 
 /**
- * How a session ends: the first of the exit code or the CliError that message handlers, a lost
- * connection, a signal or a deadline decide on wins; later ones are ignored.
+ * The session of a command that waits for what the broker sends (sub, req; probe next). It ends at
+ * the first decision: an exit code or CliError from a handler, the connection closing (a lost one:
+ * its CliError, exit 2; a clean one: 0), or what a signal or deadline decides (stopWhen's onStop).
+ * Later decisions are ignored. close() waits for the end and leaves the broker cleanly.
  */
-export class SessionEnd {
+export class Session {
   /** Resolves with the first decision. */
   readonly done: Promise<number | CliError>;
   private decided = false;
   private resolve: (result: number | CliError) => void = () => {};
 
-  constructor() {
+  private constructor(readonly client: MqttClient) {
     this.done = new Promise((resolve) => {
       this.resolve = resolve;
     });
+    client.on('close', (err) => this.end(err ? asCliError(err) : ExitCode.Ok));
+  }
+
+  /** Connects (or throws the CliError for it). */
+  static async open(options: ResolvedConnection): Promise<Session> {
+    return new Session(await connectClient(options));
   }
 
   /** True once the end is decided (later messages are not printed). */
@@ -80,10 +89,26 @@ export class SessionEnd {
     this.decided = true;
     this.resolve(result);
   }
-}
 
-/** The exit code of a decided end, or its CliError thrown. */
-export function exitCodeOf(result: number | CliError): number {
-  if (typeof result !== 'number') throw result;
-  return result;
+  /** Runs `work` (subscribe, publish...); its failure ends the session with the CliError for it. */
+  async run(work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (err) {
+      this.end(asCliError(err));
+    }
+  }
+
+  /**
+   * Waits for the end, disarms `stop`, waits for `before` (e.g. publishes still in flight), closes
+   * the client: resolves to the exit code, or throws the CliError the session ended with.
+   */
+  async close(stop: Stop, before?: () => Promise<unknown>): Promise<number> {
+    const result = await this.done;
+    stop.dispose();
+    if (before !== undefined) await before();
+    await this.client.end().catch(() => undefined);
+    if (typeof result !== 'number') throw result;
+    return result;
+  }
 }

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { newCommand, run } from '../cli/command.js';
+import { commandOf } from '../cli/command.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
@@ -14,25 +14,17 @@ import {
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { type PublishOpts, parseNdjsonLine } from '../cli/ndjson-input.js';
 import { collect, exactlyOne } from '../cli/options.js';
-import {
-  checkTopicName,
-  friendlyPublishProperties,
-  type PayloadFlags,
-  type PublishPropertyFlags,
-  readPayload,
-} from '../cli/publish-flags.js';
+import { checkTopicName, type PublishFlags, publishProperties, readPayload } from '../cli/publish-flags.js';
 import { asCliError, connectClient, refusedOn } from '../cli/session.js';
 import { type Stop, stopWhen } from '../cli/signals.js';
 import { parseInteger, parseQos, parseSeconds } from '../cli/values.js';
 import { type MqttClient, PublishRefusedError, type PublishResult } from '../client/index.js';
 import { type QoS, reasonCodeName } from '../protocol/index.js';
 
-interface PubFlags extends ConnectionFlags, PayloadFlags, PublishPropertyFlags {
+interface PubFlags extends ConnectionFlags, PublishFlags {
   topic?: string[];
   stdinLine?: boolean;
   ndjson?: boolean;
-  qos?: string;
-  retain?: boolean;
   repeat?: string;
   repeatDelay?: string;
 }
@@ -53,13 +45,15 @@ refused or lost (the broker's reason by name), 5 the broker refused a message (r
 130 Ctrl-C before every message was acknowledged.`;
 
 export function command(): Command {
-  const cmd = newCommand('pub').description(
-    'Publish messages, like mosquitto_pub. The message comes from exactly one of -m, -f, -s, -l, -n, --ndjson.',
-  );
-  for (const option of pubOptions()) cmd.addOption(option);
-  addConnectionOptions(cmd, { reconnect: false });
-  cmd.addHelpText('after', EXAMPLES);
-  return run<PubFlags>(cmd, (opts) => publishCommand(opts));
+  return commandOf<PubFlags>({
+    name: 'pub',
+    description:
+      'Publish messages, like mosquitto_pub. The message comes from exactly one of -m, -f, -s, -l, -n, --ndjson.',
+    options: pubOptions(),
+    groups: [(cmd) => addConnectionOptions(cmd, { reconnect: false })],
+    help: EXAMPLES,
+    action: publishCommand,
+  });
 }
 
 /** pub's own flags, in --help order (the connection flags follow). */
@@ -140,7 +134,7 @@ async function plan(opts: PubFlags): Promise<PubPlan> {
   if (opts.repeatDelay !== undefined && opts.repeat === undefined) {
     throw new UsageError('--repeat-delay needs --repeat COUNT');
   }
-  const properties = await friendlyPublishProperties(opts, conn.properties.publish, conn.version);
+  const properties = await publishProperties(opts, conn.properties.publish, conn.version);
   const publishOpts = {
     qos,
     retain: opts.retain === true,

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { newCommand, run } from '../cli/command.js';
+import { commandOf } from '../cli/command.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
@@ -15,31 +15,16 @@ import {
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { now } from '../cli/format.js';
-import {
-  addOutputOptions,
-  type MessageOutput,
-  type OutputFlags,
-  pickOutputMode,
-  stdoutMessageOutput,
-} from '../cli/message-output.js';
+import { addOutputOptions, type MessageOutput, type OutputFlags, outputFor } from '../cli/message-output.js';
 import { collect, exactlyOne } from '../cli/options.js';
-import {
-  checkTopicName,
-  friendlyPublishProperties,
-  type PayloadFlags,
-  type PublishPropertyFlags,
-  readPayload,
-} from '../cli/publish-flags.js';
-import { asCliError, connectClient, exitCodeOf, refusedOn, SessionEnd } from '../cli/session.js';
+import { checkTopicName, type PublishFlags, publishProperties, readPayload } from '../cli/publish-flags.js';
+import { asCliError, refusedOn, Session } from '../cli/session.js';
 import { stopWhen } from '../cli/signals.js';
 import { parseBinaryValue, parseQos, parseSeconds } from '../cli/values.js';
-import type { MqttClient } from '../client/index.js';
 import { formatReasonCode, type Properties, type QoS } from '../protocol/index.js';
 
-interface ReqFlags extends ConnectionFlags, PayloadFlags, PublishPropertyFlags, OutputFlags {
+interface ReqFlags extends ConnectionFlags, PublishFlags, OutputFlags {
   topic?: string;
-  qos?: string;
-  retain?: boolean;
   timeout?: string;
 }
 
@@ -60,14 +45,15 @@ Exit codes: 0 response printed, 1 usage error, 2 connection refused or lost, 3 n
 5 the broker refused the request, 130 Ctrl-C.`;
 
 export function command(): Command {
-  const cmd = newCommand('req').description(
-    'MQTT 5 request/response, like mosquitto_rr: publish a request with a response topic and correlation data, print the matching response.',
-  );
-  for (const option of reqOptions()) cmd.addOption(option);
-  addOutputOptions(cmd);
-  addConnectionOptions(cmd, { reconnect: false });
-  cmd.addHelpText('after', EXAMPLES);
-  return run<ReqFlags>(cmd, (opts) => requestCommand(opts));
+  return commandOf<ReqFlags>({
+    name: 'req',
+    description:
+      'MQTT 5 request/response, like mosquitto_rr: publish a request with a response topic and correlation data, print the matching response.',
+    options: reqOptions(),
+    groups: [addOutputOptions, (cmd) => addConnectionOptions(cmd, { reconnect: false })],
+    help: EXAMPLES,
+    action: requestCommand,
+  });
 }
 
 /** req's own flags, in --help order (the output and connection flags follow). */
@@ -138,7 +124,7 @@ async function plan(opts: ReqFlags): Promise<Request> {
     opts.correlationData !== undefined
       ? await parseBinaryValue(opts.correlationData, '--correlation-data')
       : Buffer.from(randomBytes(8).toString('hex'));
-  const properties = await friendlyPublishProperties(
+  const properties = await publishProperties(
     { ...opts, responseTopic: undefined, correlationData: undefined },
     conn.properties.publish,
     5,
@@ -150,13 +136,11 @@ async function plan(opts: ReqFlags): Promise<Request> {
 }
 
 async function requestCommand(opts: ReqFlags): Promise<number> {
-  const mode = pickOutputMode(opts);
+  const printer = outputFor(opts);
   const r = await plan(opts);
-  const output = stdoutMessageOutput(opts, mode, r.conn.quiet);
-  const client = await connectClient(r.conn);
-  const session = new SessionEnd();
-  printResponse(client, r, output, session);
-  client.on('close', (err) => session.end(err ? asCliError(err) : ExitCode.Ok));
+  const output = printer.open(r.conn.quiet);
+  const session = await Session.open(r.conn);
+  printResponse(session, r, output);
   // Ctrl-C before a response: like a killed mosquitto_rr, not a success (128 + SIGINT).
   const stop = stopWhen({
     deadlineMs: r.timeoutS > 0 ? Math.round(r.timeoutS * 1000) : undefined,
@@ -167,17 +151,14 @@ async function requestCommand(opts: ReqFlags): Promise<number> {
           : new CliError('interrupted before a response arrived', ExitCode.Interrupted),
       ),
   });
-  await sendRequest(client, r, opts.retain === true, session);
-  const result = await session.done;
-  stop.dispose();
-  await client.end().catch(() => undefined);
-  return exitCodeOf(result);
+  await session.run(() => sendRequest(session, r, opts.retain === true));
+  return session.close(stop);
 }
 
 /** Prints the first message whose Correlation Data matches (and says once that others are ignored). */
-function printResponse(client: MqttClient, r: Request, output: MessageOutput, session: SessionEnd): void {
+function printResponse(session: Session, r: Request, output: MessageOutput): void {
   let ignoredNoted = false;
-  client.on('message', (packet) => {
+  session.client.on('message', (packet) => {
     const stamp = now();
     const got = packet.properties?.correlationData;
     if (got === undefined || !got.equals(r.correlation)) {
@@ -195,35 +176,26 @@ function printResponse(client: MqttClient, r: Request, output: MessageOutput, se
 }
 
 /** Subscribes to the response topic, then publishes the request; a refusal of either ends the session. */
-async function sendRequest(
-  client: MqttClient,
-  r: Request,
-  retain: boolean,
-  session: SessionEnd,
-): Promise<void> {
-  try {
-    const suback = await client.subscribe([{ topicFilter: r.responseTopic, qos: r.qos }]);
-    const code = suback.reasonCodes[0] ?? 0x80;
-    if (code >= 0x80) {
-      session.end(
-        new CliError(
-          `subscription to the response topic '${r.responseTopic}' refused: ${formatReasonCode(code, 'SUBACK')}`,
-          ExitCode.Connection,
-        ),
-      );
-      return;
-    }
-    client
-      .publish(r.topic, r.payload, { qos: r.qos, retain, properties: r.properties })
-      .catch((err: unknown) => {
-        const cli = asCliError(err);
-        session.end(
-          cli.exitCode === ExitCode.NotAcknowledged && 'reasonCode' in (err as object)
-            ? new CliError(refusedOn(r.topic, (err as { reasonCode: number }).reasonCode), cli.exitCode)
-            : cli,
-        );
-      });
-  } catch (err) {
-    session.end(asCliError(err));
+async function sendRequest(session: Session, r: Request, retain: boolean): Promise<void> {
+  const suback = await session.client.subscribe([{ topicFilter: r.responseTopic, qos: r.qos }]);
+  const code = suback.reasonCodes[0] ?? 0x80;
+  if (code >= 0x80) {
+    session.end(
+      new CliError(
+        `subscription to the response topic '${r.responseTopic}' refused: ${formatReasonCode(code, 'SUBACK')}`,
+        ExitCode.Connection,
+      ),
+    );
+    return;
   }
+  session.client
+    .publish(r.topic, r.payload, { qos: r.qos, retain, properties: r.properties })
+    .catch((err: unknown) => {
+      const cli = asCliError(err);
+      session.end(
+        cli.exitCode === ExitCode.NotAcknowledged && 'reasonCode' in (err as object)
+          ? new CliError(refusedOn(r.topic, (err as { reasonCode: number }).reasonCode), cli.exitCode)
+          : cli,
+      );
+    });
 }

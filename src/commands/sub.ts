@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { newCommand, run } from '../cli/command.js';
+import { commandOf } from '../cli/command.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
@@ -13,18 +13,11 @@ import {
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { now } from '../cli/format.js';
-import {
-  addOutputOptions,
-  type MessageOutput,
-  type OutputFlags,
-  pickOutputMode,
-  stdoutMessageOutput,
-} from '../cli/message-output.js';
+import { addOutputOptions, type MessageOutput, type OutputFlags, outputFor } from '../cli/message-output.js';
 import { collect } from '../cli/options.js';
-import { asCliError, connectClient, exitCodeOf, reportReconnects, SessionEnd } from '../cli/session.js';
+import { reportReconnects, Session } from '../cli/session.js';
 import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseQos, parseSeconds } from '../cli/values.js';
-import type { MqttClient } from '../client/index.js';
 import { formatReasonCode, type PublishPacket, type QoS, type Subscription } from '../protocol/index.js';
 import { matches, validateTopicFilter } from '../protocol/topic.js';
 
@@ -98,14 +91,14 @@ Exit codes: 0 done (-C, --until, -E, Ctrl-C, closed pipe), 1 usage error, 2 conn
 lost (with --no-reconnect) or every subscription refused, 3 -W timeout.`;
 
 export function command(): Command {
-  const cmd = newCommand('sub').description(
-    'Subscribe and print messages, like mosquitto_sub. Reconnects by default.',
-  );
-  for (const option of subOptions()) cmd.addOption(option);
-  addOutputOptions(cmd);
-  addConnectionOptions(cmd, { reconnect: true });
-  cmd.addHelpText('after', EXAMPLES);
-  return run<SubFlags>(cmd, (opts) => subscribeCommand(opts));
+  return commandOf<SubFlags>({
+    name: 'sub',
+    description: 'Subscribe and print messages, like mosquitto_sub. Reconnects by default.',
+    options: subOptions(),
+    groups: [addOutputOptions, (cmd) => addConnectionOptions(cmd, { reconnect: true })],
+    help: EXAMPLES,
+    action: subscribeCommand,
+  });
 }
 
 /** sub's own flags, in --help order (the output and connection flags follow). */
@@ -220,43 +213,32 @@ function plan(opts: SubFlags, urlTopic: string | undefined, version: number): Su
 }
 
 async function subscribeCommand(opts: SubFlags): Promise<number> {
-  const mode = pickOutputMode(opts);
+  const printer = outputFor(opts);
   const conn = await resolveConnectionOptions(opts);
   const p = plan(opts, conn.topic, conn.version);
-  const output = stdoutMessageOutput(opts, mode, conn.quiet);
-  const client = await connectClient(conn);
-  const session = new SessionEnd();
-  const seen = printMessages(client, opts, p, output, conn.quiet, session);
+  const output = printer.open(conn.quiet);
+  const session = await Session.open(conn);
+  const seen = printMessages(session, opts, p, output, conn.quiet);
   output.onBroken(() => session.end(ExitCode.Ok));
-  client.on('close', (err) => {
-    if (err) session.end(asCliError(err));
-    else session.end(ExitCode.Ok);
-  });
-  reportReconnects(client, conn.quiet);
-
+  reportReconnects(session.client, conn.quiet);
   const stop = stopWhen({
     signals: ['SIGINT', 'SIGTERM'],
     deadlineMs: p.timeoutMs,
-    onStop: (reason) => {
-      if (reason !== 'deadline') {
-        session.end(ExitCode.Ok);
-        return;
-      }
-      const got =
-        p.count > 0
-          ? ` (${seen.printed} of ${p.count} messages)`
-          : seen.printed > 0
-            ? ` (${seen.printed} messages)`
-            : ' (no message)';
-      session.end(new CliError(`timed out after ${(p.timeoutMs ?? 0) / 1000} s${got}`, ExitCode.Timeout));
-    },
+    onStop: (reason) => session.end(reason === 'deadline' ? timedOut(p, seen.printed) : ExitCode.Ok),
   });
-  await subscribeAll(client, opts, p, conn, session);
-  const result = await session.done;
-  stop.dispose();
-  if (seen.removals.length > 0) await Promise.allSettled(seen.removals);
-  await client.end().catch(() => undefined);
-  return exitCodeOf(result);
+  await session.run(() => subscribeAll(session, opts, p, conn));
+  return session.close(stop, () => Promise.allSettled(seen.removals));
+}
+
+/** The -W timeout: "timed out after 5 s (1 of 2 messages)". */
+function timedOut(p: SubPlan, printed: number): CliError {
+  const got =
+    p.count > 0
+      ? ` (${printed} of ${p.count} messages)`
+      : printed > 0
+        ? ` (${printed} messages)`
+        : ' (no message)';
+  return new CliError(`timed out after ${(p.timeoutMs ?? 0) / 1000} s${got}`, ExitCode.Timeout);
 }
 
 /** What the message handler has done so far: messages printed, retained messages being cleared. */
@@ -270,14 +252,14 @@ interface Seen {
  * --remove-retained, and ends the session at -C, --until or --retained-only's first live message.
  */
 function printMessages(
-  client: MqttClient,
+  session: Session,
   opts: SubFlags,
   p: SubPlan,
   output: MessageOutput,
   quiet: boolean,
-  session: SessionEnd,
 ): Seen {
   const seen: Seen = { printed: 0, removals: [] };
+  const client = session.client;
   client.on('message', (packet) => {
     if (session.ended) return;
     const stamp = now();
@@ -307,43 +289,39 @@ function printMessages(
 
 /** SUBSCRIBE (every filter refused ends the session: exit 2), then UNSUBSCRIBE; -E ends after. */
 async function subscribeAll(
-  client: MqttClient,
+  session: Session,
   opts: SubFlags,
   p: SubPlan,
   conn: ResolvedConnection,
-  session: SessionEnd,
 ): Promise<void> {
-  try {
-    if (p.subscriptions.length > 0) {
-      const suback = await client.subscribe(p.subscriptions, nonEmpty(conn.properties.subscribe));
-      const refused: string[] = [];
-      suback.reasonCodes.forEach((code, i) => {
-        const filter = p.subscriptions[i]?.topicFilter ?? '?';
-        if (code >= 0x80)
-          refused.push(
-            `subscription to '${filter}' refused: ${formatReasonCode(code, 'SUBACK', conn.version)}`,
-          );
-      });
-      if (refused.length === p.subscriptions.length) {
-        session.end(new CliError(refused.join('; '), ExitCode.Connection));
-      } else if (!conn.quiet) {
-        for (const r of refused) process.stderr.write(`mq: ${r}\n`);
-      }
+  const client = session.client;
+  if (p.subscriptions.length > 0) {
+    const suback = await client.subscribe(p.subscriptions, nonEmpty(conn.properties.subscribe));
+    const refused: string[] = [];
+    suback.reasonCodes.forEach((code, i) => {
+      const filter = p.subscriptions[i]?.topicFilter ?? '?';
+      if (code >= 0x80)
+        refused.push(
+          `subscription to '${filter}' refused: ${formatReasonCode(code, 'SUBACK', conn.version)}`,
+        );
+    });
+    if (refused.length === p.subscriptions.length) {
+      session.end(new CliError(refused.join('; '), ExitCode.Connection));
+    } else if (!conn.quiet) {
+      for (const r of refused) process.stderr.write(`mq: ${r}\n`);
     }
-    if (p.unsubscribe.length > 0 && !session.ended) {
-      const unsuback = await client.unsubscribe(p.unsubscribe, nonEmpty(conn.properties.unsubscribe));
-      unsuback.reasonCodes.forEach((code, i) => {
-        if (code >= 0x80 && !conn.quiet) {
-          process.stderr.write(
-            `mq: unsubscribe from '${p.unsubscribe[i]}' refused: ${formatReasonCode(code, 'UNSUBACK')}\n`,
-          );
-        }
-      });
-    }
-    if (opts.exitAfterSub || p.subscriptions.length === 0) session.end(ExitCode.Ok);
-  } catch (err) {
-    session.end(asCliError(err));
   }
+  if (p.unsubscribe.length > 0 && !session.ended) {
+    const unsuback = await client.unsubscribe(p.unsubscribe, nonEmpty(conn.properties.unsubscribe));
+    unsuback.reasonCodes.forEach((code, i) => {
+      if (code >= 0x80 && !conn.quiet) {
+        process.stderr.write(
+          `mq: unsubscribe from '${p.unsubscribe[i]}' refused: ${formatReasonCode(code, 'UNSUBACK')}\n`,
+        );
+      }
+    });
+  }
+  if (opts.exitAfterSub || p.subscriptions.length === 0) session.end(ExitCode.Ok);
 }
 
 function nonEmpty<T extends object>(props: T): T | undefined {
