@@ -13,7 +13,14 @@
 import { isUtf8 } from 'node:buffer';
 import { formatReasonCode, PACKET_TYPE_CODE } from '../protocol/constants.js';
 import { PROPERTY_BY_NAME } from '../protocol/properties.js';
-import type { FieldNote, Packet, Properties, ProtocolVersion, Subscription } from '../protocol/types.js';
+import type {
+  ConnectPacket,
+  FieldNote,
+  Packet,
+  Properties,
+  ProtocolVersion,
+  Subscription,
+} from '../protocol/types.js';
 
 /** The subset of a chalk instance the renderer uses (a ChalkInstance fits). */
 export interface Paint {
@@ -54,6 +61,26 @@ function optionsOf(arg: RenderOptions | Paint | undefined): RenderOptions {
   if (arg === undefined) return {};
   if (typeof (arg as Paint).bold === 'function') return { colors: arg as Paint };
   return arg as RenderOptions;
+}
+
+/** The options, and the paint to use (none when not given). */
+function paintOf(arg: RenderOptions | Paint | undefined): [RenderOptions, Paint] {
+  const options = optionsOf(arg);
+  return [options, options.colors ?? NO_PAINT];
+}
+
+/** A reason code by name for `type`: failures (0x80 and up) red, successes as `ok` paints them. */
+type ReasonText = (value: number) => string;
+function reasonText(
+  type: Packet['type'],
+  version: ProtocolVersion,
+  c: Paint,
+  ok: (text: string) => string,
+): ReasonText {
+  return (value) => {
+    const text = formatReasonCode(value, type, version);
+    return value >= 0x80 ? c.red(text) : ok(text);
+  };
 }
 
 const VERSION_LABEL: Record<ProtocolVersion, string> = { 3: '3.1', 4: '3.1.1', 5: '5.0' };
@@ -151,14 +178,10 @@ export function formatPacketLine(
   version: ProtocolVersion,
   optionsOrColors?: RenderOptions | Paint,
 ): string {
-  const options = optionsOf(optionsOrColors);
-  const c = options.colors ?? NO_PAINT;
+  const [options, c] = paintOf(optionsOrColors);
   const max = options.maxPayload ?? 64;
   const name = c.bold(packet.type);
-  const rc = (code: number): string => {
-    const text = formatReasonCode(code, packet.type, version);
-    return code >= 0x80 ? c.red(text) : text;
-  };
+  const rc = reasonText(packet.type, version, c, (text) => text);
   switch (packet.type) {
     case 'CONNECT': {
       let s = `${name} v${VERSION_LABEL[packet.protocolVersion] ?? packet.protocolVersion} clientId=${quote(packet.clientId, 60)}`;
@@ -263,12 +286,13 @@ function propertyLines(props: Properties, indent: string, c: Paint, max: number)
   return rows.map(([l, v]) => `${indent}${c.dim(l.padEnd(width))}  ${v}`);
 }
 
+/** The lines of a full packet block: `label  value` fields, property lists, lists of items. */
 class Block {
   readonly lines: string[] = [];
   constructor(
     private readonly indent: string,
-    private readonly c: Paint,
-    private readonly max: number,
+    readonly c: Paint,
+    readonly max: number,
   ) {}
   field(label: string, value: string): void {
     this.lines.push(`${this.indent}${this.c.dim(label.padEnd(18))} ${value}`);
@@ -282,6 +306,16 @@ class Block {
     const lines = propertyLines(props, `${this.indent}  `, this.c, this.max);
     this.field(label, lines.length === 0 ? 'none' : `(${lines.length})`);
     this.lines.push(...lines);
+  }
+  /** SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK: the packet id, then the properties. */
+  idAndProperties(packet: { packetId: number; properties?: Properties }, version: ProtocolVersion): void {
+    this.field('packet id', String(packet.packetId));
+    this.properties('properties', packet.properties, version);
+  }
+  /** `label (n)`, then each item on its own line. */
+  list(label: string, items: string[]): void {
+    this.field(label, `(${items.length})`);
+    for (const item of items) this.lines.push(`${this.indent}  ${item}`);
   }
 }
 
@@ -301,18 +335,20 @@ export function formatPacketFull(
   version: ProtocolVersion,
   optionsOrColors?: RenderOptions | Paint,
 ): string {
-  const options = optionsOf(optionsOrColors);
-  const c = options.colors ?? NO_PAINT;
-  const max = options.maxPayload ?? 1024;
-  const b = new Block(options.indent ?? '  ', c, max);
+  const [options, c] = paintOf(optionsOrColors);
+  const b = new Block(options.indent ?? '  ', c, options.maxPayload ?? 1024);
   const code = PACKET_TYPE_CODE[packet.type];
-  const flags = options.flags ?? fixedHeaderFlags(packet);
-  const rc = (value: number): string => {
-    const text = formatReasonCode(value, packet.type, version);
-    return value >= 0x80 ? c.red(text) : c.green(text);
-  };
+  const rc = reasonText(packet.type, version, c, (text) => c.green(text));
   const head = `${c.bold(packet.type)} ${c.dim(`(type ${code}, MQTT ${VERSION_LABEL[version]})`)}`;
+  flagsField(b, packet, options.flags ?? fixedHeaderFlags(packet));
+  if (options.remainingLength !== undefined) b.field('remaining length', String(options.remainingLength));
+  packetFields(b, packet, version, rc);
+  return [head, ...b.lines].join('\n');
+}
 
+/** The fixed header flags: PUBLISH's dup, QoS and retain; for the others, whether the reserved bits are right. */
+function flagsField(b: Block, packet: Packet, flags: number): void {
+  const c = b.c;
   if (packet.type === 'PUBLISH') {
     const q = (flags >> 1) & 3;
     const meaning = q === 3 ? c.red('reserved: malformed') : QOS_MEANING[q];
@@ -326,47 +362,15 @@ export function formatPacketFull(
     const text = `0x${flags.toString(16)} (reserved${ok ? '' : `, must be ${expected.toString(2).padStart(4, '0')}`})`;
     b.field('flags', ok ? text : c.red(text));
   }
-  if (options.remainingLength !== undefined) b.field('remaining length', String(options.remainingLength));
+}
 
+/** Every field of the variable header and payload, in wire order. */
+function packetFields(b: Block, packet: Packet, version: ProtocolVersion, rc: ReasonText): void {
+  const c = b.c;
   switch (packet.type) {
-    case 'CONNECT': {
-      const w = packet.will;
-      b.field(
-        'protocol name',
-        quote(packet.protocolName ?? (packet.protocolVersion === 3 ? 'MQIsdp' : 'MQTT')),
-      );
-      b.field(
-        'protocol level',
-        `${packet.protocolVersion} (MQTT ${VERSION_LABEL[packet.protocolVersion] ?? '?'})`,
-      );
-      const cf =
-        (packet.username !== undefined ? 0x80 : 0) |
-        (packet.password !== undefined ? 0x40 : 0) |
-        (w?.retain ? 0x20 : 0) |
-        ((w?.qos ?? 0) << 3) |
-        (w ? 0x04 : 0) |
-        (packet.clean ? 0x02 : 0);
-      const named: string[] = [];
-      if (packet.username !== undefined) named.push('username');
-      if (packet.password !== undefined) named.push('password');
-      if (w) named.push(`will (qos ${w.qos}${w.retain ? ', retain' : ''})`);
-      if (packet.clean) named.push(packet.protocolVersion === 5 ? 'clean start' : 'clean session');
-      b.field('connect flags', `0x${cf.toString(16).padStart(2, '0')}  ${named.join(', ') || 'none'}`);
-      b.field('keep alive', `${packet.keepalive} s${packet.keepalive === 0 ? ' (off)' : ''}`);
-      b.properties('properties', packet.properties, packet.protocolVersion);
-      b.field(
-        'client id',
-        packet.clientId === '' ? '"" (empty: the server assigns one)' : quote(packet.clientId),
-      );
-      if (w) {
-        b.properties('will properties', w.properties, packet.protocolVersion);
-        b.field('will topic', c.cyan(quote(w.topic)));
-        b.field('will payload', payloadFull(w.payload, max));
-      }
-      if (packet.username !== undefined) b.field('username', quote(packet.username));
-      if (packet.password !== undefined) b.field('password', payloadFull(packet.password, max));
+    case 'CONNECT':
+      connectFields(b, packet);
       break;
-    }
     case 'CONNACK':
       b.field('session present', packet.sessionPresent ? '1 (yes)' : '0 (no)');
       b.field(version === 5 ? 'reason code' : 'return code', rc(packet.reasonCode));
@@ -379,70 +383,108 @@ export function formatPacketFull(
       );
       if (packet.packetId !== undefined) b.field('packet id', String(packet.packetId));
       b.properties('properties', packet.properties, version);
-      b.field('payload', payloadFull(packet.payload, max));
+      b.field('payload', payloadFull(packet.payload, b.max));
       break;
     case 'PUBACK':
     case 'PUBREC':
     case 'PUBREL':
     case 'PUBCOMP':
       b.field('packet id', String(packet.packetId));
-      if (version === 5) {
-        b.field(
-          'reason code',
-          packet.reasonCode === undefined ? `${rc(0)} (omitted)` : rc(packet.reasonCode),
-        );
-        b.properties('properties', packet.properties, version);
-      }
+      reasonFields(b, packet, version, rc);
       break;
     case 'SUBSCRIBE':
-      b.field('packet id', String(packet.packetId));
-      b.properties('properties', packet.properties, version);
-      b.field('subscriptions', `(${packet.subscriptions.length})`);
-      for (const s of packet.subscriptions) {
-        let opts = `qos ${s.qos}`;
-        if (version === 5) {
-          if (s.noLocal) opts += ', no local';
-          if (s.retainAsPublished) opts += ', retain as published';
-          const rh = s.retainHandling ?? 0;
-          opts += `, retain handling ${rh} (${RETAIN_HANDLING[rh] ?? 'invalid'})`;
-        }
-        b.lines.push(`${options.indent ?? '  '}  ${c.cyan(quote(s.topicFilter))}  ${opts}`);
-      }
+      b.idAndProperties(packet, version);
+      b.list(
+        'subscriptions',
+        packet.subscriptions.map(
+          (s) => `${c.cyan(quote(s.topicFilter))}  ${subscriptionOptions(s, version)}`,
+        ),
+      );
       break;
     case 'SUBACK':
     case 'UNSUBACK':
-      b.field('packet id', String(packet.packetId));
-      b.properties('properties', packet.properties, version);
-      if (packet.type === 'SUBACK' || version === 5) {
-        b.field('reason codes', `(${packet.reasonCodes.length})`);
-        for (const value of packet.reasonCodes) b.lines.push(`${options.indent ?? '  '}  ${rc(value)}`);
-      }
+      b.idAndProperties(packet, version);
+      if (packet.type === 'SUBACK' || version === 5) b.list('reason codes', packet.reasonCodes.map(rc));
       break;
     case 'UNSUBSCRIBE':
-      b.field('packet id', String(packet.packetId));
-      b.properties('properties', packet.properties, version);
-      b.field('topic filters', `(${packet.topicFilters.length})`);
-      for (const f of packet.topicFilters) b.lines.push(`${options.indent ?? '  '}  ${c.cyan(quote(f))}`);
+      b.idAndProperties(packet, version);
+      b.list(
+        'topic filters',
+        packet.topicFilters.map((f) => c.cyan(quote(f))),
+      );
       break;
     case 'PINGREQ':
     case 'PINGRESP':
       break;
     case 'DISCONNECT':
     case 'AUTH':
-      if (version === 5) {
-        b.field(
-          'reason code',
-          packet.reasonCode === undefined ? `${rc(0)} (omitted)` : rc(packet.reasonCode),
-        );
-        b.properties('properties', packet.properties, version);
-      }
+      reasonFields(b, packet, version, rc);
       break;
     default: {
       const never: never = packet;
       void never;
     }
   }
-  return [head, ...b.lines].join('\n');
+}
+
+/** v5 acks, DISCONNECT and AUTH: the reason code (Success when the wire omits it) and properties. */
+function reasonFields(
+  b: Block,
+  packet: { reasonCode?: number; properties?: Properties },
+  version: ProtocolVersion,
+  rc: ReasonText,
+): void {
+  if (version !== 5) return;
+  b.field('reason code', packet.reasonCode === undefined ? `${rc(0)} (omitted)` : rc(packet.reasonCode));
+  b.properties('properties', packet.properties, version);
+}
+
+/** A subscription's options: qos, and for v5 no local, retain as published, retain handling. */
+function subscriptionOptions(s: Subscription, version: ProtocolVersion): string {
+  let opts = `qos ${s.qos}`;
+  if (version === 5) {
+    if (s.noLocal) opts += ', no local';
+    if (s.retainAsPublished) opts += ', retain as published';
+    const rh = s.retainHandling ?? 0;
+    opts += `, retain handling ${rh} (${RETAIN_HANDLING[rh] ?? 'invalid'})`;
+  }
+  return opts;
+}
+
+/** CONNECT: protocol name and level, the connect flags by name, then the payload fields. */
+function connectFields(b: Block, packet: ConnectPacket): void {
+  const w = packet.will;
+  b.field('protocol name', quote(packet.protocolName ?? (packet.protocolVersion === 3 ? 'MQIsdp' : 'MQTT')));
+  b.field(
+    'protocol level',
+    `${packet.protocolVersion} (MQTT ${VERSION_LABEL[packet.protocolVersion] ?? '?'})`,
+  );
+  const cf =
+    (packet.username !== undefined ? 0x80 : 0) |
+    (packet.password !== undefined ? 0x40 : 0) |
+    (w?.retain ? 0x20 : 0) |
+    ((w?.qos ?? 0) << 3) |
+    (w ? 0x04 : 0) |
+    (packet.clean ? 0x02 : 0);
+  const named: string[] = [];
+  if (packet.username !== undefined) named.push('username');
+  if (packet.password !== undefined) named.push('password');
+  if (w) named.push(`will (qos ${w.qos}${w.retain ? ', retain' : ''})`);
+  if (packet.clean) named.push(packet.protocolVersion === 5 ? 'clean start' : 'clean session');
+  b.field('connect flags', `0x${cf.toString(16).padStart(2, '0')}  ${named.join(', ') || 'none'}`);
+  b.field('keep alive', `${packet.keepalive} s${packet.keepalive === 0 ? ' (off)' : ''}`);
+  b.properties('properties', packet.properties, packet.protocolVersion);
+  b.field(
+    'client id',
+    packet.clientId === '' ? '"" (empty: the server assigns one)' : quote(packet.clientId),
+  );
+  if (w) {
+    b.properties('will properties', w.properties, packet.protocolVersion);
+    b.field('will topic', b.c.cyan(quote(w.topic)));
+    b.field('will payload', payloadFull(w.payload, b.max));
+  }
+  if (packet.username !== undefined) b.field('username', quote(packet.username));
+  if (packet.password !== undefined) b.field('password', payloadFull(packet.password, b.max));
 }
 
 // ---------------------------------------------------------------------------------------------
