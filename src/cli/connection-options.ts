@@ -73,84 +73,73 @@ export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolea
   cmd.addOption(
     new Option('-d, --debug', "print every packet sent and received (mosquitto's -d; same as --trace)"),
   );
-  const group = (o: Option, heading: string) => o.helpGroup(heading);
-  const conn = 'Connection options:';
-  const tls = 'TLS options:';
-  const more = 'Session, will and diagnostics:';
-  const options: Option[] = [
-    group(new Option('-h, --host <host>', 'broker host (default: localhost, or from -L / MQ_URL)'), conn),
-    group(new Option('-p, --port <port>', 'port (default: 1883; 8883 with TLS; 80/443 for ws/wss)'), conn),
-    group(
-      new Option(
-        '-L, --url <url>',
-        'broker URL: mqtt://, mqtts://, ws://, wss://, unix:// [user[:pass]@]host[:port][/topic or /ws-path]',
-      ),
-      conn,
-    ),
-    group(new Option('-V, --protocol-version <version>', 'MQTT version: 3.1, 3.1.1 or 5 (default: 5)'), conn),
-    group(new Option('-i, --id <id>', 'client id (default: mq- and 8 random hex digits)'), conn),
-    group(new Option('-I, --id-prefix <prefix>', 'client id prefix; random hex digits are appended'), conn),
-    group(new Option('-k, --keepalive <seconds>', 'keepalive interval, 0 = off (default: 60)'), conn),
-    group(new Option('-u, --username <user>', 'user name (or MQ_USERNAME)'), conn),
-    group(new Option('-P, --password <pass>', 'password (or MQ_PASSWORD, which keeps it out of ps)'), conn),
-    group(
-      new Option('--profile <name>', 'use a profile from ~/.config/mq/config.json (or MQ_PROFILE)'),
-      conn,
-    ),
-    group(
-      new Option('--connect-timeout <seconds>', 'give up when no CONNACK arrives in time (default: 10)'),
-      conn,
-    ),
-    group(new Option('--ws-path <path>', 'WebSocket path (default: /mqtt)'), conn),
-    group(
-      new Option('--ws-header <k=v>', 'extra WebSocket upgrade header (repeatable)').argParser(collect),
-      conn,
-    ),
-    group(new Option('--cafile <file>', 'trust the CAs in this PEM file (turns TLS on)'), tls),
-    group(new Option('--cert <file>', 'client certificate (PEM), with --key'), tls),
-    group(new Option('--key <file>', 'client private key (PEM)'), tls),
-    group(new Option('--insecure', "do not verify the server's certificate"), tls),
-    group(new Option('--tls-version <version>', 'minimum TLS version: tlsv1.2 or tlsv1.3'), tls),
-    group(new Option('--alpn <protocol>', 'ALPN protocol to offer (repeatable)').argParser(collect), tls),
-    group(new Option('--servername <name>', 'TLS server name (SNI and certificate check)'), tls),
-    group(
-      new Option(
-        '-c, --no-clean',
-        'persistent session: clean start off (v5: session never expires unless -x)',
-      ),
-      more,
-    ),
-    group(
-      new Option('-x, --session-expiry <seconds>', 'v5 session expiry interval, or "never" (default: 0)'),
-      more,
-    ),
-    group(new Option('--will-topic <topic>', 'last will topic'), more),
-    group(new Option('--will-payload <value>', 'last will payload (text, hex:, base64:, @file)'), more),
-    group(new Option('--will-qos <qos>', 'last will QoS (default: 0)'), more),
-    group(new Option('--will-retain', 'retain the last will'), more),
-    group(
-      new Option(
-        '-D, --property <values...>',
-        'MQTT 5 property: PACKET NAME VALUE (connect|publish|subscribe|unsubscribe|disconnect|will; user-property takes KEY VALUE)',
-      ),
-      more,
-    ),
-    group(
-      new Option(
-        '--reconnect [min..max]',
-        'reconnect with backoff and jitter between min and max seconds (1..30 when no range is given)',
-      ).default(defaults.reconnect, defaults.reconnect ? 'on' : 'off'),
-      more,
-    ),
-    group(new Option('--no-reconnect', 'exit when the connection is lost'), more),
-    group(
-      new Option('--trace [hex]', 'print every packet sent and received to stderr (--trace=hex adds bytes)'),
-      more,
-    ),
-    group(new Option('--quiet', 'no diagnostics on stderr'), more),
-    group(new Option('--json', 'machine output: one JSON object per line'), more),
+  const groups: [string, Option[]][] = [
+    [
+      'Connection options:',
+      [
+        new Option('-h, --host <host>', 'broker host (default: localhost, or from -L / MQ_URL)'),
+        new Option('-p, --port <port>', 'port (default: 1883; 8883 with TLS; 80/443 for ws/wss)'),
+        new Option(
+          '-L, --url <url>',
+          'broker URL: mqtt://, mqtts://, ws://, wss://, unix:// [user[:pass]@]host[:port][/topic or /ws-path]',
+        ),
+        new Option('-V, --protocol-version <version>', 'MQTT version: 3.1, 3.1.1 or 5 (default: 5)'),
+        new Option('-i, --id <id>', 'client id (default: mq- and 8 random hex digits)'),
+        new Option('-I, --id-prefix <prefix>', 'client id prefix; random hex digits are appended'),
+        new Option('-k, --keepalive <seconds>', 'keepalive interval, 0 = off (default: 60)'),
+        new Option('-u, --username <user>', 'user name (or MQ_USERNAME)'),
+        new Option('-P, --password <pass>', 'password (or MQ_PASSWORD, which keeps it out of ps)'),
+        new Option('--profile <name>', 'use a profile from ~/.config/mq/config.json (or MQ_PROFILE)'),
+        new Option('--connect-timeout <seconds>', 'give up when no CONNACK arrives in time (default: 10)'),
+        new Option('--ws-path <path>', 'WebSocket path (default: /mqtt)'),
+        new Option('--ws-header <k=v>', 'extra WebSocket upgrade header (repeatable)').argParser(collect),
+      ],
+    ],
+    [
+      'TLS options:',
+      [
+        new Option('--cafile <file>', 'trust the CAs in this PEM file (turns TLS on)'),
+        new Option('--cert <file>', 'client certificate (PEM), with --key'),
+        new Option('--key <file>', 'client private key (PEM)'),
+        new Option('--insecure', "do not verify the server's certificate"),
+        new Option('--tls-version <version>', 'minimum TLS version: tlsv1.2 or tlsv1.3'),
+        new Option('--alpn <protocol>', 'ALPN protocol to offer (repeatable)').argParser(collect),
+        new Option('--servername <name>', 'TLS server name (SNI and certificate check)'),
+      ],
+    ],
+    [
+      'Session, will and diagnostics:',
+      [
+        new Option(
+          '-c, --no-clean',
+          'persistent session: clean start off (v5: session never expires unless -x)',
+        ),
+        new Option('-x, --session-expiry <seconds>', 'v5 session expiry interval, or "never" (default: 0)'),
+        new Option('--will-topic <topic>', 'last will topic'),
+        new Option('--will-payload <value>', 'last will payload (text, hex:, base64:, @file)'),
+        new Option('--will-qos <qos>', 'last will QoS (default: 0)'),
+        new Option('--will-retain', 'retain the last will'),
+        new Option(
+          '-D, --property <values...>',
+          'MQTT 5 property: PACKET NAME VALUE (connect|publish|subscribe|unsubscribe|disconnect|will; user-property takes KEY VALUE)',
+        ),
+        new Option(
+          '--reconnect [min..max]',
+          'reconnect with backoff and jitter between min and max seconds (1..30 when no range is given)',
+        ).default(defaults.reconnect, defaults.reconnect ? 'on' : 'off'),
+        new Option('--no-reconnect', 'exit when the connection is lost'),
+        new Option(
+          '--trace [hex]',
+          'print every packet sent and received to stderr (--trace=hex adds bytes)',
+        ),
+        new Option('--quiet', 'no diagnostics on stderr'),
+        new Option('--json', 'machine output: one JSON object per line'),
+      ],
+    ],
   ];
-  for (const o of options) cmd.addOption(o);
+  for (const [heading, options] of groups) {
+    for (const o of options) cmd.addOption(o.helpGroup(heading));
+  }
   return cmd;
 }
 

@@ -105,6 +105,15 @@ interface StreamState {
 
 type FixedHeader = NonNullable<ReturnType<typeof readFixedHeader>>;
 
+/** An item before it is numbered. */
+type Item = Omit<DecodedItem, 'index'>;
+
+/** Where an item starts in its stream, and its record when that names a client or direction. */
+interface Origin {
+  offset: number;
+  meta: { record?: InputRecord };
+}
+
 /** The reading chosen for one packet, and what to tell a person about the choice. */
 interface Reading {
   chosen: Attempt;
@@ -134,7 +143,7 @@ export function* iterateRecords(
   let count = 0;
   const states = new Map<string, StreamState>();
   const carry = new Map<string, { bytes: Buffer; record: InputRecord }>();
-  const numbered = (item: Omit<DecodedItem, 'index'>): DecodedItem => {
+  const numbered = (item: Item): DecodedItem => {
     count++;
     (item as DecodedItem).index = count;
     return item as DecodedItem;
@@ -157,6 +166,7 @@ export function* iterateRecords(
     carry.delete(streamKey);
     const bytes = held ? Buffer.concat([held.bytes, record.bytes]) : record.bytes;
     const meta = record.client !== undefined || record.direction !== undefined ? { record } : {};
+    const at = (offset: number): Origin => ({ offset, meta });
     const laterInStream = (lastOfStream.get(streamKey) ?? ri) > ri;
 
     let offset = 0;
@@ -166,7 +176,7 @@ export function* iterateRecords(
         header = readFixedHeader(bytes, offset);
       } catch (err) {
         const version = fixed ?? state.version ?? 5;
-        yield numbered(unframeableItem(bytes, offset, err, version, meta));
+        yield numbered(unframeableItem(bytes, at(offset), err, version));
         break;
       }
       const available = bytes.length - offset;
@@ -176,30 +186,25 @@ export function* iterateRecords(
           break;
         }
         yield numbered(
-          incompleteItem(bytes.subarray(offset), offset, header, fixed ?? state.version ?? 5, meta),
+          incompleteItem(bytes.subarray(offset), at(offset), header, fixed ?? state.version ?? 5),
         );
         break;
       }
       const raw = bytes.subarray(offset, offset + header.totalLength);
       const where = { offset, record, nextIndex: count + 1 };
       const reading = chooseReading(raw, header, fixed, state, where);
-      yield numbered(decodedItem(raw, offset, header, reading, options.annotate === true, meta));
+      yield numbered(decodedItem(raw, at(offset), header, reading, options.annotate === true));
       offset += header.totalLength;
     }
   }
 }
 
 /** The item for bytes that cannot be cut into packets (a remaining length over 4 bytes): the rest of the input. */
-function unframeableItem(
-  bytes: Buffer,
-  offset: number,
-  err: unknown,
-  version: ProtocolVersion,
-  meta: { record?: InputRecord },
-): Omit<DecodedItem, 'index'> {
+function unframeableItem(bytes: Buffer, at: Origin, err: unknown, version: ProtocolVersion): Item {
+  const { offset } = at;
   const e = err instanceof MalformedPacketError ? err : undefined;
   return {
-    ...meta,
+    ...at.meta,
     offset,
     raw: bytes.subarray(offset),
     typeName: PACKET_TYPE_NAMES[(bytes[offset] ?? 0) >> 4],
@@ -299,20 +304,20 @@ function guessVersion(raw: Buffer, state: StreamState, index: number): Reading {
 /** The item for one whole packet in the chosen reading, with its violations and canonical-form note. */
 function decodedItem(
   raw: Buffer,
-  offset: number,
+  at: Origin,
   header: FixedHeader,
   reading: Reading,
   annotate: boolean,
-  meta: { record?: InputRecord },
-): Omit<DecodedItem, 'index'> {
+): Item {
+  const { offset } = at;
   let { chosen, note } = reading;
   // The byte map is kept for --bytes, and for malformed packets (the fields before the error).
   if (annotate || badness(chosen) > 0)
     chosen = { ...attempt(raw, chosen.version, true), version: chosen.version };
   const violations = chosen.errors.map((e) => violation(e, offset));
   if (chosen.fatal) violations.push(violation(chosen.fatal, offset));
-  const item: Omit<DecodedItem, 'index'> = {
-    ...meta,
+  const item: Item = {
+    ...at.meta,
     offset,
     raw,
     typeName: PACKET_TYPE_NAMES[header.typeCode] ?? `reserved type ${header.typeCode}`,
@@ -367,11 +372,11 @@ function violation(e: MalformedPacketError, base: number): Violation {
 
 function incompleteItem(
   raw: Buffer,
-  offset: number,
-  header: ReturnType<typeof readFixedHeader>,
+  at: Origin,
+  header: FixedHeader | undefined,
   version: ProtocolVersion,
-  meta: { record?: InputRecord },
-): Omit<DecodedItem, 'index'> {
+): Item {
+  const { offset } = at;
   const typeName = PACKET_TYPE_NAMES[(raw[0] ?? 0) >> 4];
   const message =
     header === undefined
@@ -379,8 +384,8 @@ function incompleteItem(
       : `incomplete packet: the fixed header announces ${header.totalLength} bytes (remaining length ${header.remainingLength}), the input has ${raw.length}`;
   // Decode what is there, to show the fields before the end.
   const partial = header === undefined ? undefined : attempt(raw, version, true);
-  const item: Omit<DecodedItem, 'index'> = {
-    ...meta,
+  const item: Item = {
+    ...at.meta,
     offset,
     raw,
     version,
