@@ -11,7 +11,6 @@ import { newCommand } from '../../src/cli/command.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
-  configPath,
   parseBrokerUrl,
   parseVersion,
   type ResolvedConnection,
@@ -19,6 +18,7 @@ import {
   traceWriter,
 } from '../../src/cli/connection-options.js';
 import { UsageError } from '../../src/cli/errors.js';
+import { configPath } from '../../src/cli/profile.js';
 import { parsePropertyFlags } from '../../src/cli/properties-flag.js';
 import { parseBinaryValue, readStdin } from '../../src/cli/values.js';
 
