@@ -11,15 +11,14 @@ import {
   type ResolvedConnection,
   resolveConnectionOptions,
 } from '../cli/connection-options.js';
-import { CliError, ExitCode, UsageError } from '../cli/errors.js';
-import { type PublishOpts, parseNdjsonLine } from '../cli/ndjson-input.js';
+import { UsageError } from '../cli/errors.js';
+import type { PublishOpts } from '../cli/ndjson-input.js';
 import { collect, exactlyOne } from '../cli/options.js';
 import { checkTopicName, type PublishFlags, publishProperties, readPayload } from '../cli/publish-flags.js';
-import { asCliError, connectClient, refusedOn } from '../cli/session.js';
-import { type Stop, stopWhen } from '../cli/signals.js';
+import { outcome, publishRepeats, publishRun, streamStdin } from '../cli/publisher.js';
+import { asCliError, connectClient } from '../cli/session.js';
+import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseQos, parseSeconds } from '../cli/values.js';
-import { type MqttClient, PublishRefusedError, type PublishResult } from '../client/index.js';
-import { type QoS, reasonCodeName } from '../protocol/index.js';
 
 interface PubFlags extends ConnectionFlags, PublishFlags {
   topic?: string[];
@@ -144,27 +143,10 @@ async function plan(opts: PubFlags): Promise<PubPlan> {
   return { source, conn, topics, repeat, repeatDelayMs, publishOpts, payload };
 }
 
-interface Tally {
-  sent: number;
-  /** Acknowledged (QoS 1/2) or written (QoS 0), or failed: no longer waiting. */
-  settled: number;
-  acked: number;
-  failures: number;
-  firstFailure?: CliError;
-}
-
-interface Handlers {
-  ok: (result: PublishResult) => void;
-  err: (err: unknown) => void;
-}
-
-type MakeHandlers = (topic: string, qos: QoS, after: () => void) => Handlers;
-
 async function publishCommand(opts: PubFlags): Promise<number> {
   // Everything that can be checked is checked before connecting.
   const p = await plan(opts);
   const client = await connectClient(p.conn);
-  const tally: Tally = { sent: 0, settled: 0, acked: 0, failures: 0 };
   let lostError: unknown;
   client.on('close', (err) => {
     if (err) lostError = err;
@@ -176,13 +158,10 @@ async function publishCommand(opts: PubFlags): Promise<number> {
       if (streaming) process.stdin.destroy();
     },
   });
+  const run = publishRun(client, p.conn, stop);
   try {
-    const makeHandlers = handlersFor(tally, p.conn, stop);
-    if (p.payload !== undefined) {
-      await publishRepeats(client, p, p.payload, tally, makeHandlers, stop);
-    } else {
-      await streamStdin(client, p.source === 'ndjson', p.topics, p.publishOpts, tally, makeHandlers, stop);
-    }
+    if (p.payload !== undefined) await publishRepeats(run, p.payload, p);
+    else await streamStdin(run, p.source === 'ndjson', p.topics, p.publishOpts);
   } catch (err) {
     // A bad --ndjson line (or any other failure mid-stream): leave the broker cleanly, then report.
     await client.end().catch(() => undefined);
@@ -198,201 +177,5 @@ async function publishCommand(opts: PubFlags): Promise<number> {
       // already closed
     }
   }
-  return outcome(tally, lostError, stop.signal.aborted, p.conn.quiet);
-}
-
-/** The exit code (or the CliError) once publishing ended: every message acknowledged is exit 0. */
-function outcome(tally: Tally, lostError: unknown, interrupted: boolean, quiet: boolean): number {
-  const unsettled = tally.sent - tally.settled;
-  if (interrupted && unsettled > 0) {
-    throw new CliError(
-      `interrupted: ${unsettled} of ${tally.sent} messages were not acknowledged`,
-      ExitCode.Interrupted,
-    );
-  }
-  if (tally.firstFailure !== undefined) {
-    if (tally.failures > 1 && !quiet) {
-      process.stderr.write(`mq: ${tally.failures} of ${tally.sent} messages failed\n`);
-    }
-    throw tally.firstFailure;
-  }
-  if (lostError !== undefined) throw asCliError(lostError);
-  return ExitCode.Ok;
-}
-
-/** How a refused or unacknowledged publish reads: "broker refused message on 'a/b': 0x87 Not authorized". */
-function refusalMessage(topic: string, err: unknown): string {
-  if (err instanceof PublishRefusedError && /refused the message to/.test(err.message)) {
-    return refusedOn(topic, err.reasonCode);
-  }
-  if (err instanceof PublishRefusedError) return err.message;
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** The callbacks of one publish: count it, print --json acks, keep the first failure. */
-function handlersFor(tally: Tally, conn: ResolvedConnection, stop: Stop): MakeHandlers {
-  return (topic, q, after) => ({
-    ok: (result: PublishResult) => {
-      after();
-      tally.settled++;
-      if (q > 0) tally.acked++;
-      if (conn.json) {
-        const rc = result.reasonCode;
-        process.stdout.write(
-          `${JSON.stringify({ topic, qos: q, packetId: result.packetId, reasonCode: rc, reason: reasonCodeName(rc, 'PUBACK') })}\n`,
-        );
-      }
-    },
-    err: (err: unknown) => {
-      after();
-      if (stop.signal.aborted) return; // the client was closed on Ctrl-C: not the broker's failure
-      tally.settled++;
-      tally.failures++;
-      const cli = asCliError(err);
-      const failure =
-        cli.exitCode === ExitCode.NotAcknowledged
-          ? new CliError(refusalMessage(topic, err), cli.exitCode)
-          : cli;
-      tally.firstFailure ??= failure;
-      if (!conn.quiet && tally.failures > 1 && tally.failures <= 5)
-        process.stderr.write(`mq: ${failure.message}\n`);
-    },
-  });
-}
-
-/** -m, -f, -s, -n: the message to every topic, --repeat times; with a delay, each round acknowledged first. */
-async function publishRepeats(
-  client: MqttClient,
-  p: PubPlan,
-  payload: Buffer,
-  tally: Tally,
-  makeHandlers: MakeHandlers,
-  stop: Stop,
-): Promise<void> {
-  const noop = () => {};
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < p.repeat && !stop.signal.aborted; i++) {
-    if (i > 0 && p.repeatDelayMs > 0) await Promise.race([delay(p.repeatDelayMs), stop.stopped]);
-    if (stop.signal.aborted) break;
-    for (const topic of p.topics) {
-      tally.sent++;
-      const h = makeHandlers(topic, p.publishOpts.qos, noop);
-      pending.push(client.publish(topic, payload, p.publishOpts).then(h.ok, h.err));
-    }
-    // With a delay, each repeat is acknowledged before the next one goes out.
-    if (p.repeatDelayMs > 0) await Promise.race([Promise.all(pending.splice(0)), stop.stopped]);
-  }
-  await Promise.race([Promise.all(pending), stop.stopped]);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** At most this many publishes waiting in the client before stdin reading pauses (backpressure). */
-const HIGH_WATER = 4096;
-
-/**
- * -l and --ndjson: reads stdin a chunk at a time, splits lines, publishes each; pauses reading while
- * HIGH_WATER publishes wait, so memory stays bounded whatever the input size.
- */
-async function streamStdin(
-  client: MqttClient,
-  ndjson: boolean,
-  topics: string[],
-  defaults: PublishOpts,
-  tally: Tally,
-  makeHandlers: MakeHandlers,
-  stop: Stop,
-): Promise<void> {
-  let outstanding = 0;
-  let wake: (() => void) | undefined;
-  const settled = () => {
-    outstanding--;
-    if (wake !== undefined && outstanding < HIGH_WATER / 2) {
-      const w = wake;
-      wake = undefined;
-      w();
-    }
-  };
-  // One pair of callbacks per (topic, QoS), not per message: this loop runs 100k+ times a second.
-  const handlerCache = new Map<string, Handlers>();
-  const handlers = (topic: string, qos: QoS): Handlers => {
-    const key = `${qos}${topic}`;
-    let h = handlerCache.get(key);
-    if (h === undefined) {
-      h = makeHandlers(topic, qos, settled);
-      if (handlerCache.size < 10_000) handlerCache.set(key, h);
-    }
-    return h;
-  };
-  const lineHandlers = topics.map((t) => handlers(t, defaults.qos));
-  let lineNo = 0;
-  let carry: Buffer | undefined;
-
-  const publishLine = (line: Buffer): Promise<void> | undefined => {
-    lineNo++;
-    if (line.length === 0) return undefined; // as mosquitto_pub -l: empty lines are not sent
-    if (ndjson) {
-      return parseNdjsonLine(line, lineNo, topics, defaults, client.version).then((m) => {
-        if (m === undefined) return;
-        for (const topic of m.topics) {
-          const h = handlers(topic, m.opts.qos);
-          outstanding++;
-          tally.sent++;
-          client.publish(topic, m.payload, m.opts).then(h.ok, h.err);
-        }
-      });
-    }
-    for (let i = 0; i < topics.length; i++) {
-      const h = lineHandlers[i]!;
-      outstanding++;
-      tally.sent++;
-      client.publishWith(topics[i]!, line, defaults, h.ok, h.err);
-    }
-    return undefined;
-  };
-
-  try {
-    await readLines();
-  } catch (err) {
-    if (!stop.signal.aborted) throw err; // stdin destroyed on Ctrl-C ends the loop with an error
-  }
-  // Every publish has been acknowledged (or failed) once outstanding reaches 0.
-  while (outstanding > 0 && !stop.signal.aborted) {
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        wake = resolve;
-        if (outstanding === 0) resolve();
-      }),
-      stop.stopped,
-    ]);
-  }
-
-  async function readLines(): Promise<void> {
-    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-      if (stop.signal.aborted || tally.firstFailure?.exitCode === ExitCode.Connection) break;
-      const data = carry !== undefined ? Buffer.concat([carry, chunk]) : chunk;
-      carry = undefined;
-      let start = 0;
-      for (;;) {
-        const nl = data.indexOf(0x0a, start);
-        if (nl < 0) break;
-        const pending = publishLine(data.subarray(start, nl));
-        if (pending !== undefined) await pending;
-        start = nl + 1;
-        if (outstanding >= HIGH_WATER) {
-          await Promise.race([
-            new Promise<void>((resolve) => {
-              wake = resolve;
-            }),
-            stop.stopped,
-          ]);
-          if (stop.signal.aborted) return;
-        }
-      }
-      if (start < data.length) carry = Buffer.from(data.subarray(start));
-    }
-    if (carry !== undefined && carry.length > 0 && !stop.signal.aborted) await publishLine(carry);
-  }
+  return outcome(run, lostError);
 }
