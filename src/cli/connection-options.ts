@@ -1,9 +1,10 @@
 /**
  * The shared connection options of pub, sub, req (and bench): one definition of every flag in
  * CLI.md's "Shared connection options" table, and one resolver that merges flags, environment
- * (MQ_URL, MQ_USERNAME, MQ_PASSWORD, MQ_PROFILE) and a profile from the config file into
- * ClientOptions. Precedence: flags > environment > profile > defaults. Every mistake is one
- * UsageError. Kept light at load time: no TLS, no ws, no chalk here.
+ * (MQ_URL, MQ_USERNAME, MQ_PASSWORD, MQ_PROFILE) and a profile from the config file (profile.ts)
+ * into ClientOptions, one step per section (layers, transport, paths, client id, session,
+ * credentials, -D, will, TLS files, behaviour). Precedence: flags > environment > profile >
+ * defaults. Every mistake is one UsageError. Kept light at load time: no TLS, no ws, no chalk here.
  */
 import { type Command, Option } from 'commander';
 import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.js';

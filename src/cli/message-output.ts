@@ -313,7 +313,7 @@ export function addOutputOptions(cmd: Command): Command {
 }
 
 /** The output mode from --output / --json / -F, checked for conflicts. */
-export function pickOutputMode(opts: OutputFlags): OutputMode {
+function pickOutputMode(opts: OutputFlags): OutputMode {
   if (opts.format !== undefined) {
     const problem = formatProblem(opts.format);
     if (problem !== undefined) throw new UsageError(`-F: ${problem}`);
