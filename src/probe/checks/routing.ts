@@ -99,13 +99,13 @@ async function dollarTopics(scope: CheckScope): Promise<Outcome> {
   const routed = watcher.inbox.peek((p) => p.topic === dollar).length > 0;
   const leaked = inbox.all.filter((p) => p.topic.startsWith('$'));
   if (leaked.length > 0) {
-    return fail(`'#' or ${scope.shown(plusFilter)} matched ${scope.shown(leaked[0]!.topic)} [MQTT-4.7.2-1]`);
+    return fail(`'#' or '+/…' matched ${scope.shown(leaked[0]!.topic)} [MQTT-4.7.2-1]`);
   }
   if (!routed) {
     await nextOn(watcher.inbox, dollar, `the message on ${dollar}`);
   }
   return pass(
-    `'#' and ${scope.shown(plusFilter)} did not match ${scope.shown(dollar)}; ${scope.shown(`$${scope.ctx.prefix}/#`)} did`,
+    `'#' and '+/…' did not match ${scope.shown(dollar)}; ${scope.shown(`$${scope.ctx.prefix}/#`)} did`,
   );
 }
 
