@@ -68,7 +68,10 @@ describe('mq probe against a default mq broker', () => {
 });
 
 describe('each flag changes exactly the lines it should', () => {
-  const expectLine = (c: CheckJson | undefined, want: Partial<CheckJson> & { detail?: RegExp }) => {
+  const expectLine = (
+    c: CheckJson | undefined,
+    want: Omit<Partial<CheckJson>, 'detail'> & { detail?: RegExp },
+  ) => {
     const { detail, ...rest } = want;
     expect(c).toMatchObject(rest);
     if (detail !== undefined) expect(c?.detail).toMatch(detail);
