@@ -181,11 +181,10 @@ async function inflight(scope: CheckScope): Promise<Outcome> {
   if (head?.type === 'PUBLISH' && head.packetId !== undefined)
     limited.send({ type: 'PUBACK', packetId: head.packetId });
   const next = await countAfterPing(scope, limited);
-  if (next !== first + 1)
-    return fail(
-      `${sends}; with Receive Maximum ${r}: ${first}, then ${next - first} more after one PUBACK`,
-      extra,
-    );
+  if (next !== first + 1) {
+    const more = `${first}, then ${next - first} more after one PUBACK`;
+    return fail(`${sends}; to a client announcing Receive Maximum ${r}: ${more} [MQTT-3.3.4-9]`, extra);
+  }
   return pass(`${sends}; to a client announcing Receive Maximum ${r}: ${r}, and one more per PUBACK`, extra);
 }
 
