@@ -28,6 +28,7 @@ interface ProbeFlags extends ConnectionFlags {
   maxProbe?: string;
   only?: string[];
   skip?: string[];
+  concurrency?: string;
 }
 
 const SECTION_NAMES: readonly SectionName[] = [
@@ -41,6 +42,7 @@ const SECTION_NAMES: readonly SectionName[] = [
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 const DEFAULT_TIMEOUT_S = 5;
 const DEFAULT_MAX_PROBE = 1024 * 1024;
+const DEFAULT_CONCURRENCY = 8;
 
 export function command(): Command {
   const cmd = newCommand('probe')
@@ -66,7 +68,13 @@ export function command(): Command {
         `run only these sections (comma-separated, repeatable): ${SECTION_NAMES.join(', ')}`,
       ).argParser(collect),
     )
-    .addOption(new Option('--skip <sections>', 'run every section but these').argParser(collect));
+    .addOption(new Option('--skip <sections>', 'run every section but these').argParser(collect))
+    .addOption(
+      new Option(
+        '--concurrency <n>',
+        `checks run at once (default ${DEFAULT_CONCURRENCY}; 1 for a broker with few connections to spare)`,
+      ),
+    );
   addConnectionOptions(cmd, { reconnect: false });
   cmd.addHelpText(
     'after',
@@ -179,6 +187,10 @@ async function probeCommand(flags: ProbeFlags): Promise<number> {
     timeoutMs: Math.round(timeoutS * 1000),
     maxProbe,
     sections,
+    concurrency:
+      flags.concurrency !== undefined
+        ? parseInteger(flags.concurrency, '--concurrency', 1, 64)
+        : DEFAULT_CONCURRENCY,
     signal: stop.signal,
   };
   if (flags.protocolVersion !== undefined) options.version = parseVersion(flags.protocolVersion);

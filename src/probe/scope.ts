@@ -8,7 +8,7 @@ import { type ClientOptions, MqttClient } from '../client/index.js';
 import type { ConnackPacket, ConnectPacket, ProtocolVersion, PublishPacket } from '../protocol/index.js';
 import { Inbox, SourceClosed, WaitTimeout } from './inbox.js';
 import { describeClose, RawConnection, type RawOptions } from './raw.js';
-import { quoted } from './text.js';
+import { code, quoted } from './text.js';
 import type { Outcome, ProbeOptions } from './types.js';
 
 /** What every check shares: where, as whom, what was announced, the bounds. */
@@ -179,7 +179,7 @@ export class CheckScope {
     if (connack.reasonCode !== 0) {
       throw new Verdict({
         status: 'fail',
-        detail: `the broker refused a connection: CONNACK ${connack.reasonCode}`,
+        detail: `the broker refused a connection: ${code(connack.reasonCode, 'CONNACK', this.ctx.version)}`,
       });
     }
     return { conn, connack };

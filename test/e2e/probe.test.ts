@@ -190,6 +190,20 @@ describe('a broker that misbehaves fails checks, not the probe', () => {
     }
   });
 
+  test('--max-connections 6: refusals at 8 checks at once are failures; --concurrency 1 probes it', async () => {
+    const small = await startMqBroker(['-q', '--max-connections', '6']);
+    try {
+      const crowded = await probeJson(small.port, ['--only', 'delivery']);
+      expect(crowded.summary.fail).toBeGreaterThan(0);
+      const failed = [...checks(crowded)].filter(([, c]) => c.status === 'fail');
+      for (const [key, c] of failed) expect(c.detail, key).toMatch(/0x89 Server busy/);
+      const oneByOne = await probeJson(small.port, ['--only', 'delivery', '--concurrency', '1']);
+      expect(oneByOne.summary.fail).toBe(0);
+    } finally {
+      await small.stop();
+    }
+  });
+
   test('--delay 1500 with --timeout 0.3: each check fails at its time limit; the probe ends in time', async () => {
     const slow = await startMqBroker(['-q', '--delay', '1500']);
     try {
