@@ -20,3 +20,19 @@ export interface Check {
   extraMs?: (ctx: ProbeContext) => number;
   run(scope: CheckScope): Promise<Outcome>;
 }
+
+/** The check factory of one section: `const check = checksOf('sessions')`, then `check(id, title, run)`. */
+export function checksOf(section: SectionName) {
+  return (
+    id: string,
+    title: string,
+    run: Check['run'],
+    extra: Pick<Check, 'v5' | 'extraMs'> = {},
+  ): Check => ({
+    section,
+    id,
+    title,
+    run,
+    ...extra,
+  });
+}

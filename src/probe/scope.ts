@@ -9,7 +9,7 @@ import type { ConnackPacket, ConnectPacket, ProtocolVersion, PublishPacket } fro
 import { Inbox, SourceClosed, WaitTimeout } from './inbox.js';
 import { describeClose, RawConnection, type RawOptions } from './raw.js';
 import { code, quoted } from './text.js';
-import type { Outcome, ProbeOptions } from './types.js';
+import type { CheckStatus, Outcome, ProbeOptions } from './types.js';
 
 /** What every check shares: where, as whom, what was announced, the bounds. */
 export interface ProbeContext {
@@ -35,31 +35,15 @@ export class Verdict extends Error {
   }
 }
 
-export const pass = (detail: string, extra: Partial<Outcome> = {}): Outcome => ({
-  status: 'pass',
-  detail,
-  ...extra,
-});
-export const fail = (detail: string, extra: Partial<Outcome> = {}): Outcome => ({
-  status: 'fail',
-  detail,
-  ...extra,
-});
-export const unsupported = (detail: string, extra: Partial<Outcome> = {}): Outcome => ({
-  status: 'unsupported',
-  detail,
-  ...extra,
-});
-export const skipped = (detail: string, extra: Partial<Outcome> = {}): Outcome => ({
-  status: 'skipped',
-  detail,
-  ...extra,
-});
-export const info = (detail: string, extra: Partial<Outcome> = {}): Outcome => ({
-  status: 'info',
-  detail,
-  ...extra,
-});
+/** Outcome builders: `pass('detail', { value: 3 })`. */
+const outcome =
+  (status: CheckStatus) =>
+  (detail: string, extra: Partial<Outcome> = {}): Outcome => ({ status, detail, ...extra });
+export const pass = outcome('pass');
+export const fail = outcome('fail');
+export const unsupported = outcome('unsupported');
+export const skipped = outcome('skipped');
+export const info = outcome('info');
 
 export class CheckScope {
   readonly signal: AbortSignal;

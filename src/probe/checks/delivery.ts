@@ -8,7 +8,7 @@
  */
 import type { MqttClient } from '../../client/index.js';
 import type { PublishPacket, QoS } from '../../protocol/index.js';
-import type { Check } from '../check.js';
+import { type Check, checksOf } from '../check.js';
 import { type Inbox, WaitTimeout } from '../inbox.js';
 import { type CheckScope, fail, pass, skipped, unsupported, Verdict } from '../scope.js';
 import { code, median, ms, quoted } from '../text.js';
@@ -70,56 +70,53 @@ export async function published(
 /** The QoS at most 1 the broker takes (for messages that need an acknowledgement but not QoS 2). */
 const ackQoS = (scope: CheckScope): QoS => Math.min(1, scope.maxQoS()) as QoS;
 
+const check = checksOf('delivery');
+
 function roundTrip(qos: QoS): Check {
-  return {
-    section: 'delivery',
-    id: `qos${qos}`,
-    title: `QoS ${qos} round trip`,
-    run: async (scope) => {
-      if (qos > scope.maxQoS()) return unsupported(`the broker's Maximum QoS is ${scope.maxQoS()}`);
-      const topic = scope.topic();
-      const sub = await subscriber(scope, topic, qos);
-      const publisher = await scope.client();
-      const n = ROUND_TRIP_MESSAGES;
-      const sentAt: number[] = [];
-      const acks: Promise<unknown>[] = [];
-      const ackMs: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t = performance.now();
-        sentAt.push(t);
-        acks.push(publisher.publish(topic, String(i), { qos }).then(() => ackMs.push(performance.now() - t)));
+  return check(`qos${qos}`, `QoS ${qos} round trip`, async (scope) => {
+    if (qos > scope.maxQoS()) return unsupported(`the broker's Maximum QoS is ${scope.maxQoS()}`);
+    const topic = scope.topic();
+    const sub = await subscriber(scope, topic, qos);
+    const publisher = await scope.client();
+    const n = ROUND_TRIP_MESSAGES;
+    const sentAt: number[] = [];
+    const acks: Promise<unknown>[] = [];
+    const ackMs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      sentAt.push(t);
+      acks.push(publisher.publish(topic, String(i), { qos }).then(() => ackMs.push(performance.now() - t)));
+    }
+    const latencies: number[] = [];
+    const seen = new Set<number>();
+    let duplicates = 0;
+    try {
+      await scope.wait(Promise.all(acks), `the acknowledgements of ${n} QoS ${qos} messages`);
+      while (seen.size < n) {
+        const m = await nextOn(sub.inbox, topic, `message ${seen.size + 1} of ${n}`);
+        const i = Number(m.payload.toString());
+        if (seen.has(i)) duplicates++;
+        seen.add(i);
+        latencies.push(performance.now() - (sentAt[i] ?? 0));
       }
-      const latencies: number[] = [];
-      const seen = new Set<number>();
-      let duplicates = 0;
-      try {
-        await scope.wait(Promise.all(acks), `the acknowledgements of ${n} QoS ${qos} messages`);
-        while (seen.size < n) {
-          const m = await nextOn(sub.inbox, topic, `message ${seen.size + 1} of ${n}`);
-          const i = Number(m.payload.toString());
-          if (seen.has(i)) duplicates++;
-          seen.add(i);
-          latencies.push(performance.now() - (sentAt[i] ?? 0));
-        }
-      } catch (err) {
-        if (!(err instanceof WaitTimeout)) throw err;
-        return fail(`${seen.size} of ${n} delivered in time`, { value: seen.size });
-      }
-      const numbers: Record<string, number> = {
-        delivered: seen.size,
-        medianMs: round(median(latencies)),
-        maxMs: round(Math.max(...latencies)),
-      };
-      let detail = `${n} of ${n} delivered, median ${ms(numbers.medianMs!)}, max ${ms(numbers.maxMs!)}`;
-      if (qos > 0) {
-        numbers.ackMedianMs = round(median(ackMs));
-        detail += `; ${qos === 1 ? 'PUBACK' : 'PUBCOMP'} median ${ms(numbers.ackMedianMs)}`;
-      }
-      if (sub.granted !== qos) detail += ` (subscription granted QoS ${sub.granted})`;
-      if (duplicates > 0) return fail(`${detail}, but ${duplicates} duplicate(s)`, { value: n, numbers });
-      return pass(detail, { value: n, numbers });
-    },
-  };
+    } catch (err) {
+      if (!(err instanceof WaitTimeout)) throw err;
+      return fail(`${seen.size} of ${n} delivered in time`, { value: seen.size });
+    }
+    const numbers: Record<string, number> = {
+      delivered: seen.size,
+      medianMs: round(median(latencies)),
+      maxMs: round(Math.max(...latencies)),
+    };
+    let detail = `${n} of ${n} delivered, median ${ms(numbers.medianMs!)}, max ${ms(numbers.maxMs!)}`;
+    if (qos > 0) {
+      numbers.ackMedianMs = round(median(ackMs));
+      detail += `; ${qos === 1 ? 'PUBACK' : 'PUBCOMP'} median ${ms(numbers.ackMedianMs)}`;
+    }
+    if (sub.granted !== qos) detail += ` (subscription granted QoS ${sub.granted})`;
+    if (duplicates > 0) return fail(`${detail}, but ${duplicates} duplicate(s)`, { value: n, numbers });
+    return pass(detail, { value: n, numbers });
+  });
 }
 
 const round = (v: number) => Math.round(v * 100) / 100;
@@ -247,22 +244,10 @@ export const deliveryChecks: Check[] = [
   roundTrip(0),
   roundTrip(1),
   roundTrip(2),
-  { section: 'delivery', id: 'qosDowngrade', title: 'QoS downgrade', run: qosDowngrade },
-  { section: 'delivery', id: 'ordering', title: 'Ordering on one topic', run: ordering },
-  { section: 'delivery', id: 'retained', title: 'Retained: set, read, clear', run: retained },
-  {
-    section: 'delivery',
-    id: 'retainAsPublished',
-    title: 'Retain As Published',
-    v5: true,
-    run: retainAsPublished,
-  },
-  {
-    section: 'delivery',
-    id: 'retainHandling',
-    title: 'Retain Handling 0/1/2',
-    v5: true,
-    run: retainHandling,
-  },
-  { section: 'delivery', id: 'noLocal', title: 'No Local', v5: true, run: noLocal },
+  check('qosDowngrade', 'QoS downgrade', qosDowngrade),
+  check('ordering', 'Ordering on one topic', ordering),
+  check('retained', 'Retained: set, read, clear', retained),
+  check('retainAsPublished', 'Retain As Published', retainAsPublished, { v5: true }),
+  check('retainHandling', 'Retain Handling 0/1/2', retainHandling, { v5: true }),
+  check('noLocal', 'No Local', noLocal, { v5: true }),
 ];

@@ -3,7 +3,7 @@
  * TLS: protocol version, cipher, certificate chain, expiry, host name match, ALPN.
  */
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
-import type { Check } from '../check.js';
+import { type Check, checksOf } from '../check.js';
 import { subscribeFate } from '../flows.js';
 import { type CheckScope, fail, info, type ProbeContext, pass, skipped, unsupported } from '../scope.js';
 import { code, quoted } from '../text.js';
@@ -129,26 +129,25 @@ const subjectOf = (c: PeerCertificate) => {
   return quoted(Array.isArray(cn) ? cn.join(', ') : (cn ?? JSON.stringify(c.subject ?? {})), 60);
 };
 
+const check = checksOf('identity');
+
 function tlsCheck(id: string, title: string, run: (f: TlsFacts) => Outcome): Check {
-  return { section: 'identity', id, title, run: async (scope) => run(await facts(scope)) };
+  return check(id, title, async (scope) => run(await facts(scope)));
 }
 
 const DAY_MS = 86_400_000;
 
 /** The identity lines; the TLS ones only over TLS (else one line saying so). */
 export function identityChecks(ctx: ProbeContext): Check[] {
-  const common: Check[] = [
-    { section: 'identity', id: 'anonymous', title: 'Anonymous clients', run: anonymous },
-    { section: 'identity', id: 'sysVersion', title: '$SYS/broker/version', run: sysVersion },
+  const common = [
+    check('anonymous', 'Anonymous clients', anonymous),
+    check('sysVersion', '$SYS/broker/version', sysVersion),
   ];
   const transport = ctx.client.transport;
   if (transport === 'mqtts' || transport === 'wss') return [...common, ...tlsChecks];
-  const notTls: Check = {
-    section: 'identity',
-    id: 'tls',
-    title: 'TLS',
-    run: async () => skipped('not a TLS connection (mqtts:// or wss://, or any TLS flag, turns it on)'),
-  };
+  const notTls = check('tls', 'TLS', async () =>
+    skipped('not a TLS connection (mqtts:// or wss://, or any TLS flag, turns it on)'),
+  );
   return [...common, notTls];
 }
 

@@ -3,7 +3,7 @@
  * takes (binary search up to --max-probe), how many QoS 1 messages it keeps in flight to a client
  * and whether it holds to a client's Receive Maximum, and when it closes a silent connection.
  */
-import type { Check } from '../check.js';
+import { type Check, checksOf } from '../check.js';
 import { payloadForSize, publishFate, publishPacket, subscribeFate } from '../flows.js';
 import type { RawConnection } from '../raw.js';
 import { type CheckScope, fail, pass, skipped } from '../scope.js';
@@ -228,21 +228,17 @@ async function keepalive(scope: CheckScope): Promise<Outcome> {
 const KEEPALIVE_SLACK_MS = 1500;
 const KEEPALIVE_EARLY_MS = 1000;
 
-const check = (id: string, title: string, run: Check['run'], extraMs: Check['extraMs']): Check => ({
-  section: 'limits',
-  id,
-  title,
-  run,
-  extraMs,
-});
+const check = checksOf('limits');
 
 /** Binary searches make many round trips: they get twice --timeout more. */
 const searching = (ctx: { timeoutMs: number }) => 2 * ctx.timeoutMs;
 
 export const limitChecks: Check[] = [
-  check('maximumPacketSize', 'Largest packet', maximumPacketSize, searching),
-  check('maximumTopicLength', 'Longest topic', maximumTopicLength, searching),
-  check('maximumClientIdLength', 'Longest client id', maximumClientIdLength, searching),
-  check('inflight', 'Most in flight (Receive Maximum)', inflight, () => 0),
-  check('keepalive', 'Keepalive enforced at 1.5x', keepalive, () => KEEPALIVE_S * 1500 + KEEPALIVE_SLACK_MS),
+  check('maximumPacketSize', 'Largest packet', maximumPacketSize, { extraMs: searching }),
+  check('maximumTopicLength', 'Longest topic', maximumTopicLength, { extraMs: searching }),
+  check('maximumClientIdLength', 'Longest client id', maximumClientIdLength, { extraMs: searching }),
+  check('inflight', 'Most in flight (Receive Maximum)', inflight),
+  check('keepalive', 'Keepalive enforced at 1.5x', keepalive, {
+    extraMs: () => KEEPALIVE_S * 1500 + KEEPALIVE_SLACK_MS,
+  }),
 ];

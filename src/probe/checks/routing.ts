@@ -3,7 +3,7 @@
  * subscriptions, subscription identifiers, topic aliases both ways, message expiry.
  */
 import { PublishRefusedError } from '../../client/index.js';
-import type { Check } from '../check.js';
+import { type Check, checksOf } from '../check.js';
 import { subscribeFate } from '../flows.js';
 import { Inbox, SourceClosed } from '../inbox.js';
 import { type CheckScope, fail, pass, skipped, unsupported } from '../scope.js';
@@ -275,13 +275,7 @@ async function messageExpiry(scope: CheckScope): Promise<Outcome> {
 /** Long enough for an expiry of 1 s to pass on a broker that counts in whole seconds. */
 const EXPIRY_WAIT_MS = 2100;
 
-const check = (id: string, title: string, run: Check['run'], extra: Partial<Check> = {}): Check => ({
-  section: 'delivery',
-  id,
-  title,
-  run,
-  ...extra,
-});
+const check = checksOf('delivery');
 
 export const routingChecks: Check[] = [
   check('wildcardPlus', "'+' wildcard", wildcardPlus),

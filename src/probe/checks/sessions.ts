@@ -4,7 +4,7 @@
  * normal one; a Will Delay Interval delays it.
  */
 import type { QoS, Will } from '../../protocol/index.js';
-import type { Check } from '../check.js';
+import { type Check, checksOf } from '../check.js';
 import { type CheckScope, fail, pass, skipped } from '../scope.js';
 import { secs } from '../text.js';
 import type { Outcome } from '../types.js';
@@ -138,13 +138,7 @@ async function willDelay(scope: CheckScope): Promise<Outcome> {
   });
 }
 
-const check = (id: string, title: string, run: Check['run'], extra: Partial<Check> = {}): Check => ({
-  section: 'sessions',
-  id,
-  title,
-  run,
-  ...extra,
-});
+const check = checksOf('sessions');
 
 export const sessionChecks: Check[] = [
   check('persistentSession', 'Persistent session keeps QoS 1', persistentSession),
