@@ -80,7 +80,8 @@ export class RawConnection {
     });
     // The check's time is up: nothing of it may stay open.
     const onAbort = () => socket.destroy();
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) socket.destroy();
+    else signal.addEventListener('abort', onAbort, { once: true });
     socket.once('close', () => signal.removeEventListener('abort', onAbort));
   }
 

@@ -52,6 +52,7 @@ export class CheckScope {
   private readonly cleanups: (() => Promise<void>)[] = [];
   private readonly retainedTopics = new Set<string>();
   private connections = 0;
+  private closed = false;
 
   constructor(
     readonly ctx: ProbeContext,
@@ -106,9 +107,13 @@ export class CheckScope {
 
   /** A connected MqttClient, destroyed when the check ends. */
   async client(extra: Partial<ClientOptions> = {}): Promise<MqttClient> {
-    const client = await this.wait(MqttClient.connect(this.options(extra)), 'CONNACK');
-    this.closers.push(() => client.destroy());
-    return client;
+    const pending = MqttClient.connect(this.options(extra));
+    // Closed with the check, even when it connects after the check's time ran out.
+    pending.then(
+      (client) => this.closeWithCheck(() => client.destroy()),
+      () => {},
+    );
+    return this.wait(pending, 'CONNACK');
   }
 
   /** Every message `client` receives from now on; waits end when its connection is lost. */
@@ -123,15 +128,15 @@ export class CheckScope {
   /** An open raw connection (no CONNECT sent yet), destroyed when the check ends. */
   async raw(version: ProtocolVersion = this.ctx.version, options: RawOptions = {}): Promise<RawConnection> {
     const trace = this.traceFor(version);
-    const conn = await this.wait(
-      RawConnection.open(this.ctx.client, version, this.signal, {
-        ...options,
-        ...(trace !== undefined ? { trace } : {}),
-      }),
-      'the connection to open',
+    const pending = RawConnection.open(this.ctx.client, version, this.signal, {
+      ...options,
+      ...(trace !== undefined ? { trace } : {}),
+    });
+    pending.then(
+      (conn) => this.closeWithCheck(() => conn.destroy()),
+      () => {},
     );
-    this.closers.push(() => conn.destroy());
-    return conn;
+    return this.wait(pending, 'the connection to open');
   }
 
   /** A CONNECT as the probe's base options make it, with `extra` on top. */
@@ -254,9 +259,15 @@ export class CheckScope {
     return m === 0 || m === 1 ? m : 2;
   }
 
-  /** Closes every connection the check opened. */
+  /** Closes every connection the check opened (and, from now on, any that opens late). */
   closeAll(): void {
+    this.closed = true;
     for (const close of this.closers.splice(0)) close();
+  }
+
+  private closeWithCheck(close: () => void): void {
+    if (this.closed) close();
+    else this.closers.push(close);
   }
 
   /** Runs the cleanups, each bounded by `timeoutMs`; the first failure's message, if any. */

@@ -80,6 +80,8 @@ async function handshake(scope: CheckScope): Promise<TlsFacts> {
     ...(t.alpn ? { ALPNProtocols: t.alpn } : {}),
     ...(t.servername !== undefined ? { servername: t.servername } : isIp ? {} : { servername: o.host }),
   });
+  // An error after the handshake (a reset) must not go unheard.
+  socket.on('error', () => {});
   scope.onCleanup(async () => {
     socket.destroy();
   });
