@@ -16,8 +16,7 @@ const USER = ['-u', 'alice', '-P', 'secret'];
 
 beforeAll(async () => {
   broker = await startMqBroker(['-q']);
-  baseline = await probeJson(broker.port);
-  baselineWithUser = await probeJson(broker.port, USER);
+  [baseline, baselineWithUser] = await Promise.all([probeJson(broker.port), probeJson(broker.port, USER)]);
 }, 60_000);
 
 afterAll(async () => {
@@ -67,7 +66,7 @@ describe('mq probe against a default mq broker', () => {
   });
 });
 
-describe('each flag changes exactly the lines it should', () => {
+describe.concurrent('each flag changes exactly the lines it should', () => {
   const expectLine = (
     c: CheckJson | undefined,
     want: Omit<Partial<CheckJson>, 'detail'> & { detail?: RegExp },
