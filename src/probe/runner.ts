@@ -4,6 +4,7 @@
  * the probe; runs every check's cleanup.
  */
 import { ConnectError, DisconnectError, PublishRefusedError } from '../client/index.js';
+import { VERSION_LABEL } from '../protocol/index.js';
 import type { Check } from './check.js';
 import { SourceClosed, WaitTimeout } from './inbox.js';
 import { CheckScope, type ProbeContext, Verdict } from './scope.js';
@@ -56,7 +57,8 @@ async function runOne(
   const base = { section: check.section, id: check.id, title: check.title };
   if (signal?.aborted) return { ...base, status: 'skipped', detail: 'interrupted before it ran', ms: 0 };
   if (check.v5 === true && ctx.version !== 5) {
-    return { ...base, status: 'skipped', detail: 'MQTT 5 only (the probe runs in MQTT 3.1.1)', ms: 0 };
+    const running = VERSION_LABEL[ctx.version];
+    return { ...base, status: 'skipped', detail: `MQTT 5 only (the probe runs in MQTT ${running})`, ms: 0 };
   }
   const scope = new CheckScope(ctx, check.id);
   const limitMs = ctx.timeoutMs + extraMs;
