@@ -77,10 +77,13 @@ export class CheckScope {
     return [this.ctx.prefix, this.id, ...parts].join('/');
   }
 
-  /** A topic (or filter) for a detail line, quoted: the probe's prefix shown as `…`. */
+  /** A topic (or filter) for a detail line, quoted: the check's own topic (or the prefix) as `…`. */
   shown(topic: string): string {
-    const i = topic.indexOf(this.ctx.prefix);
-    return quoted(i < 0 ? topic : `${topic.slice(0, i)}…${topic.slice(i + this.ctx.prefix.length)}`);
+    for (const base of [this.topic(), this.ctx.prefix]) {
+      const i = topic.indexOf(base);
+      if (i >= 0) return quoted(`${topic.slice(0, i)}…${topic.slice(i + base.length)}`);
+    }
+    return quoted(topic);
   }
 
   clientId(): string {
