@@ -10,7 +10,6 @@ import { newCommand, run } from '../cli/command.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
-  parseVersion,
   resolveConnectionOptions,
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
@@ -193,7 +192,8 @@ async function probeCommand(flags: ProbeFlags): Promise<number> {
         : DEFAULT_CONCURRENCY,
     signal: stop.signal,
   };
-  if (flags.protocolVersion !== undefined) options.version = parseVersion(flags.protocolVersion);
+  // -V (or a profile's version) is kept; without one the probe may fall back from 5 to 3.1.1.
+  if (flags.protocolVersion !== undefined || client.version !== 5) options.version = client.version;
   if (flags.prefix !== undefined) options.prefix = flags.prefix;
   if (flags.idPrefix !== undefined) options.idPrefix = flags.idPrefix;
   if (trace !== undefined && trace !== false) options.trace = await probeTracer(trace);
