@@ -81,11 +81,22 @@ export function reportJson(report: ProbeReport): Record<string, unknown> {
     const rows = report.results.filter((r) => r.section === section);
     if (rows.length === 0) continue;
     const checks: Record<string, unknown> = {};
-    for (const r of rows) {
-      const { section: _s, id, title: _t, ...rest } = r;
-      checks[id] = rest;
-    }
+    for (const r of rows) checks[r.id] = checkJson(r);
     out[section] = checks;
   }
+  return out;
+}
+
+/** One check in the JSON report: the verdict and the figures first, then the words. */
+function checkJson(r: CheckResult): Record<string, unknown> {
+  const out: Record<string, unknown> = { status: r.status };
+  if (r.value !== undefined) out.value = r.value;
+  if (r.unit !== undefined) out.unit = r.unit;
+  if (r.bounded !== undefined) out.bounded = r.bounded;
+  if (r.announced !== undefined) out.announced = r.announced;
+  if (r.numbers !== undefined) out.numbers = r.numbers;
+  out.detail = r.detail;
+  out.ms = r.ms;
+  if (r.cleanupError !== undefined) out.cleanupError = r.cleanupError;
   return out;
 }

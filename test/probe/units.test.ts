@@ -240,6 +240,18 @@ describe('the report', () => {
     });
   });
 
+  test('JSON: in each check the verdict and the figures come before the words', () => {
+    const limits = reportJson(report).limits as Record<string, object>;
+    expect(Object.keys(limits.maximumPacketSize!)).toEqual([
+      'status',
+      'value',
+      'unit',
+      'bounded',
+      'detail',
+      'ms',
+    ]);
+  });
+
   test('strings from the network are quoted, control and bidi characters escaped', () => {
     expect(quoted('mosquitto\u001b[31m\u202e 2.0')).toBe('"mosquitto\\u001b[31m\\u202e 2.0"');
     expect(quoted('x'.repeat(100), 10)).toBe(`"${'x'.repeat(10)}..."`);
