@@ -20,6 +20,7 @@ import {
   type ProtocolVersion,
 } from '../protocol/index.js';
 import { Inbox, SourceClosed } from './inbox.js';
+import { quoted } from './text.js';
 
 export type Trace = (direction: 'in' | 'out', packet: Packet, raw: Buffer) => void;
 
@@ -197,7 +198,7 @@ export function describeClose(info: CloseInfo): string {
   if (info.disconnect !== undefined) {
     const rc = info.disconnect.reasonCode ?? 0;
     const why = info.disconnect.properties?.reasonString;
-    return `the broker sent DISCONNECT ${formatReasonCode(rc, 'DISCONNECT')}${why !== undefined ? ` (${JSON.stringify(why)})` : ''}`;
+    return `the broker sent DISCONNECT ${formatReasonCode(rc, 'DISCONNECT')}${why !== undefined ? ` (${quoted(why)})` : ''}`;
   }
   if (info.error !== undefined) return `the connection failed: ${info.error.message}`;
   return 'the broker closed the connection';

@@ -3,6 +3,7 @@
  * JSON object, sections as keys, each check under its id with its status, value and detail).
  */
 import { VERSION_LABEL } from '../protocol/index.js';
+import { safe } from './text.js';
 import { type CheckResult, type CheckStatus, type ProbeReport, SECTION_TITLES, SECTIONS } from './types.js';
 
 /** How each status is written in the text report. */
@@ -45,8 +46,9 @@ export function formatReport(report: ProbeReport, paint: Paint = NO_PAINT): stri
     lines.push('', paint.heading(SECTION_TITLES[section]));
     for (const r of rows) {
       const status = paint.status(r.status, STATUS_LABEL[r.status].padEnd(statusWidth));
-      let detail = r.detail;
-      if (r.cleanupError !== undefined) detail += paint.dim(` (cleanup failed: ${r.cleanupError})`);
+      // Details quote what came from the network; error messages may carry it raw.
+      let detail = safe(r.detail);
+      if (r.cleanupError !== undefined) detail += paint.dim(` (cleanup failed: ${safe(r.cleanupError)})`);
       lines.push(`  ${r.title.padEnd(width)}  ${status}  ${detail}`);
     }
   }

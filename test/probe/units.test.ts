@@ -252,6 +252,13 @@ describe('the report', () => {
     ]);
   });
 
+  test('a detail carrying raw network text (an error message) reaches the terminal escaped', () => {
+    const raw = { ...report, results: [{ ...report.results[0]!, detail: 'refused (\u001b]0;pwned\u0007)' }] };
+    const text = formatReport(raw);
+    expect(text).not.toMatch(/[\u0007\u001b]/);
+    expect(text).toContain('pass           refused (\\u001b]0;pwned\\u0007)\n');
+  });
+
   test('strings from the network are quoted, control and bidi characters escaped', () => {
     expect(quoted('mosquitto\u001b[31m\u202e 2.0')).toBe('"mosquitto\\u001b[31m\\u202e 2.0"');
     expect(quoted('x'.repeat(100), 10)).toBe(`"${'x'.repeat(10)}..."`);
