@@ -200,6 +200,8 @@ export function describeClose(info: CloseInfo): string {
     const why = info.disconnect.properties?.reasonString;
     return `the broker sent DISCONNECT ${formatReasonCode(rc, 'DISCONNECT')}${why !== undefined ? ` (${quoted(why)})` : ''}`;
   }
+  const code = (info.error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'the broker reset the connection';
   if (info.error !== undefined) return `the connection failed: ${info.error.message}`;
   return 'the broker closed the connection';
 }

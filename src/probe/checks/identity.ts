@@ -43,7 +43,13 @@ async function sysVersion(scope: CheckScope): Promise<Outcome> {
   // A retained message comes right after the SUBACK: a PINGRESP behind it means there is none.
   await scope.wait(conn.ping(), 'PINGRESP');
   const m = conn.inbox.all.find((p) => p.type === 'PUBLISH' && p.topic === topic);
-  if (m?.type !== 'PUBLISH') return unsupported(`${topic} is not published (no retained message)`);
+  if (m?.type !== 'PUBLISH') {
+    const why =
+      scope.ctx.connack.properties?.retainAvailable === 0
+        ? '; the broker keeps none: Retain Available 0'
+        : '';
+    return unsupported(`${topic} is not published (no retained message${why})`);
+  }
   const text = m.payload.toString('utf8');
   return info(quoted(text), { value: text });
 }
