@@ -28,6 +28,10 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'run a local MQTT 3.1/3.1.1/5.0 broker for testing, with tracing and fault injection',
     load: () => import('../commands/broker.js'),
   },
+  probe: {
+    summary: 'probe a broker: versions, announced limits and whether it keeps them, delivery, sessions, TLS',
+    load: () => import('../commands/probe.js'),
+  },
   decode: {
     summary: 'decode MQTT packet bytes (hex, base64 or raw) into fields, with spec-cited errors',
     load: () => import('../commands/decode.js'),

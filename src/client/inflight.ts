@@ -201,11 +201,18 @@ export function refusalBeforeSending(
     lastValidVersion = version;
   }
   const maxSize = props?.maximumPacketSize;
-  if (maxSize !== undefined && packetSize(packet, version) > maxSize) {
-    return new PublishRefusedError(
-      `cannot publish to ${packet.topic}: the message (${packetSize(packet, version)} bytes) exceeds the broker's Maximum Packet Size of ${maxSize} bytes`,
-      0x95,
+  if (maxSize !== undefined) {
+    // QoS 1/2 get their packet id when they go out: count its two bytes now.
+    const size = packetSize(
+      packet.qos > 0 && packet.packetId === undefined ? { ...packet, packetId: 1 } : packet,
+      version,
     );
+    if (size > maxSize) {
+      return new PublishRefusedError(
+        `cannot publish to ${packet.topic}: the message (${size} bytes) exceeds the broker's Maximum Packet Size of ${maxSize} bytes`,
+        0x95,
+      );
+    }
   }
   if (props?.maximumQoS !== undefined && packet.qos > props.maximumQoS) {
     return new PublishRefusedError(

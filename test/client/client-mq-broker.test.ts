@@ -120,6 +120,28 @@ describe('MQTT 5 features', () => {
     await expect(c.publish('q', 'x', { qos: 1 })).resolves.toMatchObject({ reasonCode: 0x10 });
   });
 
+  test('QoS 1 and 2 to a broker announcing a Maximum Packet Size: sent when they fit, refused (0x95) when not', async () => {
+    const { port } = await startBroker({ maxPacketSize: 200 });
+    const c = await connect(opts(port));
+    expect(c.connack.properties?.maximumPacketSize).toBe(200);
+    await expect(c.publish('mps', Buffer.alloc(100), { qos: 1 })).resolves.toMatchObject({
+      reasonCode: 0x10,
+    });
+    await expect(c.publish('mps', Buffer.alloc(100), { qos: 2 })).resolves.toMatchObject({
+      reasonCode: 0x10,
+    });
+    // 200 - 1 (type) - 2 (remaining length) - 5 (topic) - 2 (packet id) - 1 (properties) = 189 bytes fit.
+    await expect(c.publish('mps', Buffer.alloc(189), { qos: 1 })).resolves.toMatchObject({
+      reasonCode: 0x10,
+    });
+    const err = (await c
+      .publish('mps', Buffer.alloc(190), { qos: 1 })
+      .catch((e: unknown) => e)) as PublishRefusedError;
+    expect(err).toBeInstanceOf(PublishRefusedError);
+    expect(err.message).toMatch(/\(201 bytes\) exceeds the broker's Maximum Packet Size of 200 bytes/);
+    expect(c.connected).toBe(true);
+  });
+
   test('a broker DISCONNECT is reported with its reason, then the client reconnects', async () => {
     const { port } = await startBroker({ disconnectAfterS: 0.3, disconnectReason: 0x98 });
     const c = await connect(opts(port, { reconnect: { minMs: 10, maxMs: 50 } }));
