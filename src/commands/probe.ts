@@ -13,9 +13,11 @@ import {
   resolveConnectionOptions,
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { collect } from '../cli/options.js';
 import { colorEnabled, colors } from '../cli/output.js';
 import { packetToJson } from '../cli/packet-json.js';
 import { formatPacketLine } from '../cli/render.js';
+import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseSeconds } from '../cli/values.js';
 import { ConnectError } from '../client/index.js';
 import type { CheckStatus, ProbeOptions, SectionName } from '../probe/index.js';
@@ -39,7 +41,6 @@ const SECTION_NAMES: readonly SectionName[] = [
   'limits',
   'identity',
 ];
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 const DEFAULT_TIMEOUT_S = 5;
 const DEFAULT_MAX_PROBE = 1024 * 1024;
 const DEFAULT_CONCURRENCY = 8;
@@ -177,10 +178,8 @@ async function probeCommand(flags: ProbeFlags): Promise<number> {
   const quiet = client.quiet;
 
   const { runProbe, formatReport, reportJson } = await import('../probe/index.js');
-  const stop = new AbortController();
+  const stop = stopWhen();
   setMaxListeners(0, stop.signal);
-  const onSigint = () => stop.abort();
-  process.once('SIGINT', onSigint);
   const progress = !quiet && process.stderr.isTTY === true ? progressLine() : undefined;
   const options: ProbeOptions = {
     client,
@@ -211,7 +210,7 @@ async function probeCommand(flags: ProbeFlags): Promise<number> {
     throw err;
   } finally {
     progress?.clear();
-    process.off('SIGINT', onSigint);
+    stop.dispose();
   }
   if (json) {
     const out = reportJson(report);
