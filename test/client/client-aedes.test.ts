@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DisconnectError, MqttClient } from '../../src/client/index.js';
 import type { Packet } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
-import { once, startProxy } from './fake-broker.js';
+import { once, startProxy } from '../helpers/fake-broker.js';
 
 let aedes: Aedes;
 let server: net.Server;

@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
 import type { Packet, PublishPacket } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
-import { type FakeBroker, once, startFakeBroker } from './fake-broker.js';
+import { type FakeBroker, once, startFakeBroker } from '../helpers/fake-broker.js';
 
 const { cleanups, opts, connect } = clientHarness({ version: 5, clientId: 'fake-test' });
 

@@ -8,7 +8,7 @@ import { Broker, type BrokerOptions } from '../../src/broker/index.js';
 import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
 import type { Packet } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
-import { once, startProxy } from './fake-broker.js';
+import { once, startProxy } from '../helpers/fake-broker.js';
 
 const brokers: Broker[] = [];
 const { cleanups, opts, connect, collect } = clientHarness({ version: 5, idPrefix: 'mqb' });

@@ -10,9 +10,9 @@ import {
 } from '../../src/cli/connection-options.js';
 import { type ClientOptions, ConnectError, MqttClient } from '../../src/client/index.js';
 import type { Packet, PublishPacket } from '../../src/protocol/index.js';
-import { once, startProxy } from '../client/fake-broker.js';
 import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
+import { once, startProxy } from '../helpers/fake-broker.js';
 import { freePort, type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 
 let mosq: MosquittoHandle;
