@@ -2,10 +2,11 @@
  * MqttClient against a scripted fake broker: the MQTT 5 behaviours a real broker will not show on
  * demand (redirects, topic aliases it sends, Receive Maximum, refusals, resends after a cut).
  */
+
 import net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
-import type { Packet, PublishPacket } from '../../src/protocol/index.js';
+import type { PublishPacket } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
 import { type FakeBroker, once, startFakeBroker } from '../helpers/fake-broker.js';
 
@@ -17,14 +18,12 @@ async function fake(...args: Parameters<typeof startFakeBroker>): Promise<FakeBr
   return b;
 }
 
+/** A broker that keeps sessions: every CONNACK after the first says Session Present. */
+const sessionPresentAfterFirst = (n: number) => ({ sessionPresent: n > 1 });
+
 describe('connect refusals, in plain words', () => {
   test('v5 refused with 0x84: says the broker does not speak MQTT 5 and suggests -V 3.1.1', async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') s.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0x84 });
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, { connack: { reasonCode: 0x84 } });
     const err = await MqttClient.connect(opts(b.port)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).reasonCode).toBe(0x84);
@@ -58,19 +57,9 @@ describe('connect refusals, in plain words', () => {
   });
 
   test("bad credentials: the reason by name, with the broker's reason string", async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0x86,
-            properties: { reasonString: 'unknown user' },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, {
+      connack: { reasonCode: 0x86, properties: { reasonString: 'unknown user' } },
+    });
     const err = (await MqttClient.connect(opts(b.port)).catch((e: unknown) => e)) as ConnectError;
     expect(err.message).toMatch(
       /^connection refused by 127\.0\.0\.1:\d+: 0x86 Bad User Name or Password \(unknown user\): check -u\/-P/,
@@ -78,19 +67,7 @@ describe('connect refusals, in plain words', () => {
   });
 
   test('an empty client id: the id the broker assigns is reported', async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { assignedClientIdentifier: 'auto-42' },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, { connack: { properties: { assignedClientIdentifier: 'auto-42' } } });
     const c = await connect(opts(b.port, { clientId: '' }));
     expect(c.clientId).toBe('auto-42');
     expect(b.sessions[0]!.received[0]).toMatchObject({ type: 'CONNECT', clientId: '' });
@@ -121,19 +98,9 @@ describe('connect refusals, in plain words', () => {
 describe('server redirect (0x9C / 0x9D with Server Reference)', () => {
   test('CONNACK 0x9D is followed once to the referenced server', async () => {
     const target = await fake();
-    const mover = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0x9d,
-            properties: { serverReference: `127.0.0.1:${target.port}` },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const mover = await fake(undefined, {
+      connack: { reasonCode: 0x9d, properties: { serverReference: `127.0.0.1:${target.port}` } },
+    });
     const c = await connect(opts(mover.port));
     expect(c.connected).toBe(true);
     expect(target.sessions).toHaveLength(1);
@@ -142,18 +109,9 @@ describe('server redirect (0x9C / 0x9D with Server Reference)', () => {
 
   test('a second redirect is not followed: ConnectError naming the reason', async () => {
     let other = 0;
-    const redirector = (p: Packet, s: { send(p: Packet): void }) => {
-      if (p.type === 'CONNECT') {
-        s.send({
-          type: 'CONNACK',
-          sessionPresent: false,
-          reasonCode: 0x9c,
-          properties: { serverReference: `127.0.0.1:${other}` },
-        });
-      }
-    };
-    const a = await fake(redirector, { autoConnack: false });
-    const b = await fake(redirector, { autoConnack: false });
+    const redirect = () => ({ reasonCode: 0x9c, properties: { serverReference: `127.0.0.1:${other}` } });
+    const a = await fake(undefined, { connack: redirect });
+    const b = await fake(undefined, { connack: redirect });
     other = b.port;
     const err = (await MqttClient.connect(opts(a.port)).catch((e: unknown) => e)) as ConnectError;
     expect(err).toBeInstanceOf(ConnectError);
@@ -180,17 +138,9 @@ describe('topic aliases (v5)', () => {
   test('outgoing: alias used when the broker allows it; repeats carry only the alias', async () => {
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { topicAliasMaximum: 2 },
-          });
-        }
         if (p.type === 'PUBLISH' && p.qos === 1) s.send({ type: 'PUBACK', packetId: p.packetId ?? 0 });
       },
-      { autoConnack: false },
+      { connack: { properties: { topicAliasMaximum: 2 } } },
     );
     const c = await connect(opts(b.port));
     for (const t of ['a/1', 'a/1', 'a/1', 'a/2', 'a/3', 'a/3', 'a/3', 'a/2', 'a/2']) {
@@ -278,9 +228,6 @@ describe('in-flight limits', () => {
     let peak = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0, properties: { receiveMaximum } });
-        }
         if (p.type === 'PUBLISH') {
           outstanding.push(p.packetId ?? 0);
           peak = Math.max(peak, outstanding.length);
@@ -293,7 +240,7 @@ describe('in-flight limits', () => {
           }
         }
       },
-      { autoConnack: false },
+      { connack: { properties: { receiveMaximum } } },
     );
     return { b, peak: () => peak };
   }
@@ -369,10 +316,7 @@ describe('QoS flows', () => {
     let connects = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          connects++;
-          s.send({ type: 'CONNACK', sessionPresent: connects > 1, reasonCode: 0 });
-        }
+        if (p.type === 'CONNECT') connects++;
         if (p.type === 'PUBLISH') {
           s.send({ type: 'PUBREC', packetId: p.packetId ?? 0 });
           // The PUBREL that follows never arrives: cut now.
@@ -380,7 +324,7 @@ describe('QoS flows', () => {
         }
         if (p.type === 'PUBREL' && connects > 1) s.send({ type: 'PUBCOMP', packetId: p.packetId });
       },
-      { autoConnack: false },
+      { connack: sessionPresentAfterFirst },
     );
     const c = await connect(
       opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
@@ -396,16 +340,13 @@ describe('QoS flows', () => {
     let connects = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          connects++;
-          s.send({ type: 'CONNACK', sessionPresent: connects > 1, reasonCode: 0 });
-        }
+        if (p.type === 'CONNECT') connects++;
         if (p.type === 'PUBLISH') {
           if (connects === 1) s.close();
           else s.send({ type: 'PUBACK', packetId: p.packetId ?? 0 });
         }
       },
-      { autoConnack: false },
+      { connack: sessionPresentAfterFirst },
     );
     const c = await connect(
       opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
@@ -433,7 +374,6 @@ describe('QoS flows', () => {
       (p, s) => {
         if (p.type === 'CONNECT') {
           connects++;
-          s.send({ type: 'CONNACK', sessionPresent: connects > 1, reasonCode: 0 });
           if (connects === 2) s.send({ ...msg, dup: true });
         }
         if (p.type === 'PUBREC') {
@@ -441,7 +381,7 @@ describe('QoS flows', () => {
           else s.send({ type: 'PUBREL', packetId: 7 });
         }
       },
-      { autoConnack: false },
+      { connack: sessionPresentAfterFirst },
     );
     const c = await connect(
       opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
@@ -482,17 +422,9 @@ describe('keepalive', () => {
   test("the broker's Server Keep Alive overrides the client's", async () => {
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { serverKeepAlive: 1 },
-          });
-        }
         if (p.type === 'PINGREQ') s.send({ type: 'PINGRESP' });
       },
-      { autoConnack: false },
+      { connack: { properties: { serverKeepAlive: 1 } } },
     );
     await connect(opts(b.port, { keepalive: 600 }));
     await b.waitFor('PINGREQ', 3000);
@@ -536,12 +468,10 @@ describe('reconnect', () => {
   test('a refusal no retry can fix (0x87 Not authorized) ends the reconnect loop', async () => {
     let connects = 0;
     const b = await fake(
-      (p, s) => {
-        if (p.type !== 'CONNECT') return;
-        connects++;
-        s.send({ type: 'CONNACK', sessionPresent: false, reasonCode: connects === 1 ? 0 : 0x87 });
+      (p) => {
+        if (p.type === 'CONNECT') connects++;
       },
-      { autoConnack: false },
+      { connack: (n) => ({ reasonCode: n === 1 ? 0 : 0x87 }) },
     );
     const c = await connect(opts(b.port, { reconnect: { minMs: 10, maxMs: 20 } }));
     const closed = once<[Error | undefined]>(c, 'close');
@@ -600,7 +530,6 @@ describe('publish checks and delivery', () => {
     const b = await fake(
       (p, s) => {
         if (p.type === 'CONNECT') {
-          s.send({ type: 'CONNACK', sessionPresent: true, reasonCode: 0 });
           s.send({
             type: 'PUBLISH',
             dup: false,
@@ -611,7 +540,7 @@ describe('publish checks and delivery', () => {
           });
         }
       },
-      { autoConnack: false },
+      { connack: { sessionPresent: true } },
     );
     const c = await connect(opts(b.port));
     const [msg] = await once<[PublishPacket]>(c, 'message');
@@ -620,19 +549,7 @@ describe('publish checks and delivery', () => {
   });
 
   test('invalid topics and oversize messages are refused before sending, in plain words', async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { maximumPacketSize: 100 },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, { connack: { properties: { maximumPacketSize: 100 } } });
     const c = await connect(opts(b.port));
     await expect(c.publish('a/#', 'x')).rejects.toThrow(
       /cannot publish: topic name 'a\/#' contains the wildcard '#'/,

@@ -4,7 +4,13 @@
  * client and a real broker.
  */
 import net from 'node:net';
-import { encode, Framer, type Packet, type ProtocolVersion } from '../../src/protocol/index.js';
+import {
+  type ConnackPacket,
+  encode,
+  Framer,
+  type Packet,
+  type ProtocolVersion,
+} from '../../src/protocol/index.js';
 
 export interface FakeSession {
   socket: net.Socket;
@@ -24,15 +30,31 @@ export interface FakeBroker {
   stop(): Promise<void>;
 }
 
+/** What the fake broker's CONNACK says beyond success without a session: fixed, or by CONNECT number. */
+export type ConnackAnswer =
+  | Partial<Omit<ConnackPacket, 'type'>>
+  | ((connectNumber: number) => Partial<Omit<ConnackPacket, 'type'>>);
+
+export interface FakeBrokerOptions {
+  /** false: no CONNACK at all (answer CONNECT yourself in onPacket, or not). Default true. */
+  autoConnack?: boolean;
+  /**
+   * The CONNACK every CONNECT gets (merged into `{ sessionPresent: false, reasonCode: 0 }`), or a
+   * function of the CONNECT's number (1 for the first this broker received, on any connection).
+   */
+  connack?: ConnackAnswer;
+}
+
 /**
- * `onPacket` is called for every packet received; by default a CONNECT gets a plain CONNACK (set
- * `autoConnack: false` to answer yourself).
+ * `onPacket` is called for every packet received, after a CONNECT was answered with the CONNACK
+ * of `options.connack` (a plain success by default).
  */
 export async function startFakeBroker(
   onPacket: (packet: Packet, session: FakeSession) => void = () => {},
-  options: { autoConnack?: boolean } = {},
+  options: FakeBrokerOptions = {},
 ): Promise<FakeBroker> {
   const sessions: FakeSession[] = [];
+  let connects = 0;
   const seen: { packet: Packet; session: FakeSession; consumed: boolean }[] = [];
   const waiters = new Set<() => void>();
   const server = net.createServer((socket) => {
@@ -59,7 +81,10 @@ export async function startFakeBroker(
           session.received.push(packet);
           seen.push({ packet, session, consumed: false });
           if (packet.type === 'CONNECT' && options.autoConnack !== false) {
-            session.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0 });
+            connects++;
+            const answer = options.connack;
+            const custom = typeof answer === 'function' ? answer(connects) : answer;
+            session.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0, ...custom });
           }
           onPacket(packet, session);
           for (const w of [...waiters]) w();
