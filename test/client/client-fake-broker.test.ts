@@ -3,9 +3,16 @@
  * demand (redirects, topic aliases it sends, Receive Maximum, refusals, resends after a cut).
  */
 
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { describe, expect, test } from 'vitest';
-import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import {
+  type ClientOptions,
+  ConnectError,
+  DisconnectError,
+  MqttClient,
+  PublishRefusedError,
+} from '../../src/client/index.js';
 import type { PublishPacket } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
 import { type FakeBroker, once, startFakeBroker } from '../helpers/fake-broker.js';
@@ -396,27 +403,63 @@ describe('QoS flows', () => {
   });
 });
 
+/**
+ * Keepalive on a fake clock (Date and setInterval; sockets and every other timer stay real): time
+ * moves only when a test says, so each test runs in milliseconds and knows exactly when a PINGREQ
+ * is due. The real-time test of the same timer is in client-aedes.test.ts (a path that swallows
+ * PINGRESP).
+ */
 describe('keepalive', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A trace that emits every packet the client receives, by type. */
+  function received() {
+    const events = new EventEmitter();
+    const trace: ClientOptions['trace'] = (direction, packet) => {
+      if (direction === 'in') events.emit(packet.type, packet);
+    };
+    return { events, trace };
+  }
+
   test('PINGREQ is sent when the connection is idle', async () => {
     const b = await fake((p, s) => {
       if (p.type === 'PINGREQ') s.send({ type: 'PINGRESP' });
     });
-    const c = await connect(opts(b.port, { keepalive: 1 }));
-    await b.waitFor('PINGREQ', 3000);
-    await b.waitFor('PINGREQ', 3000);
+    const { events, trace } = received();
+    const c = await connect(opts(b.port, { keepalive: 1, trace }));
+    // Keepalive 1 s: checked every 250 ms, a PINGREQ one check early (750 ms after the last packet).
+    for (let i = 0; i < 2; i++) {
+      const pingresp = once(events, 'PINGRESP');
+      vi.advanceTimersByTime(750);
+      await b.waitFor('PINGREQ');
+      await pingresp;
+    }
+    expect(b.sessions[0]!.received.filter((p) => p.type === 'PINGREQ')).toHaveLength(2);
     expect(c.connected).toBe(true);
   });
 
   test('no PINGRESP: the connection is declared lost within 1.5 x keepalive', async () => {
     const b = await fake(); // swallows PINGREQ
     const c = await connect(opts(b.port, { keepalive: 1 }));
+    let lostAt: number | undefined;
+    const offline = once<[Error]>(c, 'offline');
+    c.on('offline', () => {
+      lostAt ??= Date.now();
+    });
     const start = Date.now();
-    const [err] = await once<[Error]>(c, 'offline', 4000);
-    const elapsed = Date.now() - start;
+    vi.advanceTimersByTime(1250);
+    await b.waitFor('PINGREQ');
+    expect(c.connected).toBe(true);
+    vi.advanceTimersByTime(250);
+    const [err] = await offline;
+    expect(lostAt! - start).toBe(1500);
     expect(err).toBeInstanceOf(DisconnectError);
-    expect(err.message).toMatch(/no answer from 127\.0\.0\.1:\d+ for [\d.]+ s \(keepalive 1 s\)/);
-    expect(elapsed).toBeGreaterThanOrEqual(1400);
-    expect(elapsed).toBeLessThan(3000);
+    expect(err.message).toMatch(/no answer from 127\.0\.0\.1:\d+ for 1\.5 s \(keepalive 1 s\)/);
   });
 
   test("the broker's Server Keep Alive overrides the client's", async () => {
@@ -427,7 +470,8 @@ describe('keepalive', () => {
       { connack: { properties: { serverKeepAlive: 1 } } },
     );
     await connect(opts(b.port, { keepalive: 600 }));
-    await b.waitFor('PINGREQ', 3000);
+    vi.advanceTimersByTime(750);
+    await b.waitFor('PINGREQ');
   });
 });
 
