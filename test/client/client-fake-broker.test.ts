@@ -27,6 +27,9 @@ async function fake(...args: Parameters<typeof startFakeBroker>): Promise<FakeBr
 
 /** A broker that keeps sessions: every CONNACK after the first says Session Present. */
 const sessionPresentAfterFirst = (n: number) => ({ sessionPresent: n > 1 });
+/** A client that keeps its session (60 s) and reconnects at once. */
+const persistent = (port: number) =>
+  opts(port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } });
 
 describe('connect refusals, in plain words', () => {
   test('v5 refused with 0x84: says the broker does not speak MQTT 5 and suggests -V 3.1.1', async () => {
@@ -320,22 +323,18 @@ describe('QoS flows', () => {
   });
 
   test('outgoing QoS 2 cut after PUBREC: PUBREL resent on reconnect, resolved once', async () => {
-    let connects = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') connects++;
         if (p.type === 'PUBLISH') {
           s.send({ type: 'PUBREC', packetId: p.packetId ?? 0 });
           // The PUBREL that follows never arrives: cut now.
           setImmediate(() => s.close());
         }
-        if (p.type === 'PUBREL' && connects > 1) s.send({ type: 'PUBCOMP', packetId: p.packetId });
+        if (p.type === 'PUBREL' && s.index > 0) s.send({ type: 'PUBCOMP', packetId: p.packetId });
       },
       { connack: sessionPresentAfterFirst },
     );
-    const c = await connect(
-      opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
-    );
+    const c = await connect(persistent(b.port));
     const result = await c.publish('q2', 'once', { qos: 2 });
     expect(result.reasonCode).toBe(0);
     const second = b.sessions[1]!.received.map((p) => p.type);
@@ -344,20 +343,16 @@ describe('QoS flows', () => {
   });
 
   test('outgoing QoS 1 cut before PUBACK: resent with DUP=1 and the same packet id', async () => {
-    let connects = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') connects++;
         if (p.type === 'PUBLISH') {
-          if (connects === 1) s.close();
+          if (s.index === 0) s.close();
           else s.send({ type: 'PUBACK', packetId: p.packetId ?? 0 });
         }
       },
       { connack: sessionPresentAfterFirst },
     );
-    const c = await connect(
-      opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
-    );
+    const c = await connect(persistent(b.port));
     await c.publish('q1', 'again', { qos: 1 });
     const pubs = b.sessions
       .flatMap((s) => s.received)
@@ -367,7 +362,6 @@ describe('QoS flows', () => {
   });
 
   test('incoming QoS 2 resent after a cut (DUP, same id, session present): delivered exactly once', async () => {
-    let connects = 0;
     const msg: PublishPacket = {
       type: 'PUBLISH',
       dup: false,
@@ -379,27 +373,22 @@ describe('QoS flows', () => {
     };
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          connects++;
-          if (connects === 2) s.send({ ...msg, dup: true });
-        }
+        if (p.type === 'CONNECT' && s.index === 1) s.send({ ...msg, dup: true });
         if (p.type === 'PUBREC') {
-          if (connects === 1) s.close();
+          if (s.index === 0) s.close();
           else s.send({ type: 'PUBREL', packetId: 7 });
         }
       },
       { connack: sessionPresentAfterFirst },
     );
-    const c = await connect(
-      opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
-    );
+    const c = await connect(persistent(b.port));
     const got: string[] = [];
     c.on('message', (p) => got.push(p.payload.toString()));
     b.sessions[0]!.send(msg);
     const { packet } = await b.waitFor('PUBCOMP');
     expect(packet).toMatchObject({ packetId: 7 });
     expect(got).toEqual(['exactly once']);
-    expect(connects).toBe(2);
+    expect(b.sessions).toHaveLength(2);
   });
 });
 

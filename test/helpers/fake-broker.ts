@@ -13,6 +13,8 @@ import {
 } from '../../src/protocol/index.js';
 
 export interface FakeSession {
+  /** 0 for the first connection this broker accepted, 1 for the next... */
+  index: number;
   socket: net.Socket;
   /** Every packet received on this connection, in order. */
   received: Packet[];
@@ -61,6 +63,7 @@ export async function startFakeBroker(
     socket.setNoDelay(true);
     const framer = new Framer(5);
     const session: FakeSession = {
+      index: sessions.length,
       socket,
       received: [],
       version: 5,
@@ -167,33 +170,28 @@ export async function startProxy(
         upstream.destroy();
       },
     };
-    const upFramer = new Framer(version);
-    const downFramer = new Framer(version);
     client.on('error', () => link.cut());
     upstream.on('error', () => link.cut());
     client.on('close', () => link.cut());
     upstream.on('close', () => link.cut());
-    client.on('data', (chunk) => {
-      upFramer.push(chunk, (packet, raw) => {
-        if (dead) return;
-        const verdict = hooks.up?.(packet, link) ?? 'pass';
-        if (verdict === 'cut') link.cut();
-        else if (verdict === 'pass') upstream.write(Buffer.from(raw));
+    const relay = (from: net.Socket, to: net.Socket, hook: ProxyHooks['down']) => {
+      const framer = new Framer(version);
+      from.on('data', (chunk) => {
+        framer.push(chunk, (packet, raw) => {
+          if (dead) return;
+          const verdict = hook?.(packet, link) ?? 'pass';
+          if (verdict === 'cut') link.cut();
+          else if (verdict === 'pass') to.write(Buffer.from(raw));
+          else if (verdict === 'cut-after') {
+            dead = true;
+            to.end(Buffer.from(raw), () => link.cut());
+            from.destroy();
+          }
+        });
       });
-    });
-    upstream.on('data', (chunk) => {
-      downFramer.push(chunk, (packet, raw) => {
-        if (dead) return;
-        const verdict = hooks.down?.(packet, link) ?? 'pass';
-        if (verdict === 'cut') link.cut();
-        else if (verdict === 'pass') client.write(Buffer.from(raw));
-        else if (verdict === 'cut-after') {
-          dead = true;
-          client.end(Buffer.from(raw), () => link.cut());
-          upstream.destroy();
-        }
-      });
-    });
+    };
+    relay(client, upstream, hooks.up);
+    relay(upstream, client, hooks.down);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -211,6 +209,33 @@ export async function startProxy(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A proxy for a client that gets cut off once and reconnects through it: its first link is cut
+ * right after the broker's first packet of type `cutAfter` has passed to the client (without
+ * `cutAfter`, cut it by hand with cutAll()). `sentAfterCut` lists, in order, the packets the client
+ * sends on the links after the first.
+ */
+export async function startCuttingProxy(
+  targetPort: number,
+  version: ProtocolVersion,
+  cutAfter?: Packet['type'],
+): Promise<Proxy & { sentAfterCut: Packet['type'][] }> {
+  let cut = false;
+  const sentAfterCut: Packet['type'][] = [];
+  const proxy = await startProxy(targetPort, version, {
+    down: (p) => {
+      if (p.type !== cutAfter || cut) return 'pass';
+      cut = true;
+      return 'cut-after';
+    },
+    up: (p, link) => {
+      if (link.index > 0) sentAfterCut.push(p.type);
+      return 'pass';
+    },
+  });
+  return Object.assign(proxy, { sentAfterCut });
 }
 
 /** Resolves when `emitter` emits `event` (with its arguments); rejects after timeoutMs. */
