@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 // Builds the `mq` binary (part of `npm run build`, after tsc has built dist/ for the library API):
 //
-//   dist/mq.cjs        src/cli/main.ts and everything it reaches, commander included, in one file
-//                      (esbuild). Commands stay lazy: their modules are initialised only when invoked;
-//                      ws and hdr-histogram-js stay outside and are required only when used.
-//   dist/mq.cjs.cache  V8's code cache for it, taken after a real `mq pub` one-shot against a fake
-//                      broker, so a start-up neither parses the bundle nor compiles the functions of
-//                      the pub path (bin/mq loads the bundle with node:vm and this cache).
+//   dist/mq.cjs        src/cli/main.ts and everything it reaches, commander included, in one CommonJS
+//                      file (esbuild). Commands stay lazy: their modules are initialised only when
+//                      invoked; ws and hdr-histogram-js stay outside and are required only when used.
+//   dist/mq.cjs.cache  for Node 20 only: V8's code cache for it, taken after a real `mq pub` one-shot
+//                      against a fake broker, so a start-up neither parses the bundle nor compiles the
+//                      functions of the pub path (bin/mq runs the bundle with node:vm and this cache).
+//                      Node >= 22.8 keeps its own compile cache (module.enableCompileCache in bin/mq).
 //
-// Why not plain ESM files: Node 20 has no compile cache for modules; loading ~35 ES modules and
-// compiling them cost mq pub ~100 ms more than `node -e 0` on a busy machine (see bench/startup.mjs).
+// Why not plain ESM files: loading ~35 ES modules cost mq pub ~100 ms more than `node -e 0` on Node 20
+// (see bench/startup.mjs); on Node 26, with the compile cache, still ~25 ms more than the bundle.
 import { spawn } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
+import nodeModule from 'node:module';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,16 +52,16 @@ await build({
   bundle: true,
   platform: 'node',
   target: 'node20',
-  // CommonJS: node:vm can run it with a code cache (ES modules cannot have one on Node 20).
+  // CommonJS: node:vm can run it with a code cache on Node 20 (ES modules cannot have one there).
   format: 'cjs',
   // Dynamic import() of bundled modules becomes lazy initialisation; of external CJS packages, require().
   supported: { 'dynamic-import': false },
   external: ['ws', 'hdr-histogram-js', 'bufferutil', 'utf-8-validate'],
-  // bin/mq passes the URL of dist/cli/main.js, so `new URL('../../package.json', import.meta.url)` holds.
+  // import.meta.url is that of dist/cli/main.js, so `new URL('../../package.json', import.meta.url)` holds.
   define: { 'import.meta.url': '__mqUrl' },
-  // bin/mq runs the file as one function (no copy of the source to wrap it).
-  banner: { js: `(function (exports, require, module, __filename, __dirname, __mqUrl) {` },
-  footer: { js: '\n})' },
+  banner: {
+    js: `"use strict";var __mqUrl=require("node:url").pathToFileURL(require("node:path").join(__dirname,"cli","main.js")).href;`,
+  },
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: 'none',
@@ -99,21 +101,28 @@ function run(args) {
   });
 }
 
-const server = await fakeBroker();
-try {
-  const { port } = server.address();
-  const code = await run(['pub', '-h', '127.0.0.1', '-p', String(port), '-t', 'mq/build', '-m', 'warm-up']);
-  let ok = false;
+/** Writes CACHE from one `mq pub` run (Node 20's V8 and bin/mq's node:vm path). */
+async function writeCodeCache() {
+  const server = await fakeBroker();
   try {
-    ok = code === 0 && statSync(CACHE).size > 0;
-  } catch {
-    ok = false;
+    const { port } = server.address();
+    const code = await run(['pub', '-h', '127.0.0.1', '-p', String(port), '-t', 'mq/build', '-m', 'warm-up']);
+    let ok = false;
+    try {
+      ok = code === 0 && statSync(CACHE).size > 0;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      // Not fatal: without a cache mq works, only starts slower.
+      rmSync(CACHE, { force: true });
+      console.error(`bundle: no code cache written (mq pub exited ${code}); mq will start slower`);
+    }
+  } finally {
+    server.close();
   }
-  if (!ok) {
-    // Not fatal: without a cache mq works, only starts slower.
-    rmSync(CACHE, { force: true });
-    console.error(`bundle: no code cache written (mq pub exited ${code}); mq will start slower`);
-  }
-} finally {
-  server.close();
 }
+
+// On Node >= 22.8 bin/mq uses Node's own compile cache: a cache from this Node's V8 would serve no one
+// (a Node 20 running this build writes its own at its first run).
+if (nodeModule.enableCompileCache === undefined) await writeCodeCache();

@@ -9,12 +9,7 @@
  */
 
 export { type BackoffRange, backoffDelay } from './backoff.js';
-export {
-  type ClientOptions,
-  type EndOptions,
-  MqttClient,
-  type PublishOptions,
-} from './client.js';
+export { MqttClient } from './client.js';
 export {
   ClientClosedError,
   ConnectError,
@@ -25,6 +20,7 @@ export {
 } from './errors.js';
 export { OutgoingPublishes, type PublishResult } from './inflight.js';
 export { Keepalive } from './keepalive.js';
+export type { ClientOptions, EndOptions, PublishOptions } from './options.js';
 export { Fifo, IncomingQos2, PacketIdAllocator } from './session.js';
 export { IncomingAliases, OutgoingAliases } from './topic-alias.js';
 export {

@@ -11,12 +11,15 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DisconnectError, MqttClient } from '../../src/client/index.js';
 import type { Packet } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
-import { once, startProxy } from './fake-broker.js';
+import { once, startCuttingProxy, startProxy } from '../helpers/fake-broker.js';
 
 let aedes: Aedes;
 let server: net.Server;
 let port: number;
-const { cleanups, opts, connect, collect } = clientHarness({ version: 4, idPrefix: 'aedes-test' });
+const { cleanups, opts, connect, collect, subscriber } = clientHarness({
+  version: 4,
+  idPrefix: 'aedes-test',
+});
 
 beforeAll(async () => {
   aedes = await Aedes.createBroker();
@@ -47,9 +50,7 @@ describe('publish and subscribe (3.1.1)', () => {
   });
 
   test('unsubscribe stops delivery', async () => {
-    const sub = await connect(opts(port));
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: 'unsub/a', qos: 1 }]);
+    const { client: sub, got } = await subscriber(opts(port), 'unsub/a');
     await sub.unsubscribe(['unsub/a']);
     await sub.subscribe([{ topicFilter: 'unsub/b', qos: 1 }]);
     const pub = await connect(opts(port));
@@ -68,9 +69,7 @@ describe('publish and subscribe (3.1.1)', () => {
       await new Promise<void>((r) => unixServer.close(() => r()));
       rmSync(dir, { recursive: true, force: true });
     });
-    const c = await connect({ ...opts(0), transport: 'unix', path });
-    const got = collect(c);
-    await c.subscribe([{ topicFilter: 'unix/t', qos: 1 }]);
+    const { client: c, got } = await subscriber({ ...opts(0), transport: 'unix', path }, 'unix/t');
     await c.publish('unix/t', 'over unix', { qos: 1 });
     await expect.poll(() => got.length).toBe(1);
     expect(got[0]!.payload.toString()).toBe('over unix');
@@ -79,9 +78,7 @@ describe('publish and subscribe (3.1.1)', () => {
 
 describe('will', () => {
   test('destroy() (no DISCONNECT) makes the broker publish the will; end() does not', async () => {
-    const watcher = await connect(opts(port));
-    const got = collect(watcher);
-    await watcher.subscribe([{ topicFilter: 'will/#', qos: 1 }]);
+    const { got } = await subscriber(opts(port), 'will/#');
     const will = { topic: 'will/gone', payload: Buffer.from('bye'), qos: 1 as const, retain: false };
     const polite = await MqttClient.connect(opts(port, { will: { ...will, topic: 'will/polite' } }));
     await polite.end();
@@ -95,24 +92,8 @@ describe('will', () => {
 
 describe('across a forced disconnect', () => {
   test('QoS 2 cut right after PUBREC: PUBREL resent on reconnect; no loss, no duplicate', async () => {
-    const sub = await connect(opts(port));
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: 'eo/q2', qos: 2 }]);
-    const upAfterCut: Packet['type'][] = [];
-    let cutDone = false;
-    const proxy = await startProxy(port, 4, {
-      down: (p) => {
-        if (p.type === 'PUBREC' && !cutDone) {
-          cutDone = true;
-          return 'cut-after';
-        }
-        return 'pass';
-      },
-      up: (p, link) => {
-        if (link.index > 0) upAfterCut.push(p.type);
-        return 'pass';
-      },
-    });
+    const { got } = await subscriber(opts(port), 'eo/q2', 2);
+    const proxy = await startCuttingProxy(port, 4, 'PUBREC');
     cleanups.push(() => proxy.stop());
     const pub = await connect(
       opts(proxy.port, {
@@ -126,7 +107,7 @@ describe('across a forced disconnect', () => {
     expect(result.reasonCode).toBe(0);
     // (Aedes answers sessionPresent 0 here; the client resends the PUBREL either way.)
     await reconnected;
-    expect(upAfterCut).toEqual(['CONNECT', 'PUBREL']);
+    expect(proxy.sentAfterCut).toEqual(['CONNECT', 'PUBREL']);
     await expect.poll(() => got.length).toBe(1);
     // Give a duplicate every chance to show up: one more message through the same path.
     await pub.publish('eo/q2', 'marker', { qos: 2 });
@@ -135,17 +116,12 @@ describe('across a forced disconnect', () => {
   });
 
   test('lost session (clean start): reconnects with backoff, resubscribes, receives again', async () => {
-    const upAfterCut: Packet['type'][] = [];
-    const proxy = await startProxy(port, 4, {
-      up: (p, link) => {
-        if (link.index > 0) upAfterCut.push(p.type);
-        return 'pass';
-      },
-    });
+    const proxy = await startCuttingProxy(port, 4);
     cleanups.push(() => proxy.stop());
-    const sub = await connect(opts(proxy.port, { reconnect: { minMs: 20, maxMs: 200 } }));
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: 'resub/#', qos: 1 }]);
+    const { client: sub, got } = await subscriber(
+      opts(proxy.port, { reconnect: { minMs: 20, maxMs: 200 } }),
+      'resub/#',
+    );
     const reconnect = once<[number, number]>(sub, 'reconnect');
     const connected = once<[unknown, boolean]>(sub, 'connect');
     const resubscribed = once<[{ reasonCodes: number[] }]>(sub, 'resubscribed');
@@ -162,7 +138,7 @@ describe('across a forced disconnect', () => {
     expect(resumed).toBe(false);
     const [suback] = await resubscribed;
     expect(suback.reasonCodes).toEqual([1]);
-    expect(upAfterCut.filter((t) => t === 'SUBSCRIBE')).toHaveLength(1);
+    expect(proxy.sentAfterCut.filter((t) => t === 'SUBSCRIBE')).toHaveLength(1);
     const pub = await connect(opts(port));
     await pub.publish('resub/x', 'after reconnect', { qos: 1 });
     await expect.poll(() => got.length).toBe(1);

@@ -2,12 +2,20 @@
  * MqttClient against a scripted fake broker: the MQTT 5 behaviours a real broker will not show on
  * demand (redirects, topic aliases it sends, Receive Maximum, refusals, resends after a cut).
  */
+
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { describe, expect, test } from 'vitest';
-import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
-import type { Packet, PublishPacket } from '../../src/protocol/index.js';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import {
+  type ClientOptions,
+  ConnectError,
+  DisconnectError,
+  MqttClient,
+  PublishRefusedError,
+} from '../../src/client/index.js';
+import type { PublishPacket } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
-import { type FakeBroker, once, startFakeBroker } from './fake-broker.js';
+import { type FakeBroker, once, startFakeBroker } from '../helpers/fake-broker.js';
 
 const { cleanups, opts, connect } = clientHarness({ version: 5, clientId: 'fake-test' });
 
@@ -17,14 +25,15 @@ async function fake(...args: Parameters<typeof startFakeBroker>): Promise<FakeBr
   return b;
 }
 
+/** A broker that keeps sessions: every CONNACK after the first says Session Present. */
+const sessionPresentAfterFirst = (n: number) => ({ sessionPresent: n > 1 });
+/** A client that keeps its session (60 s) and reconnects at once. */
+const persistent = (port: number) =>
+  opts(port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } });
+
 describe('connect refusals, in plain words', () => {
   test('v5 refused with 0x84: says the broker does not speak MQTT 5 and suggests -V 3.1.1', async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') s.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0x84 });
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, { connack: { reasonCode: 0x84 } });
     const err = await MqttClient.connect(opts(b.port)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).reasonCode).toBe(0x84);
@@ -58,19 +67,9 @@ describe('connect refusals, in plain words', () => {
   });
 
   test("bad credentials: the reason by name, with the broker's reason string", async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0x86,
-            properties: { reasonString: 'unknown user' },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, {
+      connack: { reasonCode: 0x86, properties: { reasonString: 'unknown user' } },
+    });
     const err = (await MqttClient.connect(opts(b.port)).catch((e: unknown) => e)) as ConnectError;
     expect(err.message).toMatch(
       /^connection refused by 127\.0\.0\.1:\d+: 0x86 Bad User Name or Password \(unknown user\): check -u\/-P/,
@@ -78,19 +77,7 @@ describe('connect refusals, in plain words', () => {
   });
 
   test('an empty client id: the id the broker assigns is reported', async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { assignedClientIdentifier: 'auto-42' },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, { connack: { properties: { assignedClientIdentifier: 'auto-42' } } });
     const c = await connect(opts(b.port, { clientId: '' }));
     expect(c.clientId).toBe('auto-42');
     expect(b.sessions[0]!.received[0]).toMatchObject({ type: 'CONNECT', clientId: '' });
@@ -121,19 +108,9 @@ describe('connect refusals, in plain words', () => {
 describe('server redirect (0x9C / 0x9D with Server Reference)', () => {
   test('CONNACK 0x9D is followed once to the referenced server', async () => {
     const target = await fake();
-    const mover = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0x9d,
-            properties: { serverReference: `127.0.0.1:${target.port}` },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const mover = await fake(undefined, {
+      connack: { reasonCode: 0x9d, properties: { serverReference: `127.0.0.1:${target.port}` } },
+    });
     const c = await connect(opts(mover.port));
     expect(c.connected).toBe(true);
     expect(target.sessions).toHaveLength(1);
@@ -142,18 +119,9 @@ describe('server redirect (0x9C / 0x9D with Server Reference)', () => {
 
   test('a second redirect is not followed: ConnectError naming the reason', async () => {
     let other = 0;
-    const redirector = (p: Packet, s: { send(p: Packet): void }) => {
-      if (p.type === 'CONNECT') {
-        s.send({
-          type: 'CONNACK',
-          sessionPresent: false,
-          reasonCode: 0x9c,
-          properties: { serverReference: `127.0.0.1:${other}` },
-        });
-      }
-    };
-    const a = await fake(redirector, { autoConnack: false });
-    const b = await fake(redirector, { autoConnack: false });
+    const redirect = () => ({ reasonCode: 0x9c, properties: { serverReference: `127.0.0.1:${other}` } });
+    const a = await fake(undefined, { connack: redirect });
+    const b = await fake(undefined, { connack: redirect });
     other = b.port;
     const err = (await MqttClient.connect(opts(a.port)).catch((e: unknown) => e)) as ConnectError;
     expect(err).toBeInstanceOf(ConnectError);
@@ -180,17 +148,9 @@ describe('topic aliases (v5)', () => {
   test('outgoing: alias used when the broker allows it; repeats carry only the alias', async () => {
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { topicAliasMaximum: 2 },
-          });
-        }
         if (p.type === 'PUBLISH' && p.qos === 1) s.send({ type: 'PUBACK', packetId: p.packetId ?? 0 });
       },
-      { autoConnack: false },
+      { connack: { properties: { topicAliasMaximum: 2 } } },
     );
     const c = await connect(opts(b.port));
     for (const t of ['a/1', 'a/1', 'a/1', 'a/2', 'a/3', 'a/3', 'a/3', 'a/2', 'a/2']) {
@@ -278,9 +238,6 @@ describe('in-flight limits', () => {
     let peak = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0, properties: { receiveMaximum } });
-        }
         if (p.type === 'PUBLISH') {
           outstanding.push(p.packetId ?? 0);
           peak = Math.max(peak, outstanding.length);
@@ -293,7 +250,7 @@ describe('in-flight limits', () => {
           }
         }
       },
-      { autoConnack: false },
+      { connack: { properties: { receiveMaximum } } },
     );
     return { b, peak: () => peak };
   }
@@ -366,25 +323,18 @@ describe('QoS flows', () => {
   });
 
   test('outgoing QoS 2 cut after PUBREC: PUBREL resent on reconnect, resolved once', async () => {
-    let connects = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          connects++;
-          s.send({ type: 'CONNACK', sessionPresent: connects > 1, reasonCode: 0 });
-        }
         if (p.type === 'PUBLISH') {
           s.send({ type: 'PUBREC', packetId: p.packetId ?? 0 });
           // The PUBREL that follows never arrives: cut now.
           setImmediate(() => s.close());
         }
-        if (p.type === 'PUBREL' && connects > 1) s.send({ type: 'PUBCOMP', packetId: p.packetId });
+        if (p.type === 'PUBREL' && s.index > 0) s.send({ type: 'PUBCOMP', packetId: p.packetId });
       },
-      { autoConnack: false },
+      { connack: sessionPresentAfterFirst },
     );
-    const c = await connect(
-      opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
-    );
+    const c = await connect(persistent(b.port));
     const result = await c.publish('q2', 'once', { qos: 2 });
     expect(result.reasonCode).toBe(0);
     const second = b.sessions[1]!.received.map((p) => p.type);
@@ -393,23 +343,16 @@ describe('QoS flows', () => {
   });
 
   test('outgoing QoS 1 cut before PUBACK: resent with DUP=1 and the same packet id', async () => {
-    let connects = 0;
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          connects++;
-          s.send({ type: 'CONNACK', sessionPresent: connects > 1, reasonCode: 0 });
-        }
         if (p.type === 'PUBLISH') {
-          if (connects === 1) s.close();
+          if (s.index === 0) s.close();
           else s.send({ type: 'PUBACK', packetId: p.packetId ?? 0 });
         }
       },
-      { autoConnack: false },
+      { connack: sessionPresentAfterFirst },
     );
-    const c = await connect(
-      opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
-    );
+    const c = await connect(persistent(b.port));
     await c.publish('q1', 'again', { qos: 1 });
     const pubs = b.sessions
       .flatMap((s) => s.received)
@@ -419,7 +362,6 @@ describe('QoS flows', () => {
   });
 
   test('incoming QoS 2 resent after a cut (DUP, same id, session present): delivered exactly once', async () => {
-    let connects = 0;
     const msg: PublishPacket = {
       type: 'PUBLISH',
       dup: false,
@@ -431,71 +373,94 @@ describe('QoS flows', () => {
     };
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          connects++;
-          s.send({ type: 'CONNACK', sessionPresent: connects > 1, reasonCode: 0 });
-          if (connects === 2) s.send({ ...msg, dup: true });
-        }
+        if (p.type === 'CONNECT' && s.index === 1) s.send({ ...msg, dup: true });
         if (p.type === 'PUBREC') {
-          if (connects === 1) s.close();
+          if (s.index === 0) s.close();
           else s.send({ type: 'PUBREL', packetId: 7 });
         }
       },
-      { autoConnack: false },
+      { connack: sessionPresentAfterFirst },
     );
-    const c = await connect(
-      opts(b.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 50 } }),
-    );
+    const c = await connect(persistent(b.port));
     const got: string[] = [];
     c.on('message', (p) => got.push(p.payload.toString()));
     b.sessions[0]!.send(msg);
     const { packet } = await b.waitFor('PUBCOMP');
     expect(packet).toMatchObject({ packetId: 7 });
     expect(got).toEqual(['exactly once']);
-    expect(connects).toBe(2);
+    expect(b.sessions).toHaveLength(2);
   });
 });
 
+/**
+ * Keepalive on a fake clock (Date and setInterval; sockets and every other timer stay real): time
+ * moves only when a test says, so each test runs in milliseconds and knows exactly when a PINGREQ
+ * is due. The real-time test of the same timer is in client-aedes.test.ts (a path that swallows
+ * PINGRESP).
+ */
 describe('keepalive', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A trace that emits every packet the client receives, by type. */
+  function received() {
+    const events = new EventEmitter();
+    const trace: ClientOptions['trace'] = (direction, packet) => {
+      if (direction === 'in') events.emit(packet.type, packet);
+    };
+    return { events, trace };
+  }
+
   test('PINGREQ is sent when the connection is idle', async () => {
     const b = await fake((p, s) => {
       if (p.type === 'PINGREQ') s.send({ type: 'PINGRESP' });
     });
-    const c = await connect(opts(b.port, { keepalive: 1 }));
-    await b.waitFor('PINGREQ', 3000);
-    await b.waitFor('PINGREQ', 3000);
+    const { events, trace } = received();
+    const c = await connect(opts(b.port, { keepalive: 1, trace }));
+    // Keepalive 1 s: checked every 250 ms, a PINGREQ one check early (750 ms after the last packet).
+    for (let i = 0; i < 2; i++) {
+      const pingresp = once(events, 'PINGRESP');
+      vi.advanceTimersByTime(750);
+      await b.waitFor('PINGREQ');
+      await pingresp;
+    }
+    expect(b.sessions[0]!.received.filter((p) => p.type === 'PINGREQ')).toHaveLength(2);
     expect(c.connected).toBe(true);
   });
 
   test('no PINGRESP: the connection is declared lost within 1.5 x keepalive', async () => {
     const b = await fake(); // swallows PINGREQ
     const c = await connect(opts(b.port, { keepalive: 1 }));
+    let lostAt: number | undefined;
+    const offline = once<[Error]>(c, 'offline');
+    c.on('offline', () => {
+      lostAt ??= Date.now();
+    });
     const start = Date.now();
-    const [err] = await once<[Error]>(c, 'offline', 4000);
-    const elapsed = Date.now() - start;
+    vi.advanceTimersByTime(1250);
+    await b.waitFor('PINGREQ');
+    expect(c.connected).toBe(true);
+    vi.advanceTimersByTime(250);
+    const [err] = await offline;
+    expect(lostAt! - start).toBe(1500);
     expect(err).toBeInstanceOf(DisconnectError);
-    expect(err.message).toMatch(/no answer from 127\.0\.0\.1:\d+ for [\d.]+ s \(keepalive 1 s\)/);
-    expect(elapsed).toBeGreaterThanOrEqual(1400);
-    expect(elapsed).toBeLessThan(3000);
+    expect(err.message).toMatch(/no answer from 127\.0\.0\.1:\d+ for 1\.5 s \(keepalive 1 s\)/);
   });
 
   test("the broker's Server Keep Alive overrides the client's", async () => {
     const b = await fake(
       (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { serverKeepAlive: 1 },
-          });
-        }
         if (p.type === 'PINGREQ') s.send({ type: 'PINGRESP' });
       },
-      { autoConnack: false },
+      { connack: { properties: { serverKeepAlive: 1 } } },
     );
     await connect(opts(b.port, { keepalive: 600 }));
-    await b.waitFor('PINGREQ', 3000);
+    vi.advanceTimersByTime(750);
+    await b.waitFor('PINGREQ');
   });
 });
 
@@ -536,12 +501,10 @@ describe('reconnect', () => {
   test('a refusal no retry can fix (0x87 Not authorized) ends the reconnect loop', async () => {
     let connects = 0;
     const b = await fake(
-      (p, s) => {
-        if (p.type !== 'CONNECT') return;
-        connects++;
-        s.send({ type: 'CONNACK', sessionPresent: false, reasonCode: connects === 1 ? 0 : 0x87 });
+      (p) => {
+        if (p.type === 'CONNECT') connects++;
       },
-      { autoConnack: false },
+      { connack: (n) => ({ reasonCode: n === 1 ? 0 : 0x87 }) },
     );
     const c = await connect(opts(b.port, { reconnect: { minMs: 10, maxMs: 20 } }));
     const closed = once<[Error | undefined]>(c, 'close');
@@ -600,7 +563,6 @@ describe('publish checks and delivery', () => {
     const b = await fake(
       (p, s) => {
         if (p.type === 'CONNECT') {
-          s.send({ type: 'CONNACK', sessionPresent: true, reasonCode: 0 });
           s.send({
             type: 'PUBLISH',
             dup: false,
@@ -611,7 +573,7 @@ describe('publish checks and delivery', () => {
           });
         }
       },
-      { autoConnack: false },
+      { connack: { sessionPresent: true } },
     );
     const c = await connect(opts(b.port));
     const [msg] = await once<[PublishPacket]>(c, 'message');
@@ -620,19 +582,7 @@ describe('publish checks and delivery', () => {
   });
 
   test('invalid topics and oversize messages are refused before sending, in plain words', async () => {
-    const b = await fake(
-      (p, s) => {
-        if (p.type === 'CONNECT') {
-          s.send({
-            type: 'CONNACK',
-            sessionPresent: false,
-            reasonCode: 0,
-            properties: { maximumPacketSize: 100 },
-          });
-        }
-      },
-      { autoConnack: false },
-    );
+    const b = await fake(undefined, { connack: { properties: { maximumPacketSize: 100 } } });
     const c = await connect(opts(b.port));
     await expect(c.publish('a/#', 'x')).rejects.toThrow(
       /cannot publish: topic name 'a\/#' contains the wildcard '#'/,

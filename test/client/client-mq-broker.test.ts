@@ -6,12 +6,11 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { Broker, type BrokerOptions } from '../../src/broker/index.js';
 import { ConnectError, DisconnectError, MqttClient, PublishRefusedError } from '../../src/client/index.js';
-import type { Packet } from '../../src/protocol/index.js';
 import { clientHarness } from '../helpers/client-harness.js';
-import { once, startProxy } from './fake-broker.js';
+import { once, startCuttingProxy } from '../helpers/fake-broker.js';
 
 const brokers: Broker[] = [];
-const { cleanups, opts, connect, collect } = clientHarness({ version: 5, idPrefix: 'mqb' });
+const { cleanups, opts, connect, collect, subscriber } = clientHarness({ version: 5, idPrefix: 'mqb' });
 
 afterAll(async () => {
   for (const b of brokers) await b.close();
@@ -37,9 +36,7 @@ describe('round trips', () => {
     [5, 2],
   ] as const)('MQTT level %i, QoS %i', async (version, qos) => {
     const port = await sharedBroker();
-    const sub = await connect(opts(port, { version }));
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: `mqb/${version}/#`, qos }]);
+    const { got } = await subscriber(opts(port, { version }), `mqb/${version}/#`, qos);
     const pub = await connect(opts(port, { version }));
     await pub.publish(`mqb/${version}/x`, Buffer.from([1, 2, 3]), { qos });
     await expect.poll(() => got.length).toBe(1);
@@ -49,9 +46,10 @@ describe('round trips', () => {
 
   test('over WebSocket', async () => {
     const { port, wsPort } = await startBroker({ wsPort: 0 });
-    const c = await connect({ ...opts(port), transport: 'ws', port: wsPort!, path: '/mqtt' });
-    const got = collect(c);
-    await c.subscribe([{ topicFilter: 'ws/#', qos: 1 }]);
+    const { client: c, got } = await subscriber(
+      { ...opts(port), transport: 'ws', port: wsPort!, path: '/mqtt' },
+      'ws/#',
+    );
     await c.publish('ws/x', 'over ws', { qos: 1 });
     await expect.poll(() => got.length).toBe(1);
   });
@@ -154,22 +152,8 @@ describe('MQTT 5 features', () => {
 
   test('QoS 2 publisher cut right after PUBREC (persistent session): PUBREL resent, exactly once', async () => {
     const port = await sharedBroker();
-    const sub = await connect(opts(port));
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: 'mqb/eo', qos: 2 }]);
-    let cut = false;
-    const after: Packet['type'][] = [];
-    const proxy = await startProxy(port, 5, {
-      down: (p) => {
-        if (p.type !== 'PUBREC' || cut) return 'pass';
-        cut = true;
-        return 'cut-after';
-      },
-      up: (p, link) => {
-        if (link.index > 0) after.push(p.type);
-        return 'pass';
-      },
-    });
+    const { got } = await subscriber(opts(port), 'mqb/eo', 2);
+    const proxy = await startCuttingProxy(port, 5, 'PUBREC');
     cleanups.push(() => proxy.stop());
     const pub = await connect(
       opts(proxy.port, { clean: false, sessionExpiry: 60, reconnect: { minMs: 10, maxMs: 100 } }),
@@ -178,7 +162,7 @@ describe('MQTT 5 features', () => {
     await pub.publish('mqb/eo', 'exactly once', { qos: 2 });
     const [, resumed] = await reconnected;
     expect(resumed).toBe(true);
-    expect(after).toEqual(['CONNECT', 'PUBREL']);
+    expect(proxy.sentAfterCut).toEqual(['CONNECT', 'PUBREL']);
     await pub.publish('mqb/eo', 'marker', { qos: 2 });
     await expect.poll(() => got.length).toBe(2);
     expect(got.map((p) => p.payload.toString())).toEqual(['exactly once', 'marker']);

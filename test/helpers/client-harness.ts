@@ -2,11 +2,11 @@
  * The setup the MqttClient test files share: a cleanup list run after each test (clients, proxies,
  * brokers, in reverse order), ClientOptions for a broker on 127.0.0.1, and a collector of received
  * messages. Call once at the top level of a test file:
- * `const { cleanups, opts, connect, collect } = clientHarness({ version: 5, idPrefix: 'mqb' });`
+ * `const { cleanups, opts, connect, collect, subscriber } = clientHarness({ version: 5, idPrefix: 'mqb' });`
  */
 import { afterEach } from 'vitest';
 import { type ClientOptions, MqttClient } from '../../src/client/index.js';
-import type { ProtocolVersion, PublishPacket } from '../../src/protocol/index.js';
+import type { ProtocolVersion, PublishPacket, QoS } from '../../src/protocol/index.js';
 
 export interface ClientHarnessDefaults {
   version: ProtocolVersion;
@@ -22,6 +22,11 @@ export function clientHarness(defaults: ClientHarnessDefaults) {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
   let seq = 0;
+  const connect = async (o: ClientOptions): Promise<MqttClient> => {
+    const c = await MqttClient.connect(o);
+    cleanups.push(() => c.destroy());
+    return c;
+  };
   return {
     /** Run after the test, last added first. */
     cleanups,
@@ -40,16 +45,26 @@ export function clientHarness(defaults: ClientHarnessDefaults) {
       };
     },
     /** A connected client, destroyed after the test. */
-    async connect(o: ClientOptions): Promise<MqttClient> {
-      const c = await MqttClient.connect(o);
-      cleanups.push(() => c.destroy());
-      return c;
-    },
+    connect,
     /** Every message `c` receives from now on (payloads copied). */
-    collect(c: MqttClient): PublishPacket[] {
-      const got: PublishPacket[] = [];
-      c.on('message', (p) => got.push({ ...p, payload: Buffer.from(p.payload) }));
-      return got;
+    collect,
+    /** A connected client (destroyed after the test) subscribed to `topicFilter`, and what it receives. */
+    async subscriber(
+      o: ClientOptions,
+      topicFilter: string,
+      qos: QoS = 1,
+    ): Promise<{ client: MqttClient; got: PublishPacket[] }> {
+      const client = await connect(o);
+      const got = collect(client);
+      await client.subscribe([{ topicFilter, qos }]);
+      return { client, got };
     },
   };
+}
+
+/** Every message `c` receives from now on (payloads copied). */
+function collect(c: MqttClient): PublishPacket[] {
+  const got: PublishPacket[] = [];
+  c.on('message', (p) => got.push({ ...p, payload: Buffer.from(p.payload) }));
+  return got;
 }

@@ -157,6 +157,17 @@ export function spawnProcess(command: string, args: string[], options: SpawnOpti
       listeners.add(listener);
     });
 
+  /** The exit, or 'timeout' (and SIGKILL sent) when the process runs past timeoutMs. */
+  const exitWithin = async (timeoutMs: number): Promise<ExitResult | 'timeout'> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const r = await Promise.race([exitPromise, timedOut]);
+    clearTimeout(timer);
+    if (r === 'timeout') proc.kill('SIGKILL');
+    return r;
+  };
   const self: Spawned = {
     proc,
     pid: proc.pid ?? -1,
@@ -180,14 +191,8 @@ export function spawnProcess(command: string, args: string[], options: SpawnOpti
         return ls.length >= count ? ls : undefined;
       }),
     exit: async (timeoutMs) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), timeoutMs);
-      });
-      const r = await Promise.race([exitPromise, timedOut]);
-      clearTimeout(timer);
+      const r = await exitWithin(timeoutMs);
       if (r === 'timeout') {
-        proc.kill('SIGKILL');
         await exitPromise;
         throw new Error(
           `${command} ${args.join(' ')} did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
@@ -198,17 +203,8 @@ export function spawnProcess(command: string, args: string[], options: SpawnOpti
     kill: async (signal = 'SIGTERM', timeoutMs = 5000) => {
       if (exitResult !== undefined) return exitResult;
       proc.kill(signal);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), timeoutMs);
-      });
-      const r = await Promise.race([exitPromise, timedOut]);
-      clearTimeout(timer);
-      if (r === 'timeout') {
-        proc.kill('SIGKILL');
-        return exitPromise;
-      }
-      return r;
+      const r = await exitWithin(timeoutMs);
+      return r === 'timeout' ? exitPromise : r;
     },
   };
   return self;

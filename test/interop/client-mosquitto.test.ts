@@ -10,9 +10,9 @@ import {
 } from '../../src/cli/connection-options.js';
 import { type ClientOptions, ConnectError, MqttClient } from '../../src/client/index.js';
 import type { Packet, PublishPacket } from '../../src/protocol/index.js';
-import { once, startProxy } from '../client/fake-broker.js';
 import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
+import { once, startCuttingProxy, startProxy } from '../helpers/fake-broker.js';
 import { freePort, type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 
 let mosq: MosquittoHandle;
@@ -22,7 +22,7 @@ let tlsOtherPort: number;
 let wssPort: number;
 let tlsExpiredPort: number;
 let unixPath: string;
-const { cleanups, connect, collect } = clientHarness({ version: 4 });
+const { cleanups, connect, collect, subscriber } = clientHarness({ version: 4 });
 
 /** A CA, a server cert for 127.0.0.1/localhost, one for other.example only, and an unrelated CA. */
 function makeCertificates(): void {
@@ -97,9 +97,7 @@ async function fromFlags(args: string[]): Promise<ClientOptions> {
 
 /** Subscribes over plain TCP, publishes through `client`, expects the message to arrive. */
 async function roundTrip(client: MqttClient, topic: string): Promise<void> {
-  const sub = await connect(await fromFlags(['-h', '127.0.0.1', '-p', String(mosq.port)]));
-  const got = collect(sub);
-  await sub.subscribe([{ topicFilter: topic, qos: 1 }]);
+  const { got } = await subscriber(await fromFlags(['-h', '127.0.0.1', '-p', String(mosq.port)]), topic);
   await client.publish(topic, `via ${client.options.transport}`, { qos: 1 });
   await expect.poll(() => got.length, { timeout: 3000 }).toBe(1);
   expect(got[0]!.payload.toString()).toBe(`via ${client.options.transport}`);
@@ -235,9 +233,10 @@ describe('MQTT 5 with Mosquitto', () => {
       },
     });
     expect(pub.connack.properties?.topicAliasMaximum).toBeGreaterThan(0);
-    const sub = await connect(await fromFlags(['-h', '127.0.0.1', '-p', String(mosq.port)]));
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: 'alias/#', qos: 1 }]);
+    const { got } = await subscriber(
+      await fromFlags(['-h', '127.0.0.1', '-p', String(mosq.port)]),
+      'alias/#',
+    );
     const topics = ['alias/long/topic/name', 'alias/long/topic/name', 'alias/other', 'alias/long/topic/name'];
     for (const t of topics) await pub.publish(t, 'x', { qos: 1 });
     expect(wire).toEqual([
@@ -266,22 +265,12 @@ describe('MQTT 5 with Mosquitto', () => {
   });
 
   test('QoS 2 publisher cut right after PUBREC: PUBREL resent, exactly one delivery', async () => {
-    const sub = await connect(await fromFlags(['-h', '127.0.0.1', '-p', String(mosq.port)]));
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: 'eo/pub', qos: 2 }]);
-    let cut = false;
-    const after: Packet['type'][] = [];
-    const proxy = await startProxy(mosq.port, 5, {
-      down: (p) => {
-        if (p.type !== 'PUBREC' || cut) return 'pass';
-        cut = true;
-        return 'cut-after';
-      },
-      up: (p, link) => {
-        if (link.index > 0) after.push(p.type);
-        return 'pass';
-      },
-    });
+    const { got } = await subscriber(
+      await fromFlags(['-h', '127.0.0.1', '-p', String(mosq.port)]),
+      'eo/pub',
+      2,
+    );
+    const proxy = await startCuttingProxy(mosq.port, 5, 'PUBREC');
     cleanups.push(() => proxy.stop());
     const o = await fromFlags([
       '-h',
@@ -299,7 +288,7 @@ describe('MQTT 5 with Mosquitto', () => {
     await pub.publish('eo/pub', 'exactly once', { qos: 2 });
     const [, resumed] = await reconnected;
     expect(resumed).toBe(true);
-    expect(after).toEqual(['CONNECT', 'PUBREL']);
+    expect(proxy.sentAfterCut).toEqual(['CONNECT', 'PUBREL']);
     await pub.publish('eo/pub', 'marker', { qos: 2 });
     await expect.poll(() => got.length, { timeout: 3000 }).toBe(2);
     expect(got.map((p) => p.payload.toString())).toEqual(['exactly once', 'marker']);
@@ -335,9 +324,11 @@ describe('MQTT 5 with Mosquitto', () => {
       '-x',
       '60',
     ]);
-    const sub = await connect({ ...o, reconnect: { minMs: 10, maxMs: 100 } });
-    const got = collect(sub);
-    await sub.subscribe([{ topicFilter: 'eo/sub', qos: 2 }]);
+    const { client: sub, got } = await subscriber(
+      { ...o, reconnect: { minMs: 10, maxMs: 100 } },
+      'eo/sub',
+      2,
+    );
     const reconnected = once<[unknown, boolean]>(sub, 'connect');
     const pub = await connect(await fromFlags(['-h', '127.0.0.1', '-p', String(mosq.port)]));
     await pub.publish('eo/sub', 'only once', { qos: 2 });

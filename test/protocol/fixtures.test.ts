@@ -14,8 +14,8 @@ import {
   type ProtocolVersion,
   packetSize,
 } from '../../src/protocol/index.js';
-import { hex, withoutEmptyProperties } from '../fixtures/helpers.js';
 import { bytesOf, FIXTURES, type PacketFixture, typeExistsIn } from '../fixtures/packets.js';
+import { hex, withoutEmptyProperties } from '../helpers/codec.js';
 import { canonical, mpGenerate, mpParse } from '../helpers/mqtt-packet-adapter.js';
 
 const VERSIONS: readonly ProtocolVersion[] = [3, 4, 5];

@@ -12,8 +12,8 @@ import {
   type ProtocolVersion,
   readFixedHeader,
 } from '../../src/protocol/index.js';
-import { deepCopy, withoutEmptyProperties } from '../fixtures/helpers.js';
 import { bytesOf, FIXTURES } from '../fixtures/packets.js';
+import { deepCopy, withoutEmptyProperties } from '../helpers/codec.js';
 
 const VERSIONS: readonly ProtocolVersion[] = [3, 4, 5];
 

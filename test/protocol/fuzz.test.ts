@@ -17,7 +17,7 @@ import {
   type ProtocolVersion,
 } from '../../src/protocol/index.js';
 import { anyPacket } from '../fixtures/arbitraries.js';
-import { hex } from '../fixtures/helpers.js';
+import { hex } from '../helpers/codec.js';
 import { canonical } from '../helpers/mqtt-packet-adapter.js';
 
 const VERSIONS: readonly ProtocolVersion[] = [3, 4, 5];

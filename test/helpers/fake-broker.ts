@@ -4,9 +4,17 @@
  * client and a real broker.
  */
 import net from 'node:net';
-import { encode, Framer, type Packet, type ProtocolVersion } from '../../src/protocol/index.js';
+import {
+  type ConnackPacket,
+  encode,
+  Framer,
+  type Packet,
+  type ProtocolVersion,
+} from '../../src/protocol/index.js';
 
 export interface FakeSession {
+  /** 0 for the first connection this broker accepted, 1 for the next... */
+  index: number;
   socket: net.Socket;
   /** Every packet received on this connection, in order. */
   received: Packet[];
@@ -24,21 +32,38 @@ export interface FakeBroker {
   stop(): Promise<void>;
 }
 
+/** What the fake broker's CONNACK says beyond success without a session: fixed, or by CONNECT number. */
+export type ConnackAnswer =
+  | Partial<Omit<ConnackPacket, 'type'>>
+  | ((connectNumber: number) => Partial<Omit<ConnackPacket, 'type'>>);
+
+export interface FakeBrokerOptions {
+  /** false: no CONNACK at all (answer CONNECT yourself in onPacket, or not). Default true. */
+  autoConnack?: boolean;
+  /**
+   * The CONNACK every CONNECT gets (merged into `{ sessionPresent: false, reasonCode: 0 }`), or a
+   * function of the CONNECT's number (1 for the first this broker received, on any connection).
+   */
+  connack?: ConnackAnswer;
+}
+
 /**
- * `onPacket` is called for every packet received; by default a CONNECT gets a plain CONNACK (set
- * `autoConnack: false` to answer yourself).
+ * `onPacket` is called for every packet received, after a CONNECT was answered with the CONNACK
+ * of `options.connack` (a plain success by default).
  */
 export async function startFakeBroker(
   onPacket: (packet: Packet, session: FakeSession) => void = () => {},
-  options: { autoConnack?: boolean } = {},
+  options: FakeBrokerOptions = {},
 ): Promise<FakeBroker> {
   const sessions: FakeSession[] = [];
+  let connects = 0;
   const seen: { packet: Packet; session: FakeSession; consumed: boolean }[] = [];
   const waiters = new Set<() => void>();
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
     const framer = new Framer(5);
     const session: FakeSession = {
+      index: sessions.length,
       socket,
       received: [],
       version: 5,
@@ -59,7 +84,10 @@ export async function startFakeBroker(
           session.received.push(packet);
           seen.push({ packet, session, consumed: false });
           if (packet.type === 'CONNECT' && options.autoConnack !== false) {
-            session.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0 });
+            connects++;
+            const answer = options.connack;
+            const custom = typeof answer === 'function' ? answer(connects) : answer;
+            session.send({ type: 'CONNACK', sessionPresent: false, reasonCode: 0, ...custom });
           }
           onPacket(packet, session);
           for (const w of [...waiters]) w();
@@ -142,33 +170,28 @@ export async function startProxy(
         upstream.destroy();
       },
     };
-    const upFramer = new Framer(version);
-    const downFramer = new Framer(version);
     client.on('error', () => link.cut());
     upstream.on('error', () => link.cut());
     client.on('close', () => link.cut());
     upstream.on('close', () => link.cut());
-    client.on('data', (chunk) => {
-      upFramer.push(chunk, (packet, raw) => {
-        if (dead) return;
-        const verdict = hooks.up?.(packet, link) ?? 'pass';
-        if (verdict === 'cut') link.cut();
-        else if (verdict === 'pass') upstream.write(Buffer.from(raw));
+    const relay = (from: net.Socket, to: net.Socket, hook: ProxyHooks['down']) => {
+      const framer = new Framer(version);
+      from.on('data', (chunk) => {
+        framer.push(chunk, (packet, raw) => {
+          if (dead) return;
+          const verdict = hook?.(packet, link) ?? 'pass';
+          if (verdict === 'cut') link.cut();
+          else if (verdict === 'pass') to.write(Buffer.from(raw));
+          else if (verdict === 'cut-after') {
+            dead = true;
+            to.end(Buffer.from(raw), () => link.cut());
+            from.destroy();
+          }
+        });
       });
-    });
-    upstream.on('data', (chunk) => {
-      downFramer.push(chunk, (packet, raw) => {
-        if (dead) return;
-        const verdict = hooks.down?.(packet, link) ?? 'pass';
-        if (verdict === 'cut') link.cut();
-        else if (verdict === 'pass') client.write(Buffer.from(raw));
-        else if (verdict === 'cut-after') {
-          dead = true;
-          client.end(Buffer.from(raw), () => link.cut());
-          upstream.destroy();
-        }
-      });
-    });
+    };
+    relay(client, upstream, hooks.up);
+    relay(upstream, client, hooks.down);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -186,6 +209,33 @@ export async function startProxy(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A proxy for a client that gets cut off once and reconnects through it: its first link is cut
+ * right after the broker's first packet of type `cutAfter` has passed to the client (without
+ * `cutAfter`, cut it by hand with cutAll()). `sentAfterCut` lists, in order, the packets the client
+ * sends on the links after the first.
+ */
+export async function startCuttingProxy(
+  targetPort: number,
+  version: ProtocolVersion,
+  cutAfter?: Packet['type'],
+): Promise<Proxy & { sentAfterCut: Packet['type'][] }> {
+  let cut = false;
+  const sentAfterCut: Packet['type'][] = [];
+  const proxy = await startProxy(targetPort, version, {
+    down: (p) => {
+      if (p.type !== cutAfter || cut) return 'pass';
+      cut = true;
+      return 'cut-after';
+    },
+    up: (p, link) => {
+      if (link.index > 0) sentAfterCut.push(p.type);
+      return 'pass';
+    },
+  });
+  return Object.assign(proxy, { sentAfterCut });
 }
 
 /** Resolves when `emitter` emits `event` (with its arguments); rejects after timeoutMs. */
