@@ -14,7 +14,7 @@ import {
 import type { Packet, ProtocolVersion } from './types.js';
 import { checkRemainingLength, varintSize } from './writer.js';
 
-/** The remaining length of `packet` (and, as a side effect, its property sizes in the scratch slot). */
+/** The remaining length of `packet`; throws EncodeError for a value it cannot encode. */
 function remainingLength(packet: Packet, v: ProtocolVersion): number {
   switch (packet.type) {
     case 'PUBLISH':

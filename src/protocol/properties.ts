@@ -393,15 +393,38 @@ function checkInt(info: PropertyInfo, value: unknown, max: number): void {
   }
 }
 
-/** Writes the length prefix `size` (from propertiesSize) and the properties; returns the new position. */
-export function writeProperties(
-  buf: Buffer,
-  pos: number,
-  props: Properties | undefined,
-  size: number,
-): number {
-  pos = writeVarint(buf, pos, size);
-  if (props === undefined || size === 0) return pos;
+/** Bytes the property block takes on the wire: its length prefix and the properties (propertiesSize). */
+export function propertyBlockSize(props: Properties | undefined, place: PropertyPlace): number {
+  const size = propertiesSize(props, place);
+  return varintSize(size) + size;
+}
+
+/**
+ * Writes a property block (length prefix, then the properties) into a buffer sized with
+ * propertyBlockSize; returns the new position. The length is found by writing: the properties go
+ * one byte past `pos`, room for the one-byte prefix of a block under 128 bytes (nearly all), and
+ * a longer block is moved up by the extra prefix bytes, which the sizing left room for.
+ */
+export function writeProperties(buf: Buffer, pos: number, props: Properties | undefined): number {
+  if (props === undefined) {
+    buf[pos] = 0;
+    return pos + 1;
+  }
+  const start = pos + 1;
+  const end = writePropertyList(buf, start, props);
+  const size = end - start;
+  if (size < 128) {
+    buf[pos] = size;
+    return end;
+  }
+  const prefix = varintSize(size);
+  buf.copyWithin(pos + prefix, start, end);
+  writeVarint(buf, pos, size);
+  return end + prefix - 1;
+}
+
+/** Writes the properties (checked by propertiesSize), without the length prefix. */
+function writePropertyList(buf: Buffer, pos: number, props: Properties): number {
   const bag = props as Record<string, unknown>;
   for (const key in bag) {
     const value = bag[key];

@@ -1,9 +1,8 @@
 import { isValidReasonCode } from '../constants.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { AckPacket, ProtocolVersion } from '../types.js';
-import { checkByte, checkU16, varintSize, writeFixedHeader } from '../writer.js';
-import { sizes } from './scratch.js';
+import { checkByte, checkU16, writeFixedHeader } from '../writer.js';
 
 type AckType = 'PUBACK' | 'PUBREC' | 'PUBREL' | 'PUBCOMP';
 
@@ -45,10 +44,7 @@ export function ackRemainingLength(p: AckPacket<AckType>, v: ProtocolVersion): n
   // 5.0 3.4.2.1: the reason code may be omitted when it is 0 (Success) and there are no properties,
   // and the property block when it is empty. Each is omitted exactly when the packet object has
   // none (reasonCode undefined means 0), so every decoded packet encodes back to its own bytes.
-  if (p.properties !== undefined) {
-    sizes.props = propertiesSize(p.properties, p.type);
-    return 3 + varintSize(sizes.props) + sizes.props;
-  }
+  if (p.properties !== undefined) return 3 + propertyBlockSize(p.properties, p.type);
   return p.reasonCode === undefined ? 2 : 3;
 }
 
@@ -58,6 +54,6 @@ export function writeAck(p: AckPacket<AckType>, buf: Buffer, pos: number, rl: nu
   buf[pos++] = id >>> 8;
   buf[pos++] = id & 0xff;
   if (rl > 2) buf[pos++] = p.reasonCode ?? 0;
-  if (rl > 3) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (rl > 3) pos = writeProperties(buf, pos, p.properties);
   return pos;
 }

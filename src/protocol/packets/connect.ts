@@ -1,6 +1,6 @@
 import { PROTOCOL_NAME } from '../constants.js';
 import { EncodeError } from '../errors.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import { validateTopicName } from '../topic.js';
 import type { ConnectPacket, ProtocolVersion, QoS, Will } from '../types.js';
@@ -9,13 +9,11 @@ import {
   checkQos,
   checkU16,
   stringSize,
-  varintSize,
   writeBinary,
   writeFixedHeader,
   writeString,
   writeU16,
 } from '../writer.js';
-import { sizes } from './scratch.js';
 
 export function decodeConnect(r: Reader, flags: number): ConnectPacket {
   if (flags !== 0)
@@ -125,16 +123,10 @@ export function connectRemainingLength(p: ConnectPacket): number {
   if (p.will) checkQos(p.will.qos, 'will QoS');
   const name = p.protocolName ?? PROTOCOL_NAME[v];
   let n = stringSize(name, 'protocol name') + 1 + 1 + 2;
-  if (v === 5) {
-    sizes.props = propertiesSize(p.properties, 'CONNECT');
-    n += varintSize(sizes.props) + sizes.props;
-  }
+  if (v === 5) n += propertyBlockSize(p.properties, 'CONNECT');
   n += stringSize(p.clientId, 'client identifier');
   if (p.will) {
-    if (v === 5) {
-      sizes.will = propertiesSize(p.will.properties, 'WILL');
-      n += varintSize(sizes.will) + sizes.will;
-    }
+    if (v === 5) n += propertyBlockSize(p.will.properties, 'WILL');
     n += stringSize(p.will.topic, 'will topic') + binarySize(p.will.payload, 'will payload');
   }
   if (p.username !== undefined) n += stringSize(p.username, 'user name');
@@ -155,10 +147,10 @@ export function writeConnect(p: ConnectPacket, buf: Buffer, pos: number, rl: num
   if (p.username !== undefined) cf |= 0x80;
   buf[pos++] = cf;
   pos = writeU16(buf, pos, p.keepalive);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (v === 5) pos = writeProperties(buf, pos, p.properties);
   pos = writeString(buf, pos, p.clientId);
   if (p.will) {
-    if (v === 5) pos = writeProperties(buf, pos, p.will.properties, sizes.will);
+    if (v === 5) pos = writeProperties(buf, pos, p.will.properties);
     pos = writeString(buf, pos, p.will.topic);
     pos = writeBinary(buf, pos, p.will.payload);
   }

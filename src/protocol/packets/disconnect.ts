@@ -1,5 +1,5 @@
 import { isValidReasonCode } from '../constants.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type {
   AuthPacket,
@@ -8,8 +8,7 @@ import type {
   PingrespPacket,
   ProtocolVersion,
 } from '../types.js';
-import { checkByte, varintSize, writeFixedHeader } from '../writer.js';
-import { sizes } from './scratch.js';
+import { checkByte, writeFixedHeader } from '../writer.js';
 
 function zeroFlags(r: Reader, flags: number): void {
   if (flags !== 0) {
@@ -72,10 +71,7 @@ export function disconnectRemainingLength(p: DisconnectPacket | AuthPacket, v: P
   if (v !== 5) return 0;
   if (p.reasonCode !== undefined) checkByte(p.reasonCode, `${p.type} reasonCode`);
   // As for acks: reason code and property block are written exactly when the packet has them.
-  if (p.properties !== undefined) {
-    sizes.props = propertiesSize(p.properties, p.type);
-    return 1 + varintSize(sizes.props) + sizes.props;
-  }
+  if (p.properties !== undefined) return 1 + propertyBlockSize(p.properties, p.type);
   return p.reasonCode === undefined ? 0 : 1;
 }
 
@@ -87,6 +83,6 @@ export function writeDisconnect(
 ): number {
   pos = writeFixedHeader(buf, pos, p.type === 'DISCONNECT' ? 0xe0 : 0xf0, rl);
   if (rl > 0) buf[pos++] = p.reasonCode ?? 0;
-  if (rl > 1) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (rl > 1) pos = writeProperties(buf, pos, p.properties);
   return pos;
 }

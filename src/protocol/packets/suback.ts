@@ -1,9 +1,8 @@
 import { isValidReasonCode } from '../constants.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, SubackPacket, UnsubackPacket } from '../types.js';
-import { checkByte, checkU16, varintSize, writeFixedHeader, writeU16 } from '../writer.js';
-import { sizes } from './scratch.js';
+import { checkByte, checkU16, writeFixedHeader, writeU16 } from '../writer.js';
 
 function header(r: Reader, flags: number): number {
   if (flags !== 0) {
@@ -61,8 +60,7 @@ export function subackRemainingLength(p: SubackPacket | UnsubackPacket, v: Proto
   checkU16(p.packetId, `${p.type} packetId`);
   for (const c of p.reasonCodes) checkByte(c, `${p.type} reason code`);
   if (v !== 5) return p.type === 'SUBACK' ? 2 + p.reasonCodes.length : 2;
-  sizes.props = propertiesSize(p.properties, p.type);
-  return 2 + varintSize(sizes.props) + sizes.props + p.reasonCodes.length;
+  return 2 + propertyBlockSize(p.properties, p.type) + p.reasonCodes.length;
 }
 
 export function writeSuback(
@@ -74,7 +72,7 @@ export function writeSuback(
 ): number {
   pos = writeFixedHeader(buf, pos, p.type === 'SUBACK' ? 0x90 : 0xb0, rl);
   pos = writeU16(buf, pos, p.packetId);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (v === 5) pos = writeProperties(buf, pos, p.properties);
   if (v === 5 || p.type === 'SUBACK') for (const c of p.reasonCodes) buf[pos++] = c;
   return pos;
 }

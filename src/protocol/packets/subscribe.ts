@@ -1,18 +1,9 @@
 import { EncodeError } from '../errors.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import { validateTopicFilter } from '../topic.js';
 import type { ProtocolVersion, QoS, SubscribePacket, Subscription, UnsubscribePacket } from '../types.js';
-import {
-  checkQos,
-  checkU16,
-  stringSize,
-  varintSize,
-  writeFixedHeader,
-  writeString,
-  writeU16,
-} from '../writer.js';
-import { sizes } from './scratch.js';
+import { checkQos, checkU16, stringSize, writeFixedHeader, writeString, writeU16 } from '../writer.js';
 
 function checkFlags(r: Reader, flags: number, rule: string): void {
   if (flags !== 2)
@@ -109,10 +100,7 @@ export function subscribeRemainingLength(p: SubscribePacket, v: ProtocolVersion)
   if (p.subscriptions.length === 0) throw new EncodeError('SUBSCRIBE needs at least one subscription');
   checkU16(p.packetId, 'SUBSCRIBE packetId');
   let n = 2;
-  if (v === 5) {
-    sizes.props = propertiesSize(p.properties, 'SUBSCRIBE');
-    n += varintSize(sizes.props) + sizes.props;
-  }
+  if (v === 5) n += propertyBlockSize(p.properties, 'SUBSCRIBE');
   for (const s of p.subscriptions) {
     checkQos(s.qos, `subscription QoS for '${s.topicFilter}'`);
     n += stringSize(s.topicFilter, 'topic filter') + 1;
@@ -129,7 +117,7 @@ export function writeSubscribe(
 ): number {
   pos = writeFixedHeader(buf, pos, 0x82, rl);
   pos = writeU16(buf, pos, p.packetId);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (v === 5) pos = writeProperties(buf, pos, p.properties);
   for (const s of p.subscriptions) {
     pos = writeString(buf, pos, s.topicFilter);
     let o = s.qos & 3;
@@ -147,10 +135,7 @@ export function unsubscribeRemainingLength(p: UnsubscribePacket, v: ProtocolVers
   if (p.topicFilters.length === 0) throw new EncodeError('UNSUBSCRIBE needs at least one topic filter');
   checkU16(p.packetId, 'UNSUBSCRIBE packetId');
   let n = 2;
-  if (v === 5) {
-    sizes.props = propertiesSize(p.properties, 'UNSUBSCRIBE');
-    n += varintSize(sizes.props) + sizes.props;
-  }
+  if (v === 5) n += propertyBlockSize(p.properties, 'UNSUBSCRIBE');
   for (const f of p.topicFilters) n += stringSize(f, 'topic filter');
   return n;
 }
@@ -164,7 +149,7 @@ export function writeUnsubscribe(
 ): number {
   pos = writeFixedHeader(buf, pos, 0xa2, rl);
   pos = writeU16(buf, pos, p.packetId);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (v === 5) pos = writeProperties(buf, pos, p.properties);
   for (const f of p.topicFilters) pos = writeString(buf, pos, f);
   return pos;
 }
