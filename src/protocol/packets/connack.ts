@@ -3,14 +3,10 @@ import { decodeProperties, propertyBlockSize, writeProperties } from '../propert
 import type { Reader } from '../reader.js';
 import type { ConnackPacket, ProtocolVersion } from '../types.js';
 import { checkByte, writeFixedHeader } from '../writer.js';
+import { reservedFlags } from './fields.js';
 
 export function decodeConnack(r: Reader, flags: number): ConnackPacket {
-  if (flags !== 0)
-    r.malformed(
-      `reserved flags are ${flags.toString(2).padStart(4, '0')}, must be 0000`,
-      0,
-      r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'),
-    );
+  reservedFlags(r, flags, 0);
   const at = r.pos;
   const ackFlags = r.u8('connect acknowledge flags');
   if ((ackFlags & 0xfe) !== 0) {

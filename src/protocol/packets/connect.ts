@@ -14,10 +14,10 @@ import {
   writeString,
   writeU16,
 } from '../writer.js';
+import { reservedFlags } from './fields.js';
 
 export function decodeConnect(r: Reader, flags: number): ConnectPacket {
-  if (flags !== 0)
-    r.malformed(`reserved flags are ${bin4(flags)}, must be 0000`, 0, r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'));
+  reservedFlags(r, flags, 0);
   const nameAt = r.pos;
   const protocolName = r.string('protocol name');
   const levelAt = r.pos;
@@ -108,10 +108,6 @@ function describeConnectFlags(cf: number): string {
     `reserved=${cf & 1}`,
   ];
   return `0x${cf.toString(16).padStart(2, '0')} (${parts.join(' ')})`;
-}
-
-function bin4(n: number): string {
-  return n.toString(2).padStart(4, '0');
 }
 
 /** CONNECT is encoded at its own protocolVersion (the `version` argument is ignored). */

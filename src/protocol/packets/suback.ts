@@ -1,21 +1,13 @@
 import { isValidReasonCode } from '../constants.js';
-import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, SubackPacket, UnsubackPacket } from '../types.js';
-import { checkByte, checkU16, writeFixedHeader, writeU16 } from '../writer.js';
+import { checkByte, checkU16 } from '../writer.js';
+import { packetIdentifier, reservedFlags, writeIdAndProperties } from './fields.js';
 
 function header(r: Reader, flags: number): number {
-  if (flags !== 0) {
-    r.malformed(
-      `reserved flags are ${flags.toString(2).padStart(4, '0')}, must be 0000`,
-      0,
-      r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'),
-    );
-  }
-  const at = r.pos;
-  const id = r.u16('packet identifier');
-  if (id === 0) r.malformed('packet identifier is 0', at, r.rule('MQTT-2.2.1-3', 'MQTT-2.3.1-1'));
-  return id;
+  reservedFlags(r, flags, 0);
+  return packetIdentifier(r);
 }
 
 function reasonCodes(r: Reader, type: 'SUBACK' | 'UNSUBACK'): number[] {
@@ -70,9 +62,7 @@ export function writeSuback(
   pos: number,
   rl: number,
 ): number {
-  pos = writeFixedHeader(buf, pos, p.type === 'SUBACK' ? 0x90 : 0xb0, rl);
-  pos = writeU16(buf, pos, p.packetId);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties);
+  pos = writeIdAndProperties(buf, pos, p.type === 'SUBACK' ? 0x90 : 0xb0, rl, p, v);
   if (v === 5 || p.type === 'SUBACK') for (const c of p.reasonCodes) buf[pos++] = c;
   return pos;
 }
