@@ -430,42 +430,33 @@ function writePropertyList(buf: Buffer, pos: number, props: Properties): number 
     const value = bag[key];
     if (value === undefined) continue;
     const info = BY_KEY.get(key)!;
-    const id = info.id;
-    switch (info.type) {
-      case 'byte':
-        buf[pos++] = id;
-        buf[pos++] = value as number;
-        break;
-      case 'u16':
-        buf[pos++] = id;
-        pos = writeU16(buf, pos, value as number);
-        break;
-      case 'u32':
-        buf[pos++] = id;
-        pos = writeU32(buf, pos, value as number);
-        break;
-      case 'varint':
-        for (const v of value as number[]) {
-          buf[pos++] = id;
-          pos = writeVarint(buf, pos, v);
-        }
-        break;
-      case 'string':
-        buf[pos++] = id;
-        pos = writeString(buf, pos, value as string);
-        break;
-      case 'binary':
-        buf[pos++] = id;
-        pos = writeBinary(buf, pos, value as Buffer);
-        break;
-      case 'pair':
-        for (const [k, v] of value as [string, string][]) {
-          buf[pos++] = id;
-          pos = writeString(buf, pos, k);
-          pos = writeString(buf, pos, v);
-        }
-        break;
-    }
+    // A repeatable property's value is the list of its occurrences.
+    if (info.repeatable) for (const one of value as unknown[]) pos = writeProperty(buf, pos, info, one);
+    else pos = writeProperty(buf, pos, info, value);
   }
   return pos;
+}
+
+/** One property: its identifier, then its value in its wire type. */
+function writeProperty(buf: Buffer, pos: number, info: PropertyInfo, value: unknown): number {
+  buf[pos++] = info.id;
+  switch (info.type) {
+    case 'byte':
+      buf[pos] = value as number;
+      return pos + 1;
+    case 'u16':
+      return writeU16(buf, pos, value as number);
+    case 'u32':
+      return writeU32(buf, pos, value as number);
+    case 'varint':
+      return writeVarint(buf, pos, value as number);
+    case 'string':
+      return writeString(buf, pos, value as string);
+    case 'binary':
+      return writeBinary(buf, pos, value as Uint8Array);
+    case 'pair': {
+      const [k, v] = value as [string, string];
+      return writeString(buf, writeString(buf, pos, k), v);
+    }
+  }
 }
