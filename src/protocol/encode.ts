@@ -9,6 +9,9 @@ import { subscribeRemainingLength, unsubscribeRemainingLength, writeSubscribe } 
 import type { Packet, ProtocolVersion } from './types.js';
 import { checkRemainingLength, varintSize } from './writer.js';
 
+// remainingLength and write dispatch on the packet type as decodeBody does (decode.ts): the
+// same case lists, deliberately, one exhaustive switch per step on the hot path.
+
 /** The remaining length of `packet`; throws EncodeError for a value it cannot encode. */
 function remainingLength(packet: Packet, v: ProtocolVersion): number {
   switch (packet.type) {
