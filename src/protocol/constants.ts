@@ -54,6 +54,16 @@ export interface ReasonCodeInfo {
   packets: readonly PacketTypeName[];
 }
 
+/** The packets that may carry the general errors 0x80, 0x83 and 0x87 (the same six for each in table 2-6). */
+const ANY_REPLY: readonly PacketTypeName[] = [
+  'CONNACK',
+  'PUBACK',
+  'PUBREC',
+  'SUBACK',
+  'UNSUBACK',
+  'DISCONNECT',
+];
+
 /** MQTT 5.0 reason codes, table 2-6 (section 2.4). One row per (code, name). */
 export const REASON_CODES: readonly ReasonCodeInfo[] = [
   {
@@ -70,26 +80,14 @@ export const REASON_CODES: readonly ReasonCodeInfo[] = [
   { code: 0x11, name: 'No subscription existed', packets: ['UNSUBACK'] },
   { code: 0x18, name: 'Continue authentication', packets: ['AUTH'] },
   { code: 0x19, name: 'Re-authenticate', packets: ['AUTH'] },
-  {
-    code: 0x80,
-    name: 'Unspecified error',
-    packets: ['CONNACK', 'PUBACK', 'PUBREC', 'SUBACK', 'UNSUBACK', 'DISCONNECT'],
-  },
+  { code: 0x80, name: 'Unspecified error', packets: ANY_REPLY },
   { code: 0x81, name: 'Malformed Packet', packets: ['CONNACK', 'DISCONNECT'] },
   { code: 0x82, name: 'Protocol Error', packets: ['CONNACK', 'DISCONNECT'] },
-  {
-    code: 0x83,
-    name: 'Implementation specific error',
-    packets: ['CONNACK', 'PUBACK', 'PUBREC', 'SUBACK', 'UNSUBACK', 'DISCONNECT'],
-  },
+  { code: 0x83, name: 'Implementation specific error', packets: ANY_REPLY },
   { code: 0x84, name: 'Unsupported Protocol Version', packets: ['CONNACK'] },
   { code: 0x85, name: 'Client Identifier not valid', packets: ['CONNACK'] },
   { code: 0x86, name: 'Bad User Name or Password', packets: ['CONNACK'] },
-  {
-    code: 0x87,
-    name: 'Not authorized',
-    packets: ['CONNACK', 'PUBACK', 'PUBREC', 'SUBACK', 'UNSUBACK', 'DISCONNECT'],
-  },
+  { code: 0x87, name: 'Not authorized', packets: ANY_REPLY },
   { code: 0x88, name: 'Server unavailable', packets: ['CONNACK'] },
   { code: 0x89, name: 'Server busy', packets: ['CONNACK', 'DISCONNECT'] },
   { code: 0x8a, name: 'Banned', packets: ['CONNACK'] },

@@ -106,6 +106,9 @@ export function decodeBody(
   }
   r.section = 'variable header';
   try {
+    // Deliberately alike: this switch and the two in encode.ts (size, write) list the same packet
+    // types, one dispatch per direction on the hot path. Exhaustive: the compiler checks that
+    // every type has its case.
     switch (type) {
       case 'PUBLISH':
         return decodePublish(r, flags);

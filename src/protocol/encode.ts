@@ -5,16 +5,14 @@ import { connectRemainingLength, writeConnect } from './packets/connect.js';
 import { disconnectRemainingLength, pingWrite, writeDisconnect } from './packets/disconnect.js';
 import { publishRemainingLength, writePublish } from './packets/publish.js';
 import { subackRemainingLength, writeSuback } from './packets/suback.js';
-import {
-  subscribeRemainingLength,
-  unsubscribeRemainingLength,
-  writeSubscribe,
-  writeUnsubscribe,
-} from './packets/subscribe.js';
+import { subscribeRemainingLength, unsubscribeRemainingLength, writeSubscribe } from './packets/subscribe.js';
 import type { Packet, ProtocolVersion } from './types.js';
 import { checkRemainingLength, varintSize } from './writer.js';
 
-/** The remaining length of `packet` (and, as a side effect, its property sizes in the scratch slot). */
+// remainingLength and write dispatch on the packet type as decodeBody does (decode.ts): the
+// same case lists, deliberately, one exhaustive switch per step on the hot path.
+
+/** The remaining length of `packet`; throws EncodeError for a value it cannot encode. */
 function remainingLength(packet: Packet, v: ProtocolVersion): number {
   switch (packet.type) {
     case 'PUBLISH':
@@ -64,12 +62,11 @@ function write(packet: Packet, v: ProtocolVersion, buf: Buffer, pos: number, rl:
     case 'CONNACK':
       return writeConnack(packet, v, buf, pos, rl);
     case 'SUBSCRIBE':
+    case 'UNSUBSCRIBE':
       return writeSubscribe(packet, v, buf, pos, rl);
     case 'SUBACK':
     case 'UNSUBACK':
       return writeSuback(packet, v, buf, pos, rl);
-    case 'UNSUBSCRIBE':
-      return writeUnsubscribe(packet, v, buf, pos, rl);
     case 'PINGREQ':
     case 'PINGRESP':
       return pingWrite(packet, buf, pos);

@@ -67,14 +67,16 @@ export class Framer {
   version: ProtocolVersion;
   maxPacketSize: number;
   /**
-   * Copies of the chunks holding a partial packet (the caller may reuse its read buffer), joined
-   * once the packet is whole. Not preallocated from the announced length: a peer that announces
-   * 256 MB and sends nothing more costs nothing.
+   * Copies of the bytes of a packet that straddles chunks (the caller may reuse its read buffer),
+   * joined once the packet is whole. Not preallocated from the announced length: a peer that
+   * announces 256 MB and sends nothing more costs nothing.
    */
   private pending: Buffer[] = [];
   private pendingLength = 0;
   /** Total length of the pending packet once its fixed header is known, else 0. */
   private needed = 0;
+  /** Fixed header length of the pending packet once known. */
+  private neededHeader = 0;
 
   constructor(version: ProtocolVersion, options: FramerOptions = {}) {
     this.version = version;
@@ -91,6 +93,7 @@ export class Framer {
     this.pending = [];
     this.pendingLength = 0;
     this.needed = 0;
+    this.neededHeader = 0;
   }
 
   /** Throws MalformedPacketError (or PacketTooLargeError) on a bad packet; the stream is then unusable. */
@@ -108,36 +111,27 @@ export class Framer {
    * fixed header, before a body is buffered.
    */
   pushFrames(chunk: Buffer, onFrame: (raw: Buffer, headerLength: number) => boolean): void {
-    let buf = chunk;
-    if (this.pendingLength > 0) {
-      this.pending.push(Buffer.from(chunk));
-      this.pendingLength += chunk.length;
-      if (this.needed === 0) {
-        // The header itself was split: it is at most 5 bytes, so joining is cheap.
-        const joined = Buffer.concat(this.pending, this.pendingLength);
-        this.pending = [joined];
-        const h = readFixedHeader(joined, 0);
-        if (h === undefined) return;
-        this.checkSize(h.totalLength, joined[0]!);
-        this.needed = h.totalLength;
-      }
-      if (this.pendingLength < this.needed) return;
-      buf = Buffer.concat(this.pending, this.pendingLength);
-      this.pending = [];
-      this.pendingLength = 0;
-      this.needed = 0;
-    }
-    const len = buf.length;
     let pos = 0;
+    if (this.pendingLength > 0) {
+      // Complete the packet begun in earlier chunks with only the bytes it still needs; the rest
+      // of this chunk is framed in place below.
+      pos = this.completePending(chunk);
+      if (pos < 0) return;
+      const raw = Buffer.concat(this.pending, this.needed);
+      const headerLength = this.neededHeader;
+      this.reset();
+      if (onFrame(raw, headerLength) === false) return;
+    }
+    const len = chunk.length;
     while (pos < len) {
       // Fixed header, inlined.
-      const first = buf[pos]!;
+      const first = chunk[pos]!;
       let rl = 0;
       let mult = 1;
       let p = pos + 1;
       let complete = false;
       while (p < len) {
-        const b = buf[p++]!;
+        const b = chunk[p++]!;
         rl += (b & 0x7f) * mult;
         if ((b & 0x80) === 0) {
           complete = true;
@@ -147,18 +141,18 @@ export class Framer {
         mult *= 128;
       }
       if (!complete) {
-        this.keep(buf, pos, 0);
+        this.keep(chunk, pos, 0, 0);
         return;
       }
       const headerLength = p - pos;
       const total = headerLength + rl;
       if (total > this.maxPacketSize) this.checkSize(total, first);
       if (pos + total > len) {
-        this.keep(buf, pos, total);
+        this.keep(chunk, pos, total, headerLength);
         return;
       }
       // A chunk that is exactly one packet (the common case at low rates) needs no view.
-      const raw = total === len ? buf : buf.subarray(pos, pos + total);
+      const raw = total === len ? chunk : chunk.subarray(pos, pos + total);
       pos += total;
       if (onFrame(raw, headerLength) === false) {
         this.reset();
@@ -174,12 +168,46 @@ export class Framer {
     return out;
   }
 
-  private keep(buf: Buffer, pos: number, needed: number): void {
+  /**
+   * Adds to the pending packet the bytes of `chunk` it needs. Returns where the bytes after it
+   * start in `chunk` once it is whole (its pieces are then in `pending`), or -1 when the chunk
+   * ends first (all of it is then kept).
+   */
+  private completePending(chunk: Buffer): number {
+    if (this.needed === 0) {
+      // The fixed header itself was split: it is at most 5 bytes, so joining is cheap.
+      const head = Buffer.concat([...this.pending, chunk.subarray(0, 5)]);
+      const h = readFixedHeader(head, 0);
+      if (h === undefined) {
+        // The chunk (under 5 bytes) ended inside the header too; head holds all of it.
+        this.pending = [head];
+        this.pendingLength = head.length;
+        return -1;
+      }
+      this.checkSize(h.totalLength, head[0]!);
+      this.needed = h.totalLength;
+      this.neededHeader = h.headerLength;
+    }
+    const missing = this.needed - this.pendingLength;
+    if (chunk.length < missing) {
+      this.pending.push(Buffer.from(chunk));
+      this.pendingLength += chunk.length;
+      return -1;
+    }
+    // A view: Buffer.concat copies it before push() returns.
+    this.pending.push(chunk.subarray(0, missing));
+    this.pendingLength = this.needed;
+    return missing;
+  }
+
+  /** Keeps the tail of `buf` from `pos`, a packet not yet whole. */
+  private keep(buf: Buffer, pos: number, needed: number, headerLength: number): void {
     // Copy: the caller may reuse its read buffer.
     const rest = Buffer.from(buf.subarray(pos));
     this.pending = [rest];
     this.pendingLength = rest.length;
     this.needed = needed;
+    this.neededHeader = headerLength;
   }
 
   private checkSize(total: number, first: number): void {

@@ -30,13 +30,31 @@ export interface PropertyInfo {
   flag: string;
   type: PropertyType;
   places: readonly PropertyPlace[];
-  /** May appear more than once (User Property; Subscription Identifier in PUBLISH). */
+  /** May appear more than once somewhere (User Property; Subscription Identifier in PUBLISH). */
   repeatable: boolean;
-  /** For byte properties whose only legal values are 0 and 1. */
+  /** The places where it may appear more than once; a repeat anywhere else is a Protocol Error. */
+  repeatableIn: readonly PropertyPlace[];
+  /** For byte properties whose only legal values are 0 and 1 (shown and parsed as yes/no). */
   boolean?: boolean;
+  // Value rules decodeProperties checks; a breach is a Protocol Error (0x82) at the value's offset.
+  /** Only 0 and 1 are legal: the boolean properties, and Maximum QoS (5.0 3.2.2.3.4). */
+  zeroOrOne: boolean;
+  /** 0 is not a legal value: Receive Maximum, Topic Alias, Maximum Packet Size, Subscription Identifier. */
+  nonZero: boolean;
+  /** The value is a Topic Name, so a wildcard in it is an error citing this rule id (Response Topic). */
+  noWildcards?: string;
 }
 
 const ACKS: readonly PropertyPlace[] = ['PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP'];
+
+interface PropertyRules {
+  /** true: wherever it may appear; a list: only in those places. */
+  repeatable?: true | readonly PropertyPlace[];
+  boolean?: boolean;
+  zeroOrOne?: boolean;
+  nonZero?: boolean;
+  noWildcards?: string;
+}
 
 function p(
   id: number,
@@ -44,10 +62,24 @@ function p(
   name: string,
   type: PropertyType,
   places: readonly PropertyPlace[],
-  extra: { repeatable?: boolean; boolean?: boolean } = {},
+  rules: PropertyRules = {},
 ): PropertyInfo {
   const flag = name.toLowerCase().replace(/ /g, '-');
-  return { id, key, name, flag, type, places, repeatable: extra.repeatable ?? false, boolean: extra.boolean };
+  const repeatableIn = rules.repeatable === true ? places : (rules.repeatable ?? []);
+  return {
+    id,
+    key,
+    name,
+    flag,
+    type,
+    places,
+    repeatable: repeatableIn.length > 0,
+    repeatableIn,
+    boolean: rules.boolean,
+    zeroOrOne: rules.boolean === true || rules.zeroOrOne === true,
+    nonZero: rules.nonZero ?? false,
+    noWildcards: rules.noWildcards,
+  };
 }
 
 /** MQTT 5.0 table 2-4: all 27 properties. This one table drives decode, encode and size. */
@@ -57,10 +89,12 @@ export const PROPERTIES: readonly PropertyInfo[] = [
   }),
   p(0x02, 'messageExpiryInterval', 'Message Expiry Interval', 'u32', ['PUBLISH', 'WILL']),
   p(0x03, 'contentType', 'Content Type', 'string', ['PUBLISH', 'WILL']),
-  p(0x08, 'responseTopic', 'Response Topic', 'string', ['PUBLISH', 'WILL']),
+  p(0x08, 'responseTopic', 'Response Topic', 'string', ['PUBLISH', 'WILL'], { noWildcards: 'MQTT-3.3.2-14' }),
   p(0x09, 'correlationData', 'Correlation Data', 'binary', ['PUBLISH', 'WILL']),
+  // Repeatable in PUBLISH (one per matching subscription), once in SUBSCRIBE.
   p(0x0b, 'subscriptionIdentifiers', 'Subscription Identifier', 'varint', ['PUBLISH', 'SUBSCRIBE'], {
-    repeatable: true,
+    repeatable: ['PUBLISH'],
+    nonZero: true,
   }),
   p(0x11, 'sessionExpiryInterval', 'Session Expiry Interval', 'u32', ['CONNECT', 'CONNACK', 'DISCONNECT']),
   p(0x12, 'assignedClientIdentifier', 'Assigned Client Identifier', 'string', ['CONNACK']),
@@ -82,10 +116,10 @@ export const PROPERTIES: readonly PropertyInfo[] = [
     'DISCONNECT',
     'AUTH',
   ]),
-  p(0x21, 'receiveMaximum', 'Receive Maximum', 'u16', ['CONNECT', 'CONNACK']),
+  p(0x21, 'receiveMaximum', 'Receive Maximum', 'u16', ['CONNECT', 'CONNACK'], { nonZero: true }),
   p(0x22, 'topicAliasMaximum', 'Topic Alias Maximum', 'u16', ['CONNECT', 'CONNACK']),
-  p(0x23, 'topicAlias', 'Topic Alias', 'u16', ['PUBLISH']),
-  p(0x24, 'maximumQoS', 'Maximum QoS', 'byte', ['CONNACK']),
+  p(0x23, 'topicAlias', 'Topic Alias', 'u16', ['PUBLISH'], { nonZero: true }),
+  p(0x24, 'maximumQoS', 'Maximum QoS', 'byte', ['CONNACK'], { zeroOrOne: true }),
   p(0x25, 'retainAvailable', 'Retain Available', 'byte', ['CONNACK'], { boolean: true }),
   p(
     0x26,
@@ -107,7 +141,7 @@ export const PROPERTIES: readonly PropertyInfo[] = [
     ],
     { repeatable: true },
   ),
-  p(0x27, 'maximumPacketSize', 'Maximum Packet Size', 'u32', ['CONNECT', 'CONNACK']),
+  p(0x27, 'maximumPacketSize', 'Maximum Packet Size', 'u32', ['CONNECT', 'CONNACK'], { nonZero: true }),
   p(0x28, 'wildcardSubscriptionAvailable', 'Wildcard Subscription Available', 'byte', ['CONNACK'], {
     boolean: true,
   }),
@@ -147,11 +181,14 @@ const PLACE_BASE = Object.fromEntries(PLACES.map((place, i) => [place, i * 64]))
   number
 >;
 
-/** ALLOWED[placeIndex * 64 + id] === 1 when property `id` may appear in that place. */
+const ONCE = 1;
+const REPEATABLE = 2;
+/** ALLOWED[placeIndex * 64 + id]: 0 when property `id` may not appear in that place, else ONCE or REPEATABLE. */
 const ALLOWED = (() => {
   const table = new Uint8Array(PLACES.length * 64);
   for (const info of PROPERTIES) {
-    for (const place of info.places) table[PLACE_INDEX.get(place)! * 64 + info.id] = 1;
+    for (const place of info.places) table[PLACE_INDEX.get(place)! * 64 + info.id] = ONCE;
+    for (const place of info.repeatableIn) table[PLACE_INDEX.get(place)! * 64 + info.id] = REPEATABLE;
   }
   return table;
 })();
@@ -160,7 +197,7 @@ const BY_KEY: ReadonlyMap<string, PropertyInfo> = new Map(PROPERTIES.map((info) 
 
 /** Can property `info` appear in `place`? */
 export function propertyAllowed(info: PropertyInfo, place: PropertyPlace): boolean {
-  return ALLOWED[PLACE_INDEX.get(place)! * 64 + info.id] === 1;
+  return ALLOWED[PLACE_INDEX.get(place)! * 64 + info.id] !== 0;
 }
 
 function placeLabel(place: PropertyPlace): string {
@@ -203,11 +240,12 @@ export function decodeProperties(r: Reader, place: PropertyPlace): Properties | 
     if (info === undefined) {
       r.fatal(`unknown property identifier 0x${id.toString(16).padStart(2, '0')}`, at);
     }
-    if (ALLOWED[placeBase + id] !== 1) {
+    const allowed = ALLOWED[placeBase + id];
+    if (allowed === 0) {
       r.malformed(`${info.name} (0x${hex2(id)}) is not allowed in ${placeLabel(place)}`, at);
     }
     const seen = id < 32 ? seenLo & (1 << id) : seenHi & (1 << (id - 32));
-    if (seen !== 0 && !(info.repeatable && (id === 0x26 || place === 'PUBLISH'))) {
+    if (seen !== 0 && allowed !== REPEATABLE) {
       r.protocol(`${info.name} (0x${hex2(id)}) appears more than once`, at);
     }
     if (id < 32) seenLo |= 1 << id;
@@ -216,27 +254,25 @@ export function decodeProperties(r: Reader, place: PropertyPlace): Properties | 
     switch (info.type) {
       case 'byte': {
         const v = r.u8(name);
-        if ((info.boolean && v > 1) || (id === 0x24 && v > 1)) {
-          r.protocol(`${name} must be 0 or 1, not ${v}`, at + 1);
-        }
+        if (v > 1 && info.zeroOrOne) r.protocol(`${name} must be 0 or 1, not ${v}`, at + 1);
         bag[info.key] = v;
         break;
       }
       case 'u16': {
         const v = r.u16(name);
-        if (v === 0 && (id === 0x21 || id === 0x23)) r.protocol(`${name} must not be 0`, at + 1);
+        if (v === 0 && info.nonZero) r.protocol(`${name} must not be 0`, at + 1);
         bag[info.key] = v;
         break;
       }
       case 'u32': {
         const v = r.u32(name);
-        if (v === 0 && id === 0x27) r.protocol(`${name} must not be 0`, at + 1);
+        if (v === 0 && info.nonZero) r.protocol(`${name} must not be 0`, at + 1);
         bag[info.key] = v;
         break;
       }
       case 'varint': {
         const v = r.varint(name);
-        if (v === 0) r.protocol(`${name} must not be 0`, at + 1);
+        if (v === 0 && info.nonZero) r.protocol(`${name} must not be 0`, at + 1);
         const list = bag[info.key] as number[] | undefined;
         if (list === undefined) bag[info.key] = [v];
         else list.push(v);
@@ -244,14 +280,14 @@ export function decodeProperties(r: Reader, place: PropertyPlace): Properties | 
       }
       case 'string': {
         const s = r.string(name);
-        if (id === 0x08) {
+        if (info.noWildcards !== undefined) {
           const w = wildcardAt(s);
-          // [MQTT-3.3.2-14] the offset is exact for ASCII names.
+          // The offset is exact for ASCII names.
           if (w >= 0) {
             r.protocol(
               `${name} '${s}' contains the wildcard '${s[w]}'`,
               r.pos - s.length + w,
-              'MQTT-3.3.2-14',
+              info.noWildcards,
             );
           }
         }
@@ -300,7 +336,7 @@ export function propertiesSize(props: Properties | undefined, place: PropertyPla
     if (value === undefined) continue;
     const info = BY_KEY.get(key);
     if (info === undefined) throw new EncodeError(`unknown property '${key}'`);
-    if (ALLOWED[placeBase + info.id] !== 1) {
+    if (ALLOWED[placeBase + info.id] === 0) {
       throw new EncodeError(`${info.name} is not allowed in ${placeLabel(place)}`);
     }
     size += valueSize(info, value);
@@ -357,56 +393,70 @@ function checkInt(info: PropertyInfo, value: unknown, max: number): void {
   }
 }
 
-/** Writes the length prefix `size` (from propertiesSize) and the properties; returns the new position. */
-export function writeProperties(
-  buf: Buffer,
-  pos: number,
-  props: Properties | undefined,
-  size: number,
-): number {
-  pos = writeVarint(buf, pos, size);
-  if (props === undefined || size === 0) return pos;
+/** Bytes the property block takes on the wire: its length prefix and the properties (propertiesSize). */
+export function propertyBlockSize(props: Properties | undefined, place: PropertyPlace): number {
+  const size = propertiesSize(props, place);
+  return varintSize(size) + size;
+}
+
+/**
+ * Writes a property block (length prefix, then the properties) into a buffer sized with
+ * propertyBlockSize; returns the new position. The length is found by writing: the properties go
+ * one byte past `pos`, room for the one-byte prefix of a block under 128 bytes (nearly all), and
+ * a longer block is moved up by the extra prefix bytes, which the sizing left room for.
+ */
+export function writeProperties(buf: Buffer, pos: number, props: Properties | undefined): number {
+  if (props === undefined) {
+    buf[pos] = 0;
+    return pos + 1;
+  }
+  const start = pos + 1;
+  const end = writePropertyList(buf, start, props);
+  const size = end - start;
+  if (size < 128) {
+    buf[pos] = size;
+    return end;
+  }
+  const prefix = varintSize(size);
+  buf.copyWithin(pos + prefix, start, end);
+  writeVarint(buf, pos, size);
+  return end + prefix - 1;
+}
+
+/** Writes the properties (checked by propertiesSize), without the length prefix. */
+function writePropertyList(buf: Buffer, pos: number, props: Properties): number {
   const bag = props as Record<string, unknown>;
   for (const key in bag) {
     const value = bag[key];
     if (value === undefined) continue;
     const info = BY_KEY.get(key)!;
-    const id = info.id;
-    switch (info.type) {
-      case 'byte':
-        buf[pos++] = id;
-        buf[pos++] = value as number;
-        break;
-      case 'u16':
-        buf[pos++] = id;
-        pos = writeU16(buf, pos, value as number);
-        break;
-      case 'u32':
-        buf[pos++] = id;
-        pos = writeU32(buf, pos, value as number);
-        break;
-      case 'varint':
-        for (const v of value as number[]) {
-          buf[pos++] = id;
-          pos = writeVarint(buf, pos, v);
-        }
-        break;
-      case 'string':
-        buf[pos++] = id;
-        pos = writeString(buf, pos, value as string);
-        break;
-      case 'binary':
-        buf[pos++] = id;
-        pos = writeBinary(buf, pos, value as Buffer);
-        break;
-      case 'pair':
-        for (const [k, v] of value as [string, string][]) {
-          buf[pos++] = id;
-          pos = writeString(buf, pos, k);
-          pos = writeString(buf, pos, v);
-        }
-        break;
-    }
+    // A repeatable property's value is the list of its occurrences.
+    if (info.repeatable) for (const one of value as unknown[]) pos = writeProperty(buf, pos, info, one);
+    else pos = writeProperty(buf, pos, info, value);
   }
   return pos;
+}
+
+/** One property: its identifier, then its value in its wire type. */
+function writeProperty(buf: Buffer, pos: number, info: PropertyInfo, value: unknown): number {
+  buf[pos++] = info.id;
+  switch (info.type) {
+    case 'byte':
+      buf[pos] = value as number;
+      return pos + 1;
+    case 'u16':
+      return writeU16(buf, pos, value as number);
+    case 'u32':
+      return writeU32(buf, pos, value as number);
+    case 'varint':
+      return writeVarint(buf, pos, value as number);
+    case 'string':
+      return writeString(buf, pos, value as string);
+    case 'binary':
+      return writeBinary(buf, pos, value as Uint8Array);
+    case 'pair': {
+      const [k, v] = value as [string, string];
+      return writeString(buf, writeString(buf, pos, k), v);
+    }
+  }
 }

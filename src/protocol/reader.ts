@@ -28,6 +28,11 @@ function intern(buf: Buffer, s: number, len: number, h: number): string {
   return str;
 }
 
+/** The ASCII bytes s..e (hashed `h` while they were checked): interned when short. */
+function asciiString(buf: Buffer, s: number, e: number, h: number): string {
+  return e - s <= INTERN_MAX ? intern(buf, s, e - s, h) : buf.latin1Slice(s, e);
+}
+
 /**
  * A cursor over one packet's bytes. Every read checks the bounds and raises a MalformedPacketError
  * carrying the byte offset; in collect mode (`errors` set) violations that leave the packet readable
@@ -144,33 +149,19 @@ export class Reader {
   /** UTF-8 Encoded String: u16 length then well-formed UTF-8 without U+0000. */
   string(field: string): string {
     const start = this.pos;
-    if (this.end - start < 2) this.need(2, `${field} length`);
-    const len = (this.buf[start]! << 8) | this.buf[start + 1]!;
+    const e = this.lengthPrefixed(field);
     const s = start + 2;
-    const e = s + len;
-    if (e > this.end) {
-      this.fatal(`${field} length ${len} exceeds the ${this.end - s} bytes remaining`, start);
-    }
-    this.pos = e;
     const buf = this.buf;
     // ASCII fast path: one pass checks for non-ASCII bytes and U+0000, and hashes for the intern table.
     let i = s;
-    let h = len;
+    let h = e - s;
     for (; i < e; i++) {
       const b = buf[i]!;
       if (b === 0 || b > 0x7f) break;
       h = (Math.imul(h, 31) + b) | 0;
     }
-    let value: string;
-    if (i === e) {
-      value = len <= INTERN_MAX ? intern(buf, s, len, h) : buf.latin1Slice(s, e);
-    } else {
-      value = this.decodeUtf8(s, e, field);
-    }
-    if (this.notes) {
-      this.note(start, 2, `${field} length`, String(len));
-      if (len > 0) this.note(s, len, field, JSON.stringify(value));
-    }
+    const value = i === e ? asciiString(buf, s, e, h) : this.decodeUtf8(s, e, field);
+    if (this.notes) this.noteString(start, e, field, value);
     return value;
   }
 
@@ -180,18 +171,13 @@ export class Reader {
    */
   topicName(field: string): string {
     const start = this.pos;
-    if (this.end - start < 2) this.need(2, `${field} length`);
-    const buf = this.buf;
-    const len = (buf[start]! << 8) | buf[start + 1]!;
+    const e = this.lengthPrefixed(field);
     const s = start + 2;
-    const e = s + len;
-    if (e > this.end) {
-      this.fatal(`${field} length ${len} exceeds the ${this.end - s} bytes remaining`, start);
-    }
-    this.pos = e;
+    const buf = this.buf;
+    // The loop of string(), which also finds the first wildcard.
     let wildcard = -1;
     let i = s;
-    let h = len;
+    let h = e - s;
     for (; i < e; i++) {
       const b = buf[i]!;
       if (b === 0 || b > 0x7f) break;
@@ -200,7 +186,7 @@ export class Reader {
     }
     let value: string;
     if (i === e) {
-      value = len <= INTERN_MAX ? intern(buf, s, len, h) : buf.latin1Slice(s, e);
+      value = asciiString(buf, s, e, h);
     } else {
       value = this.decodeUtf8(s, e, field);
       for (let k = i; k < e; k++) {
@@ -216,11 +202,29 @@ export class Reader {
         0x90,
       );
     }
-    if (this.notes) {
-      this.note(start, 2, `${field} length`, String(len));
-      if (len > 0) this.note(s, len, field, JSON.stringify(value));
-    }
+    if (this.notes) this.noteString(start, e, field, value);
     return value;
+  }
+
+  /**
+   * Reads the u16 length at the position and checks that the bytes it announces are there; moves
+   * past them and returns where they end (they start 2 bytes after the length).
+   */
+  private lengthPrefixed(field: string): number {
+    const start = this.pos;
+    if (this.end - start < 2) this.need(2, `${field} length`);
+    const len = (this.buf[start]! << 8) | this.buf[start + 1]!;
+    const e = start + 2 + len;
+    if (e > this.end) {
+      this.fatal(`${field} length ${len} exceeds the ${this.end - start - 2} bytes remaining`, start);
+    }
+    this.pos = e;
+    return e;
+  }
+
+  private noteString(start: number, e: number, field: string, value: string): void {
+    this.note(start, 2, `${field} length`, String(e - start - 2));
+    if (e > start + 2) this.note(start + 2, e - start - 2, field, JSON.stringify(value));
   }
 
   private decodeUtf8(s: number, e: number, field: string): string {
@@ -246,18 +250,14 @@ export class Reader {
   /** Binary Data: u16 length then bytes (a view, not a copy). */
   binary(field: string): Buffer {
     const start = this.pos;
-    if (this.end - start < 2) this.need(2, `${field} length`);
-    const len = (this.buf[start]! << 8) | this.buf[start + 1]!;
+    const e = this.lengthPrefixed(field);
     const s = start + 2;
-    if (s + len > this.end) {
-      this.fatal(`${field} length ${len} exceeds the ${this.end - s} bytes remaining`, start);
-    }
-    this.pos = s + len;
+    const len = e - s;
     if (this.notes) {
       this.note(start, 2, `${field} length`, String(len));
-      if (len > 0) this.note(s, len, field, `hex ${this.buf.toString('hex', s, s + len)}`);
+      if (len > 0) this.note(s, len, field, `hex ${this.buf.toString('hex', s, e)}`);
     }
-    return this.buf.subarray(s, s + len);
+    return this.buf.subarray(s, e);
   }
 
   /** The rest of the packet (a view). */

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  decode,
   EncodeError,
   encode,
   encodeInto,
@@ -83,5 +84,64 @@ describe('encodeInto', () => {
     for (const p of packets) offset += encodeInto(p, 5, target, offset);
     expect(offset).toBe(total);
     expect(target).toEqual(Buffer.concat(packets.map((p) => encode(p, 5))));
+  });
+});
+
+describe('a property block of 128 bytes or more (a length prefix of two or three bytes)', () => {
+  // A block holding one Content Type of n bytes is 1 (identifier) + 2 (length) + n bytes long.
+  const contentType = (block: number) => 'c'.repeat(block - 3);
+  const varint = (n: number) => {
+    const out: number[] = [];
+    do {
+      out.push((n & 0x7f) | (n >= 128 ? 0x80 : 0));
+      n >>>= 7;
+    } while (n > 0);
+    return out;
+  };
+
+  it.each([127, 128, 129, 16_383, 16_384])('PUBLISH whose property block is %i bytes', (size) => {
+    // The block: a Content Type and a User Property of 1 + (2 + 1) + (2 + 1) bytes. Around it: the
+    // topic (2 + 3 bytes) after the fixed header, then the payload (2 bytes) at the end.
+    const properties = {
+      contentType: contentType(size - 7),
+      userProperties: [['k', 'v']] as [string, string][],
+    };
+    const packet = publish({ topic: 'a/b', payload: Buffer.from('hi'), properties });
+    const bytes = encode(packet, 5);
+    expect(bytes.length).toBe(packetSize(packet, 5));
+    const prefix = varint(size);
+    const at = bytes.length - 2 - size - prefix.length;
+    expect([...bytes.subarray(at, at + prefix.length)], `prefix of ${size}`).toEqual(prefix);
+    const back = decode(bytes, 5);
+    expect(back).toMatchObject({ topic: 'a/b', properties });
+    expect((back as { payload: Buffer }).payload.toString()).toBe('hi');
+  });
+
+  it('CONNECT with two long blocks (its own and the will), written into a larger buffer', () => {
+    const packet: Packet = {
+      type: 'CONNECT',
+      protocolVersion: 5,
+      clean: true,
+      keepalive: 30,
+      clientId: 'c',
+      properties: { authenticationMethod: 'm'.repeat(300) },
+      will: {
+        topic: 'w',
+        payload: Buffer.from('bye'),
+        qos: 1,
+        retain: false,
+        properties: { contentType: contentType(200) },
+      },
+    };
+    const size = packetSize(packet, 5);
+    const target = Buffer.alloc(size + 20, 0xee);
+    expect(encodeInto(packet, 5, target, 10)).toBe(size);
+    expect(target.subarray(0, 10).every((b) => b === 0xee)).toBe(true);
+    expect(target.subarray(10 + size).every((b) => b === 0xee)).toBe(true);
+    expect(decode(target.subarray(10, 10 + size), 5)).toMatchObject({
+      clientId: 'c',
+      properties: packet.properties,
+      will: { topic: 'w', properties: { contentType: contentType(200) } },
+    });
   });
 });

@@ -144,6 +144,142 @@ describe('pushFrames: framing without decoding', () => {
   });
 });
 
+describe('a packet straddling chunks', () => {
+  const publish = (payload: number, packetId?: number) =>
+    encode(
+      {
+        type: 'PUBLISH',
+        dup: false,
+        qos: packetId === undefined ? 0 : 1,
+        retain: false,
+        topic: 'a/b',
+        packetId,
+        payload: Buffer.alloc(payload, 0x61 + (payload % 26)),
+      },
+      4,
+    );
+  const ping = Buffer.from([0xc0, 0x00]);
+  const puback = encode({ type: 'PUBACK', packetId: 9 }, 4);
+  // 2 + 73 + 2 + 4 + 1,031 (a two-byte remaining length) + 10 bytes.
+  const packets = [ping, publish(64, 1), ping, puback, publish(1024), publish(3)];
+  const stream = Buffer.concat(packets);
+  const want = packets.map((b) => b.toString('hex'));
+
+  /** Frames `chunks` with pushFrames, each chunk in a buffer that is overwritten after the push. */
+  function frames(chunks: Buffer[]): string[] {
+    const framer = new Framer(4);
+    const out: string[] = [];
+    for (const chunk of chunks) {
+      const reused = Buffer.from(chunk);
+      framer.pushFrames(reused, (raw) => {
+        out.push(raw.toString('hex'));
+        return true;
+      });
+      reused.fill(0xee);
+    }
+    expect(framer.buffered).toBe(0);
+    return out;
+  }
+
+  it('cut in three at every pair of split points around the first four packets', () => {
+    for (let i = 1; i < 82; i++) {
+      for (let j = i; j <= 83; j++) {
+        const got = frames([stream.subarray(0, i), stream.subarray(i, j), stream.subarray(j)]);
+        if (got.join() !== want.join()) expect(got, `split at ${i} and ${j}`).toEqual(want);
+      }
+    }
+  });
+
+  it('across 3 and more chunks, the middle ones holding nothing but its bytes', () => {
+    const start = 2 + 73 + 2 + 4 + 100; // 100 bytes into the 1 KiB PUBLISH
+    for (const middles of [1, 2, 5]) {
+      const chunks = [stream.subarray(0, start)];
+      const step = Math.floor(800 / middles);
+      for (let k = 0; k < middles; k++)
+        chunks.push(stream.subarray(start + k * step, start + (k + 1) * step));
+      chunks.push(stream.subarray(start + middles * step));
+      expect(frames(chunks), `${middles} middle chunks`).toEqual(want);
+    }
+  });
+
+  it('completed by a one-byte chunk, and by a chunk that holds its last byte and a partial header', () => {
+    const end = stream.length - 10; // the last byte of the 1 KiB PUBLISH is at end - 1
+    expect(
+      frames([stream.subarray(0, end - 1), stream.subarray(end - 1, end), stream.subarray(end)]),
+    ).toEqual(want);
+    expect(
+      frames([stream.subarray(0, end - 1), stream.subarray(end - 1, end + 1), stream.subarray(end + 1)]),
+    ).toEqual(want);
+  });
+
+  it('frames the rest of the completing chunk in place: its whole packets are views of it', () => {
+    const framer = new Framer(4);
+    const chunk = stream.subarray(40); // ends the first PUBLISH, then holds every other packet
+    const seen: { hex: string; view: boolean }[] = [];
+    framer.pushFrames(stream.subarray(0, 40), () => true);
+    framer.pushFrames(chunk, (raw) => {
+      seen.push({ hex: raw.toString('hex'), view: raw.buffer === chunk.buffer });
+      return true;
+    });
+    expect(seen.map((f) => f.hex)).toEqual(want.slice(1));
+    // The completed packet is a copy (its start came from an earlier chunk); the rest are views.
+    expect(seen.map((f) => f.view)).toEqual([false, true, true, true, true]);
+  });
+
+  it('decodes each packet with the version set by the callback for the one before', () => {
+    const connect5 = encode(
+      { type: 'CONNECT', protocolVersion: 5, clean: true, keepalive: 10, clientId: 'c' },
+      5,
+    );
+    const publish5 = encode(
+      {
+        type: 'PUBLISH',
+        dup: false,
+        qos: 0,
+        retain: false,
+        topic: 't',
+        payload: Buffer.from('x'),
+        properties: { contentType: 'c' },
+      },
+      5,
+    );
+    const bytes = Buffer.concat([connect5, publish5, publish5]);
+    const framer = new Framer(4);
+    const seen: Packet[] = [];
+    for (const chunk of [bytes.subarray(0, 5), bytes.subarray(5)]) {
+      framer.push(chunk, (packet) => {
+        if (packet.type === 'CONNECT') framer.version = packet.protocolVersion;
+        seen.push(deepCopy(packet));
+      });
+    }
+    expect(seen.map((p) => (p.type === 'PUBLISH' ? p.properties : p.type))).toEqual([
+      'CONNECT',
+      { contentType: 'c' },
+      { contentType: 'c' },
+    ]);
+  });
+
+  it('stops after the completed packet when the callback returns false', () => {
+    const framer = new Framer(4);
+    const seen: string[] = [];
+    framer.pushFrames(stream.subarray(0, 40), () => true);
+    framer.pushFrames(stream.subarray(40), (raw) => {
+      seen.push(raw.toString('hex'));
+      return false;
+    });
+    expect(seen).toEqual([want[1]]);
+    expect(framer.buffered).toBe(0);
+  });
+
+  it('checks the size limit of a packet whose header was split, before buffering its body', () => {
+    const framer = new Framer(4, { maxPacketSize: 1000 });
+    const big = publish(1024);
+    expect(framer.pushAll(Buffer.concat([ping, big.subarray(0, 2)]))).toEqual([{ type: 'PINGREQ' }]);
+    expect(() => framer.pushFrames(big.subarray(2, 500), () => true)).toThrow(PacketTooLargeError);
+    expect(framer.buffered).toBe(0);
+  });
+});
+
 describe('maximum packet size', () => {
   const MiB = 1024 * 1024;
   // PUBLISH with remaining length 268,435,455 (0xff 0xff 0xff 0x7f): a 256 MB packet.

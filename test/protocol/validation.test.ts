@@ -427,6 +427,15 @@ const VIOLATIONS: Violation[] = [
     rule: null,
     reasonCode: 0x82,
   },
+  {
+    // Repeatable in PUBLISH (one per matching subscription), but a SUBSCRIBE carries at most one.
+    name: 'Subscription Identifier twice in SUBSCRIBE',
+    version: 5,
+    bytes: [0x82, 0x0b, 0x00, 0x01, 0x04, 0x0b, 0x01, 0x0b, 0x02, 0x00, 0x01, 0x74, 0x00],
+    offset: 7, // the second identifier
+    rule: null,
+    reasonCode: 0x82,
+  },
 
   // CONNECT.
   ...both(

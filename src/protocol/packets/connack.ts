@@ -1,17 +1,12 @@
 import { CONNACK_RETURN_CODES_V4, isValidReasonCode } from '../constants.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ConnackPacket, ProtocolVersion } from '../types.js';
-import { checkByte, varintSize, writeFixedHeader } from '../writer.js';
-import { sizes } from './scratch.js';
+import { checkByte, writeFixedHeader } from '../writer.js';
+import { reservedFlags } from './fields.js';
 
 export function decodeConnack(r: Reader, flags: number): ConnackPacket {
-  if (flags !== 0)
-    r.malformed(
-      `reserved flags are ${flags.toString(2).padStart(4, '0')}, must be 0000`,
-      0,
-      r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'),
-    );
+  reservedFlags(r, flags, 0);
   const at = r.pos;
   const ackFlags = r.u8('connect acknowledge flags');
   if ((ackFlags & 0xfe) !== 0) {
@@ -39,8 +34,7 @@ export function decodeConnack(r: Reader, flags: number): ConnackPacket {
 export function connackRemainingLength(p: ConnackPacket, v: ProtocolVersion): number {
   checkByte(p.reasonCode, 'CONNACK reasonCode');
   if (v !== 5) return 2;
-  sizes.props = propertiesSize(p.properties, 'CONNACK');
-  return 2 + varintSize(sizes.props) + sizes.props;
+  return 2 + propertyBlockSize(p.properties, 'CONNACK');
 }
 
 export function writeConnack(
@@ -53,6 +47,6 @@ export function writeConnack(
   pos = writeFixedHeader(buf, pos, 0x20, rl);
   buf[pos++] = p.sessionPresent ? 1 : 0;
   buf[pos++] = p.reasonCode;
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (v === 5) pos = writeProperties(buf, pos, p.properties);
   return pos;
 }

@@ -1,6 +1,6 @@
 import { PROTOCOL_NAME } from '../constants.js';
 import { EncodeError } from '../errors.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import { validateTopicName } from '../topic.js';
 import type { ConnectPacket, ProtocolVersion, QoS, Will } from '../types.js';
@@ -9,17 +9,15 @@ import {
   checkQos,
   checkU16,
   stringSize,
-  varintSize,
   writeBinary,
   writeFixedHeader,
   writeString,
   writeU16,
 } from '../writer.js';
-import { sizes } from './scratch.js';
+import { reservedFlags } from './fields.js';
 
 export function decodeConnect(r: Reader, flags: number): ConnectPacket {
-  if (flags !== 0)
-    r.malformed(`reserved flags are ${bin4(flags)}, must be 0000`, 0, r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'));
+  reservedFlags(r, flags, 0);
   const nameAt = r.pos;
   const protocolName = r.string('protocol name');
   const levelAt = r.pos;
@@ -112,10 +110,6 @@ function describeConnectFlags(cf: number): string {
   return `0x${cf.toString(16).padStart(2, '0')} (${parts.join(' ')})`;
 }
 
-function bin4(n: number): string {
-  return n.toString(2).padStart(4, '0');
-}
-
 /** CONNECT is encoded at its own protocolVersion (the `version` argument is ignored). */
 export function connectRemainingLength(p: ConnectPacket): number {
   const v = p.protocolVersion;
@@ -125,16 +119,10 @@ export function connectRemainingLength(p: ConnectPacket): number {
   if (p.will) checkQos(p.will.qos, 'will QoS');
   const name = p.protocolName ?? PROTOCOL_NAME[v];
   let n = stringSize(name, 'protocol name') + 1 + 1 + 2;
-  if (v === 5) {
-    sizes.props = propertiesSize(p.properties, 'CONNECT');
-    n += varintSize(sizes.props) + sizes.props;
-  }
+  if (v === 5) n += propertyBlockSize(p.properties, 'CONNECT');
   n += stringSize(p.clientId, 'client identifier');
   if (p.will) {
-    if (v === 5) {
-      sizes.will = propertiesSize(p.will.properties, 'WILL');
-      n += varintSize(sizes.will) + sizes.will;
-    }
+    if (v === 5) n += propertyBlockSize(p.will.properties, 'WILL');
     n += stringSize(p.will.topic, 'will topic') + binarySize(p.will.payload, 'will payload');
   }
   if (p.username !== undefined) n += stringSize(p.username, 'user name');
@@ -155,10 +143,10 @@ export function writeConnect(p: ConnectPacket, buf: Buffer, pos: number, rl: num
   if (p.username !== undefined) cf |= 0x80;
   buf[pos++] = cf;
   pos = writeU16(buf, pos, p.keepalive);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  if (v === 5) pos = writeProperties(buf, pos, p.properties);
   pos = writeString(buf, pos, p.clientId);
   if (p.will) {
-    if (v === 5) pos = writeProperties(buf, pos, p.will.properties, sizes.will);
+    if (v === 5) pos = writeProperties(buf, pos, p.will.properties);
     pos = writeString(buf, pos, p.will.topic);
     pos = writeBinary(buf, pos, p.will.payload);
   }

@@ -1,9 +1,8 @@
 import { EncodeError } from '../errors.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, PublishPacket, QoS } from '../types.js';
-import { checkQos, checkU16, utf8Length, varintSize, writeString } from '../writer.js';
-import { sizes } from './scratch.js';
+import { checkQos, checkU16, utf8Length, writeString } from '../writer.js';
 
 export function decodePublish(r: Reader, flags: number): PublishPacket {
   let qos = (flags >> 1) & 3;
@@ -52,11 +51,7 @@ export function publishRemainingLength(p: PublishPacket, v: ProtocolVersion): nu
     checkU16(p.packetId, 'PUBLISH packetId');
     n += 2;
   }
-  if (v === 5) {
-    const props = p.properties === undefined ? 0 : propertiesSize(p.properties, 'PUBLISH');
-    sizes.props = props;
-    n += varintSize(props) + props;
-  }
+  if (v === 5) n += p.properties === undefined ? 1 : propertyBlockSize(p.properties, 'PUBLISH');
   return n;
 }
 
@@ -82,10 +77,7 @@ export function writePublish(
     buf[pos++] = id >>> 8;
     buf[pos++] = id & 0xff;
   }
-  if (v === 5) {
-    if (p.properties === undefined) buf[pos++] = 0;
-    else pos = writeProperties(buf, pos, p.properties, sizes.props);
-  }
+  if (v === 5) pos = writeProperties(buf, pos, p.properties);
   const payload = p.payload;
   if (payload.length > 0) {
     buf.set(payload, pos);

@@ -1,22 +1,13 @@
 import { isValidReasonCode } from '../constants.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, SubackPacket, UnsubackPacket } from '../types.js';
-import { checkByte, checkU16, varintSize, writeFixedHeader, writeU16 } from '../writer.js';
-import { sizes } from './scratch.js';
+import { checkByte, checkU16 } from '../writer.js';
+import { packetIdentifier, reservedFlags, writeIdAndProperties } from './fields.js';
 
 function header(r: Reader, flags: number): number {
-  if (flags !== 0) {
-    r.malformed(
-      `reserved flags are ${flags.toString(2).padStart(4, '0')}, must be 0000`,
-      0,
-      r.rule('MQTT-2.1.3-1', 'MQTT-2.2.2-1'),
-    );
-  }
-  const at = r.pos;
-  const id = r.u16('packet identifier');
-  if (id === 0) r.malformed('packet identifier is 0', at, r.rule('MQTT-2.2.1-3', 'MQTT-2.3.1-1'));
-  return id;
+  reservedFlags(r, flags, 0);
+  return packetIdentifier(r);
 }
 
 function reasonCodes(r: Reader, type: 'SUBACK' | 'UNSUBACK'): number[] {
@@ -61,8 +52,7 @@ export function subackRemainingLength(p: SubackPacket | UnsubackPacket, v: Proto
   checkU16(p.packetId, `${p.type} packetId`);
   for (const c of p.reasonCodes) checkByte(c, `${p.type} reason code`);
   if (v !== 5) return p.type === 'SUBACK' ? 2 + p.reasonCodes.length : 2;
-  sizes.props = propertiesSize(p.properties, p.type);
-  return 2 + varintSize(sizes.props) + sizes.props + p.reasonCodes.length;
+  return 2 + propertyBlockSize(p.properties, p.type) + p.reasonCodes.length;
 }
 
 export function writeSuback(
@@ -72,9 +62,7 @@ export function writeSuback(
   pos: number,
   rl: number,
 ): number {
-  pos = writeFixedHeader(buf, pos, p.type === 'SUBACK' ? 0x90 : 0xb0, rl);
-  pos = writeU16(buf, pos, p.packetId);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  pos = writeIdAndProperties(buf, pos, p.type === 'SUBACK' ? 0x90 : 0xb0, rl, p, v);
   if (v === 5 || p.type === 'SUBACK') for (const c of p.reasonCodes) buf[pos++] = c;
   return pos;
 }

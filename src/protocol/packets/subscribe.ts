@@ -1,29 +1,38 @@
 import { EncodeError } from '../errors.js';
-import { decodeProperties, propertiesSize, writeProperties } from '../properties.js';
+import { decodeProperties, propertyBlockSize } from '../properties.js';
 import type { Reader } from '../reader.js';
 import { validateTopicFilter } from '../topic.js';
-import type { ProtocolVersion, QoS, SubscribePacket, Subscription, UnsubscribePacket } from '../types.js';
-import {
-  checkQos,
-  checkU16,
-  stringSize,
-  varintSize,
-  writeFixedHeader,
-  writeString,
-  writeU16,
-} from '../writer.js';
-import { sizes } from './scratch.js';
+import type {
+  Properties,
+  ProtocolVersion,
+  QoS,
+  SubscribePacket,
+  Subscription,
+  UnsubscribePacket,
+} from '../types.js';
+import { checkQos, checkU16, stringSize, writeString } from '../writer.js';
+import { packetIdentifier, reservedFlags, writeIdAndProperties } from './fields.js';
 
-function checkFlags(r: Reader, flags: number, rule: string): void {
-  if (flags !== 2)
-    r.malformed(`reserved flags are ${flags.toString(2).padStart(4, '0')}, must be 0010`, 0, rule);
-}
-
-function packetIdentifier(r: Reader): number {
-  const at = r.pos;
-  const id = r.u16('packet identifier');
-  if (id === 0) r.malformed('packet identifier is 0', at, r.rule('MQTT-2.2.1-3', 'MQTT-2.3.1-1'));
-  return id;
+/**
+ * What SUBSCRIBE and UNSUBSCRIBE share before their topic filters: flags 0010, the packet
+ * identifier, (5.0) properties, then a payload that holds at least one filter.
+ */
+function head(
+  r: Reader,
+  flags: number,
+  type: 'SUBSCRIBE' | 'UNSUBSCRIBE',
+  flagsRule: string,
+  emptyRule: string | undefined,
+): { packetId: number; properties: Properties | undefined } {
+  reservedFlags(r, flags, 2, flagsRule);
+  const packetId = packetIdentifier(r);
+  const properties = r.version === 5 ? decodeProperties(r, type) : undefined;
+  r.section = 'payload';
+  if (r.remaining === 0) {
+    const a = type === 'SUBSCRIBE' ? 'a' : 'an';
+    r.protocol(`no topic filters: ${a} ${type} must carry at least one`, r.pos, emptyRule);
+  }
+  return { packetId, properties };
 }
 
 function topicFilter(r: Reader, field: string): string {
@@ -35,18 +44,14 @@ function topicFilter(r: Reader, field: string): string {
 }
 
 export function decodeSubscribe(r: Reader, flags: number): SubscribePacket {
-  checkFlags(r, flags, 'MQTT-3.8.1-1');
-  const packetId = packetIdentifier(r);
-  const properties = r.version === 5 ? decodeProperties(r, 'SUBSCRIBE') : undefined;
-  r.section = 'payload';
+  const { packetId, properties } = head(
+    r,
+    flags,
+    'SUBSCRIBE',
+    'MQTT-3.8.1-1',
+    r.rule('MQTT-3.8.3-2', 'MQTT-3.8.3-3'),
+  );
   const subscriptions: Subscription[] = [];
-  if (r.remaining === 0) {
-    r.protocol(
-      'no topic filters: a SUBSCRIBE must carry at least one',
-      r.pos,
-      r.rule('MQTT-3.8.3-2', 'MQTT-3.8.3-3'),
-    );
-  }
   while (r.remaining > 0) {
     const topicFilterValue = topicFilter(r, 'topic filter');
     const at = r.pos;
@@ -93,14 +98,8 @@ function describeOptions(s: Subscription, v: ProtocolVersion): string {
 }
 
 export function decodeUnsubscribe(r: Reader, flags: number): UnsubscribePacket {
-  checkFlags(r, flags, 'MQTT-3.10.1-1');
-  const packetId = packetIdentifier(r);
-  const properties = r.version === 5 ? decodeProperties(r, 'UNSUBSCRIBE') : undefined;
-  r.section = 'payload';
+  const { packetId, properties } = head(r, flags, 'UNSUBSCRIBE', 'MQTT-3.10.1-1', 'MQTT-3.10.3-2');
   const topicFilters: string[] = [];
-  if (r.remaining === 0) {
-    r.protocol('no topic filters: an UNSUBSCRIBE must carry at least one', r.pos, 'MQTT-3.10.3-2');
-  }
   while (r.remaining > 0) topicFilters.push(topicFilter(r, 'topic filter'));
   return { type: 'UNSUBSCRIBE', packetId, topicFilters, properties };
 }
@@ -109,10 +108,7 @@ export function subscribeRemainingLength(p: SubscribePacket, v: ProtocolVersion)
   if (p.subscriptions.length === 0) throw new EncodeError('SUBSCRIBE needs at least one subscription');
   checkU16(p.packetId, 'SUBSCRIBE packetId');
   let n = 2;
-  if (v === 5) {
-    sizes.props = propertiesSize(p.properties, 'SUBSCRIBE');
-    n += varintSize(sizes.props) + sizes.props;
-  }
+  if (v === 5) n += propertyBlockSize(p.properties, 'SUBSCRIBE');
   for (const s of p.subscriptions) {
     checkQos(s.qos, `subscription QoS for '${s.topicFilter}'`);
     n += stringSize(s.topicFilter, 'topic filter') + 1;
@@ -120,16 +116,19 @@ export function subscribeRemainingLength(p: SubscribePacket, v: ProtocolVersion)
   return n;
 }
 
+/** SUBSCRIBE and UNSUBSCRIBE: fixed header, packet identifier, (5.0) properties, then the filters. */
 export function writeSubscribe(
-  p: SubscribePacket,
+  p: SubscribePacket | UnsubscribePacket,
   v: ProtocolVersion,
   buf: Buffer,
   pos: number,
   rl: number,
 ): number {
-  pos = writeFixedHeader(buf, pos, 0x82, rl);
-  pos = writeU16(buf, pos, p.packetId);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
+  pos = writeIdAndProperties(buf, pos, p.type === 'SUBSCRIBE' ? 0x82 : 0xa2, rl, p, v);
+  if (p.type === 'UNSUBSCRIBE') {
+    for (const f of p.topicFilters) pos = writeString(buf, pos, f);
+    return pos;
+  }
   for (const s of p.subscriptions) {
     pos = writeString(buf, pos, s.topicFilter);
     let o = s.qos & 3;
@@ -147,24 +146,7 @@ export function unsubscribeRemainingLength(p: UnsubscribePacket, v: ProtocolVers
   if (p.topicFilters.length === 0) throw new EncodeError('UNSUBSCRIBE needs at least one topic filter');
   checkU16(p.packetId, 'UNSUBSCRIBE packetId');
   let n = 2;
-  if (v === 5) {
-    sizes.props = propertiesSize(p.properties, 'UNSUBSCRIBE');
-    n += varintSize(sizes.props) + sizes.props;
-  }
+  if (v === 5) n += propertyBlockSize(p.properties, 'UNSUBSCRIBE');
   for (const f of p.topicFilters) n += stringSize(f, 'topic filter');
   return n;
-}
-
-export function writeUnsubscribe(
-  p: UnsubscribePacket,
-  v: ProtocolVersion,
-  buf: Buffer,
-  pos: number,
-  rl: number,
-): number {
-  pos = writeFixedHeader(buf, pos, 0xa2, rl);
-  pos = writeU16(buf, pos, p.packetId);
-  if (v === 5) pos = writeProperties(buf, pos, p.properties, sizes.props);
-  for (const f of p.topicFilters) pos = writeString(buf, pos, f);
-  return pos;
 }
