@@ -37,11 +37,16 @@ export function onCleanup(fn: () => Promise<unknown> | unknown): void {
 
 export async function startBroker(
   options: BrokerOptions = {},
-): Promise<{ broker: Broker; port: number; wsPort?: number }> {
+): Promise<{ broker: Broker; port: number; wsPort?: number; tlsPort?: number }> {
   const broker = new Broker({ port: 0, sysInterval: 0, log: () => {}, ...options });
   const a = await broker.listen();
   onCleanup(() => broker.close());
-  return { broker, port: a.tcp!.port, ...(a.ws ? { wsPort: a.ws.port } : {}) };
+  return {
+    broker,
+    port: a.tcp?.port ?? 0,
+    ...(a.ws ? { wsPort: a.ws.port } : {}),
+    ...(a.tls ? { tlsPort: a.tls.port } : {}),
+  };
 }
 
 export interface TestProxy {
