@@ -28,6 +28,11 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'run a local MQTT 3.1/3.1.1/5.0 broker for testing, with tracing and fault injection',
     load: () => import('../commands/broker.js'),
   },
+  proxy: {
+    summary:
+      'forward clients to a broker and show every packet both ways, decoded; record; faults per direction',
+    load: () => import('../commands/proxy.js'),
+  },
   decode: {
     summary: 'decode MQTT packet bytes (hex, base64 or raw) into fields, with spec-cited errors',
     load: () => import('../commands/decode.js'),
