@@ -15,6 +15,7 @@ import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { colors } from '../cli/output.js';
 import { proxyOutput, type TraceMode } from '../cli/proxy-output.js';
 import { parseInteger, parseSeconds } from '../cli/values.js';
+import { describeTarget } from '../client/index.js';
 import {
   type ConnectionFaults,
   type Direction,
@@ -148,7 +149,9 @@ open the --record file.`,
       trace: mode,
       json: flags.json === true,
       quiet: flags.quiet === true,
-      stdout: (text) => process.stdout.write(text),
+      stdout: (text) => {
+        if (!process.stdout.destroyed) process.stdout.write(text);
+      },
       stderr: (text) => process.stderr.write(text),
       colors: colors(process.stdout),
     });
@@ -172,6 +175,8 @@ async function serve(proxy: MqttProxy, flags: ProxyFlags, options: ProxyOptions)
   const handler = () => onSignal();
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  // stdout closed (`mq proxy ... | head`): stop as on a signal.
+  process.stdout.on('error', handler);
   try {
     let addresses: ProxyAddresses;
     try {
@@ -179,7 +184,7 @@ async function serve(proxy: MqttProxy, flags: ProxyFlags, options: ProxyOptions)
     } catch (e) {
       throw listenError(e, options);
     }
-    process.stdout.write(listeningText(addresses, flags));
+    process.stdout.write(listeningText(addresses, upstreamUrl(options), flags.json === true));
     await new Promise<void>((resolve) => {
       onSignal = () => resolve();
       if (signalled) resolve();
@@ -189,17 +194,25 @@ async function serve(proxy: MqttProxy, flags: ProxyFlags, options: ProxyOptions)
   } finally {
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
+    process.stdout.off('error', handler);
   }
 }
 
-function listeningText(a: ProxyAddresses, flags: ProxyFlags): string {
-  const to = flags.to ?? '';
-  if (flags.json === true) return `${JSON.stringify({ event: 'listening', ...a, upstream: to })}\n`;
+function listeningText(a: ProxyAddresses, upstream: string, json: boolean): string {
+  if (json) return `${JSON.stringify({ event: 'listening', ...a, upstream })}\n`;
   const show = (host: string) => (host.includes(':') ? `[${host}]` : host);
   const lines: string[] = [];
-  if (a.tcp) lines.push(`mq proxy listening on mqtt://${show(a.tcp.host)}:${a.tcp.port} -> ${to}`);
-  if (a.ws) lines.push(`mq proxy listening on ws://${show(a.ws.host)}:${a.ws.port} -> ${to}`);
+  if (a.tcp) lines.push(`mq proxy listening on mqtt://${show(a.tcp.host)}:${a.tcp.port} -> ${upstream}`);
+  if (a.ws) lines.push(`mq proxy listening on ws://${show(a.ws.host)}:${a.ws.port} -> ${upstream}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** The upstream as a URL without credentials: mqtt://host:port, wss://host:port/path, unix:///path. */
+function upstreamUrl(o: ProxyOptions): string {
+  const u = o.upstream;
+  if (u.transport === 'unix') return `unix://${u.path ?? ''}`;
+  const target = describeTarget(u);
+  return u.transport === 'ws' || u.transport === 'wss' ? target : `${u.transport}://${target}`;
 }
 
 function listenError(e: unknown, options: ProxyOptions): CliError {

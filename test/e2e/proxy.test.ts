@@ -240,6 +240,15 @@ describe('mq proxy: failures', () => {
     expect((await p.stop()).code).toBe(0);
   });
 
+  it('stdout closed (| head): the proxy stops, exit 0', async () => {
+    const p = await startMqProxy([...to()]);
+    p.proc.proc.stdout?.destroy();
+    await pub(p.port, ['-t', 'e2e/pipe', '-m', 'x']);
+    const r = await p.proc.exit(5000);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+
   it('SIGTERM with a client connected: the client is disconnected, exit 0', async () => {
     const p = await startMqProxy([...to()]);
     const s = spawnMq(['sub', '-p', String(p.port), '-t', 'e2e/held', '--trace', '--no-reconnect']);

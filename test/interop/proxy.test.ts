@@ -24,6 +24,7 @@ import {
 let mosq: MosquittoHandle;
 let mqBroker: MqBroker;
 let tlsPort: number;
+let wssPort: number;
 let dir: string;
 
 beforeAll(async () => {
@@ -35,12 +36,16 @@ beforeAll(async () => {
   // Mosquitto started as root drops to the mosquitto user: it must be able to read the key.
   for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
   chmodSync(dir, 0o755);
-  tlsPort = await freePort();
+  [tlsPort, wssPort] = [await freePort(), await freePort()];
   [mosq, mqBroker] = await Promise.all([
     startMosquitto({
       websockets: true,
       extraConfig: [
         `listener ${tlsPort} 127.0.0.1`,
+        `certfile ${join(dir, 'server.pem')}`,
+        `keyfile ${join(dir, 'server.key')}`,
+        `listener ${wssPort} lo`,
+        'protocol websockets',
         `certfile ${join(dir, 'server.pem')}`,
         `keyfile ${join(dir, 'server.key')}`,
       ],
@@ -199,6 +204,33 @@ describe('transports', () => {
       'stderr',
     );
     await bad.stop();
+  });
+
+  it('WebSocket listener and a wss:// upstream (Mosquitto websockets over TLS): mq pub to mosquitto_sub', async () => {
+    const p = await startMqProxy([
+      '--ws-listen',
+      '0',
+      '--to',
+      `wss://localhost:${wssPort}/mqtt`,
+      '--cafile',
+      join(dir, 'ca.pem'),
+    ]);
+    const s = await mosquittoSub(mosq.port, ['-t', 'px/wss', '-C', '1']);
+    const r = await spawnMq([
+      'pub',
+      '-L',
+      `ws://127.0.0.1:${p.wsPort}/mqtt`,
+      '-t',
+      'px/wss',
+      '-m',
+      'ws to wss',
+      '-q',
+      '2',
+    ]).exit(10_000);
+    expect(r.code).toBe(0);
+    expect(payloadLines((await s.exit(10_000)).stdout)).toEqual(['ws to wss']);
+    expect(p.proc.stdout).toMatch(new RegExp(`\\(ws\\) <-> broker wss://localhost:${wssPort}/mqtt`));
+    await p.stop();
   });
 });
 
