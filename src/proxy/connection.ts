@@ -85,6 +85,38 @@ export interface ConnectionFaults {
   disconnectAfter?: { seconds: number; side: Direction | 'both' };
 }
 
+/**
+ * `events` with every callback guarded: an exception in one (a renderer's bug on a strange packet)
+ * is reported once through `warning` and never reaches the socket handlers that called it.
+ */
+export function guardEvents(events: ProxyEvents): ProxyEvents {
+  let reported = false;
+  const report = (err: unknown) => {
+    if (reported) return;
+    reported = true;
+    try {
+      events.warning?.(
+        `internal error while reporting traffic (forwarding goes on): ${err instanceof Error ? err.message : String(err)}`,
+      );
+    } catch {
+      // nothing more to do
+    }
+  };
+  const guarded: ProxyEvents = {};
+  for (const key of Object.keys(events) as (keyof ProxyEvents)[]) {
+    const fn = events[key] as ((...args: unknown[]) => void) | undefined;
+    if (fn === undefined) continue;
+    (guarded as Record<string, unknown>)[key] = (...args: unknown[]) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        report(err);
+      }
+    };
+  }
+  return guarded;
+}
+
 export const NO_FAULTS: DirectionFaults = { delayMs: 0, bytesPerSecond: 0, dropEvery: 0, dropAny: false };
 
 export interface ConnectionSettings {

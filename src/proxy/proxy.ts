@@ -15,6 +15,7 @@ import type { TransportOptions } from '../client/index.js';
 import {
   type ConnectionFaults,
   type ConnectionSettings,
+  guardEvents,
   NO_FAULTS,
   ProxyConnection,
   type ProxyEvents,
@@ -73,7 +74,7 @@ export class MqttProxy {
       observe: options.observe === true,
       strict: options.strict === true,
       recorder: undefined,
-      events: options.events ?? {},
+      events: guardEvents(options.events ?? {}),
     };
     if (options.decodeLimit !== undefined) this.settings.decodeLimit = options.decodeLimit;
   }

@@ -60,6 +60,11 @@ export class Splitter {
   private readonly hooks: SplitterHooks;
   private readonly limit: number;
   private readonly hold: boolean;
+  /**
+   * Nothing is dropped or held: bytes of a fixed header split across chunks go on as they come
+   * (kept here only to read the header). Otherwise they wait until the header says what to do.
+   */
+  private readonly eager: boolean;
   /** Bytes received before the current chunk. */
   private streamPos = 0;
   private count = 0;
@@ -89,11 +94,12 @@ export class Splitter {
     this.hooks = hooks;
     this.limit = options.assembleLimit ?? DEFAULT_ASSEMBLE_LIMIT;
     this.hold = options.hold === true;
+    this.eager = !this.hold && hooks.drop === undefined;
   }
 
   /** Bytes held back (a split fixed header, or a packet in hold mode). */
   get held(): number {
-    if (!this.curHeld) return this.hdrLen;
+    if (!this.curHeld) return this.eager ? 0 : this.hdrLen;
     let n = 0;
     for (const p of this.parts) n += p.length;
     return n;
@@ -105,7 +111,7 @@ export class Splitter {
    */
   flush(): Buffer[] {
     const out: Buffer[] = [];
-    if (this.hdrLen > 0) out.push(Buffer.from(this.hdr.subarray(0, this.hdrLen)));
+    if (this.hdrLen > 0 && !this.eager) out.push(Buffer.from(this.hdr.subarray(0, this.hdrLen)));
     else if (this.curHeld && !this.curDropped) out.push(...this.parts);
     this.hdrLen = 0;
     this.parts = [];
@@ -149,6 +155,7 @@ export class Splitter {
         if (head === undefined) {
           chunk.copy(this.hdr, 0, pos);
           this.hdrLen = chunk.length - pos;
+          if (this.eager) this.keepChunk(pos, chunk.length);
           return chunk.length;
         }
       } else {
@@ -156,10 +163,12 @@ export class Splitter {
           this.hdr[this.hdrLen++] = chunk[p++]!;
           head = readFixedHeader(this.hdr.subarray(0, this.hdrLen), 0);
         } while (head === undefined && p < chunk.length);
+        if (this.eager) this.keepChunk(pos, p);
         if (head === undefined) return p;
       }
     } catch (err) {
-      this.fail(err, this.streamPos + pos - carried, carried);
+      // Eager: the bytes from earlier chunks went on already (and this chunk's were not yet taken).
+      this.fail(err, this.streamPos + pos - carried, this.eager ? 0 : carried);
       return pos;
     }
     const h: FrameHead = {
@@ -178,11 +187,12 @@ export class Splitter {
     this.parts = [];
     this.remaining = h.total;
     if (carried === 0) return this.body(pos);
-    // The header began in an earlier chunk: forward (or keep) it as a copy; p passed its bytes here.
+    // The header began in an earlier chunk: a copy of it is kept for assembly, and forwarded
+    // unless it went on already (eager); p passed its bytes in this chunk.
     const hdrBytes = Buffer.from(this.hdr.subarray(0, this.hdrLen));
     this.hdrLen = 0;
     this.remaining -= hdrBytes.length;
-    this.take(hdrBytes, -1, -1);
+    this.take(hdrBytes, -1, -1, this.eager);
     return this.remaining === 0 ? this.complete(p) : p;
   }
 
@@ -202,11 +212,11 @@ export class Splitter {
   }
 
   /** A piece of the current packet: kept for assembly, recorded, forwarded unless held or dropped. */
-  private take(bytes: Buffer, from: number, to: number): void {
+  private take(bytes: Buffer, from: number, to: number, forwarded = false): void {
     const h = this.cur!;
     if (this.curAssembled) this.parts.push(bytes);
     else this.hooks.piece?.(bytes, h);
-    if (this.curDropped || this.curHeld) return;
+    if (this.curDropped || this.curHeld || forwarded) return;
     if (from >= 0) this.keepChunk(from, to);
     else this.keepBuffer(bytes);
   }

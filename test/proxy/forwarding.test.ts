@@ -5,10 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encode } from '../../src/protocol/index.js';
-import { NO_FAULTS, type ProxyOptions } from '../../src/proxy/index.js';
+import { MqttProxy, NO_FAULTS, type ProxyOptions } from '../../src/proxy/index.js';
 import {
   connectClient,
   deadPort,
+  onCleanup,
   type ProxyEvent,
   rawClient,
   rawServer,
@@ -205,6 +206,30 @@ describe('forwarding', () => {
     },
     30_000,
   );
+
+  it('an event handler that throws is reported once and does not stop the forwarding', async () => {
+    const upstream = await rawServer();
+    const warnings: string[] = [];
+    const proxy = new MqttProxy({
+      port: 0,
+      upstream: { transport: 'mqtt', host: '127.0.0.1', port: upstream.port },
+      observe: true,
+      events: {
+        packet: () => {
+          throw new Error('renderer bug');
+        },
+        warning: (m) => warnings.push(m),
+      },
+    });
+    const port = (await proxy.listen()).tcp!.port;
+    onCleanup(() => proxy.close());
+    const client = await rawClient(port);
+    const bytes = Buffer.concat([CONNECT, publish('a', '1'), publish('a', '2')]);
+    client.socket.write(bytes);
+    const server = await upstream.next();
+    expect((await server.waitForBytes(bytes.length)).equals(bytes)).toBe(true);
+    expect(warnings).toEqual(['internal error while reporting traffic (forwarding goes on): renderer bug']);
+  });
 
   it('a version 3.1 client: packets from the broker are decoded as 3.1', async () => {
     const { port } = await startBroker();

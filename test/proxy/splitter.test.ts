@@ -217,8 +217,15 @@ describe('Splitter', () => {
     },
   );
 
-  it('flush() gives back a fixed header split at the end of the stream', () => {
+  it('a fixed header cut short goes on at once when nothing can be dropped or held', () => {
     const s = new Splitter({ frame: () => true });
+    expect(Buffer.concat(s.push(Buffer.from([0x30, 0x80])).out).toString('hex')).toBe('3080');
+    expect(Buffer.concat(s.push(Buffer.from([0x01])).out).toString('hex')).toBe('01');
+    expect(s.flush()).toEqual([]);
+  });
+
+  it('with --drop-every, a fixed header cut short waits for the rest; flush() gives it back at the end', () => {
+    const s = new Splitter({ drop: () => false, frame: () => true });
     expect(s.push(Buffer.from([0x30, 0x80])).out).toEqual([]);
     expect(Buffer.concat(s.flush()).toString('hex')).toBe('3080');
   });
