@@ -64,16 +64,8 @@ export interface ResolvedConnection extends ClientOptions {
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
-/**
- * Adds every shared connection flag to `cmd`. `defaults.reconnect`: sub reconnects by default.
- * `only` (attribute names, e.g. 'cafile'): just these, for commands that dial a broker but are not
- * its client (mq proxy's upstream).
- */
-export function addConnectionOptions(
-  cmd: Command,
-  defaults: { reconnect: boolean },
-  only?: readonly (keyof ConnectionFlags)[],
-): Command {
+/** Adds every shared connection flag to `cmd`. `defaults.reconnect`: sub reconnects by default. */
+export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolean }): Command {
   const group = (o: Option, heading: string) => o.helpGroup(heading);
   const conn = 'Connection options:';
   const tls = 'TLS options:';
@@ -151,9 +143,7 @@ export function addConnectionOptions(
     group(new Option('--quiet', 'no diagnostics on stderr'), more),
     group(new Option('--json', 'machine output: one JSON object per line'), more),
   ];
-  for (const o of options) {
-    if (only === undefined || only.includes(o.attributeName() as keyof ConnectionFlags)) cmd.addOption(o);
-  }
+  for (const o of options) cmd.addOption(o);
   return cmd;
 }
 

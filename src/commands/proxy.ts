@@ -104,7 +104,19 @@ export function command(): Command {
       collect,
       [],
     );
-  addConnectionOptions(cmd, { reconnect: false }, UPSTREAM_FLAGS);
+  // The shared table's TLS and WebSocket flags, for the upstream (the rest is a client's, not a proxy's).
+  for (const o of addConnectionOptions(newCommand('shared'), { reconnect: false }).options) {
+    if (!(UPSTREAM_FLAGS as readonly string[]).includes(o.attributeName())) continue;
+    if (o.attributeName() === 'connectTimeout')
+      o.description = 'give up dialling the broker after this long (default: 10)';
+    cmd.addOption(
+      o.helpGroup(
+        o.helpGroupHeading === 'TLS options:'
+          ? 'Upstream TLS (--to mqtts:// or wss://):'
+          : 'Upstream connection (--to):',
+      ),
+    );
+  }
   cmd.addHelpText(
     'after',
     `
