@@ -229,10 +229,18 @@ function upstreamUrl(o: ProxyOptions): string {
 
 function listenError(e: unknown, options: ProxyOptions): CliError {
   const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
-  if (err.syscall === 'open' || (err.path !== undefined && err.syscall !== 'listen')) {
-    return new CliError(`--record ${options.recordFile}: cannot open: ${err.message}`, ExitCode.Failure);
+  if (err.syscall === 'open') {
+    const why =
+      err.code === 'ENOENT'
+        ? 'no such directory'
+        : err.code === 'EACCES'
+          ? 'permission denied'
+          : err.code === 'EISDIR'
+            ? 'it is a directory'
+            : err.message;
+    return new CliError(`--record ${options.recordFile}: cannot open: ${why}`, ExitCode.Failure);
   }
-  const where = `${err.address ?? options.host ?? '127.0.0.1'}:${err.port ?? '?'}`;
+  const where = `${err.address ?? options.host ?? '127.0.0.1'}:${err.port ?? options.port ?? options.wsPort}`;
   const why =
     err.code === 'EADDRINUSE'
       ? 'the port is in use (another process listens there; --listen 0 picks a free port)'

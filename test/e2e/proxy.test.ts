@@ -82,6 +82,21 @@ describe('mq proxy: usage', () => {
       busy.close();
     }
   });
+
+  it('a --record file that cannot be opened: exit 6 and one line', async () => {
+    const r = await spawnMq([
+      'proxy',
+      '--listen',
+      '0',
+      ...to(),
+      '--record',
+      join(dir, 'no', 'such', 'dir.ndjson'),
+    ]).exit(5000);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toBe(
+      `mq: --record ${join(dir, 'no', 'such', 'dir.ndjson')}: cannot open: no such directory\n`,
+    );
+  });
 });
 
 describe('mq proxy: output', () => {
