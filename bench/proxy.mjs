@@ -191,7 +191,10 @@ async function main() {
   console.log();
   for (const r of results) {
     console.log(
-      `${r.broker}: the proxy adds ${fmt(r.addedMedianMs)} ms to the median (2 crossings, ${fmt(r.addedMedianMs / 2)} ms each; a null forwarder adds ${fmt(r.nullAddedMedianMs)} ms), ${fmt(r.addedP99Ms)} ms to p99; target: median < 0.100 ms: ${r.addedMedianMs < 0.1 ? 'PASS' : 'FAIL'}`,
+      `${r.broker}: the proxy adds ${fmt(r.addedMedianMs)} ms to the median over the path (publisher and subscriber both behind it: 2 crossings), ${fmt(r.addedMedianMs / 2)} ms per crossing; a null forwarder adds ${fmt(r.nullAddedMedianMs)} ms; p99 +${fmt(r.addedP99Ms)} ms`,
+    );
+    console.log(
+      `${r.broker}: target median added < 0.100 ms: per crossing ${r.addedMedianMs / 2 < 0.1 ? 'PASS' : 'FAIL'}, whole path ${r.addedMedianMs < 0.1 ? 'PASS' : 'FAIL'}`,
     );
     console.log(
       `${r.broker}: --delay up:${DELAY_MS}: p50 ${fmt(r.delayP50Ms)} ms, added ${fmt(r.delayAddedMedianMs)} ms over direct (asked ${DELAY_MS}; error ${fmt(r.delayAddedMedianMs - DELAY_MS)} ms)`,
