@@ -56,8 +56,17 @@ export function safeJson(value: unknown): string {
   );
 }
 
+let stampMs = 0;
+let stampText = '';
+
+/** HH:MM:SS.mmm (UTC), formatted once per millisecond. */
 function stamp(): string {
-  return new Date().toISOString().slice(11, 23);
+  const now = Date.now();
+  if (now !== stampMs) {
+    stampMs = now;
+    stampText = new Date(now).toISOString().slice(11, 23);
+  }
+  return stampText;
 }
 
 function violationJson(v: MalformedPacketError): Record<string, unknown> {
