@@ -312,6 +312,25 @@ describe('faults against Mosquitto', () => {
     await p.stop();
   });
 
+  it('--throttle down:20k: a 40 kB message reaches mosquitto_sub in about 2 s', async () => {
+    const p = await startMqProxy([
+      '--to',
+      `mqtt://127.0.0.1:${mosq.port}`,
+      '--throttle',
+      'down:20k',
+      '--trace',
+      'off',
+    ]);
+    const s = await mosquittoSub(p.port, ['-t', 'px/throttle', '-C', '1', '-F', '%l']);
+    const start = performance.now();
+    expect((await mosquittoPub(mosq.port, ['-t', 'px/throttle', '-m', 'x'.repeat(40_000)])).code).toBe(0);
+    expect(payloadLines((await s.exit(10_000)).stdout)).toEqual(['40000']);
+    const seconds = (performance.now() - start) / 1000;
+    expect(seconds).toBeGreaterThan(1.7);
+    expect(seconds).toBeLessThan(3.5);
+    await p.stop();
+  });
+
   it('--disconnect-after 0.5: mosquitto_sub loses its connection; Mosquitto publishes its will', async () => {
     const p = await startMqProxy(['--to', `mqtt://127.0.0.1:${mosq.port}`, '--disconnect-after', '0.5']);
     const watcher = await mosquittoSub(mosq.port, ['-t', 'px/will', '-C', '1']);
