@@ -64,7 +64,15 @@ export function command(): Command {
     .description(
       'Forward MQTT clients to a broker and show every packet both ways, decoded; record them; inject faults per direction.',
     )
-    .usage('--listen PORT --to URL [options]')
+    .usage('--listen PORT --to URL [options]');
+  addProxyOptions(cmd);
+  cmd.addHelpText('after', HELP);
+  return run<ProxyFlags>(cmd, proxyCommand);
+}
+
+/** Every flag of mq proxy, in --help order. */
+function addProxyOptions(cmd: Command): void {
+  cmd
     .option('--listen <port>', 'accept MQTT over TCP on this port; 0 picks a free one (printed)')
     .option(
       '--ws-listen <port>',
@@ -117,9 +125,9 @@ export function command(): Command {
       ),
     );
   }
-  cmd.addHelpText(
-    'after',
-    `
+}
+
+const HELP = `
 Faults apply per connection and per direction: a plain value applies both ways, up:VALUE only to
 what the client sends (client->broker), down:VALUE only to what the broker sends (broker->client);
 give the flag twice for different values (--delay up:20 --delay down:5).
@@ -153,27 +161,24 @@ instead); a stream that cannot be cut into packets is forwarded undecoded from t
 A broker that cannot be reached: the client's connection is closed, one line on stderr says why.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use) or cannot
-open the --record file.`,
-  );
-  return run<ProxyFlags>(cmd, async (flags) => {
-    const options = await toOptions(flags);
-    const mode = options.observe === true ? (flags.trace as TraceMode) : 'off';
-    options.events = proxyOutput({
-      trace: mode,
-      json: flags.json === true,
-      quiet: flags.quiet === true,
-      stdout: batchedStdout,
-      stderr: (text) => process.stderr.write(text),
-      colors: colors(process.stdout),
-    });
-    const proxy = new MqttProxy(options);
-    if (!isLoopback(options.host ?? '127.0.0.1') && flags.quiet !== true) {
-      process.stderr.write(
-        `mq proxy: WARNING: listening on ${options.host}: reachable from other machines\n`,
-      );
-    }
-    return serve(proxy, flags, options);
+open the --record file.`;
+
+async function proxyCommand(flags: ProxyFlags): Promise<number> {
+  const options = await toOptions(flags);
+  const mode = options.observe === true ? (flags.trace as TraceMode) : 'off';
+  options.events = proxyOutput({
+    trace: mode,
+    json: flags.json === true,
+    quiet: flags.quiet === true,
+    stdout: batchedStdout,
+    stderr: (text) => process.stderr.write(text),
+    colors: colors(process.stdout),
   });
+  const proxy = new MqttProxy(options);
+  if (!isLoopback(options.host ?? '127.0.0.1') && flags.quiet !== true) {
+    process.stderr.write(`mq proxy: WARNING: listening on ${options.host}: reachable from other machines\n`);
+  }
+  return serve(proxy, flags, options);
 }
 
 /** Listens, prints where, waits for SIGINT/SIGTERM, closes. */
