@@ -175,7 +175,7 @@ async function proxyCommand(flags: ProxyFlags): Promise<number> {
     colors: colors(process.stdout),
   });
   const proxy = new MqttProxy(options);
-  if (!isLoopback(options.host ?? '127.0.0.1') && flags.quiet !== true) {
+  if (!isLoopback(options.host ?? '127.0.0.1')) {
     process.stderr.write(`mq proxy: WARNING: listening on ${options.host}: reachable from other machines\n`);
   }
   return serve(proxy, flags, options);
