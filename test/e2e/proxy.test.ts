@@ -83,6 +83,16 @@ describe('mq proxy: usage', () => {
     }
   });
 
+  it('--host other than loopback: a warning on stderr, even with -q', async () => {
+    const p = await startMqProxy([...to(), '--host', '0.0.0.0', '-q']);
+    await p.proc.waitForLine(
+      /^mq proxy: WARNING: listening on 0\.0\.0\.0: reachable from other machines$/,
+      5000,
+      'stderr',
+    );
+    expect((await p.stop()).code).toBe(0);
+  });
+
   it('a --record file that cannot be opened: exit 6 and one line', async () => {
     const r = await spawnMq([
       'proxy',
