@@ -350,12 +350,15 @@ export const qos2 = (broker, opts) => qosFlow(2, broker, opts);
  * wall time accumulate over the recorded turns only.
  */
 async function latencySession(broker, rate) {
-  const sub = new RawClient(broker.port, 'bench-lat-sub');
+  // Client ids and topic per session: several sessions may share one broker (bench:proxy).
+  const tag = String(broker.name ?? '').replace(/[^A-Za-z0-9]+/g, '-');
+  const topic = `bench/lat/${tag}`;
+  const sub = new RawClient(broker.port, `bench-lat-sub-${tag}`);
   await sub.connect();
-  await sub.subscribe('bench/lat', 0);
-  const pub = new RawClient(broker.port, 'bench-lat-pub');
+  await sub.subscribe(topic, 0);
+  const pub = new RawClient(broker.port, `bench-lat-pub-${tag}`);
   await pub.connect();
-  const t = publishTemplate('bench/lat', 0, PAYLOAD, 0);
+  const t = publishTemplate(topic, 0, PAYLOAD, 0);
   const hist = histogram();
   const tracker = new SeqTracker();
   let recording = false;

@@ -32,6 +32,11 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'probe a broker: versions, announced limits and whether it keeps them, delivery, sessions, TLS',
     load: () => import('../commands/probe.js'),
   },
+  proxy: {
+    summary:
+      'forward clients to a broker and show every packet both ways, decoded; record; faults per direction',
+    load: () => import('../commands/proxy.js'),
+  },
   decode: {
     summary: 'decode MQTT packet bytes (hex, base64 or raw) into fields, with spec-cited errors',
     load: () => import('../commands/decode.js'),
