@@ -12,8 +12,10 @@ import {
   resolveConnectionOptions,
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
 import { proxyOutput, type TraceMode } from '../cli/proxy-output.js';
+import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseSeconds } from '../cli/values.js';
 import { describeTarget } from '../client/index.js';
 import {
@@ -56,8 +58,6 @@ const UPSTREAM_FLAGS = [
   'alpn',
   'servername',
 ] as const;
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function command(): Command {
   const cmd = newCommand('proxy')
@@ -181,18 +181,16 @@ async function proxyCommand(flags: ProxyFlags): Promise<number> {
   return serve(proxy, flags, options);
 }
 
-/** Listens, prints where, waits for SIGINT/SIGTERM, closes. */
+/** Listens, prints where, waits for SIGINT/SIGTERM (or a closed stdout), closes. */
 async function serve(proxy: MqttProxy, flags: ProxyFlags, options: ProxyOptions): Promise<number> {
   // Signal handlers first: a script may send SIGTERM the moment it reads the listening line.
-  let signalled = false;
-  let onSignal = () => {
-    signalled = true;
-  };
-  const handler = () => onSignal();
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  const stop = stopWhen({ signals: ['SIGINT', 'SIGTERM'] });
   // stdout closed (`mq proxy ... | head`): stop as on a signal.
-  process.stdout.on('error', handler);
+  let onStdoutError = () => {};
+  const stdoutClosed = new Promise<void>((resolve) => {
+    onStdoutError = () => resolve();
+  });
+  process.stdout.on('error', onStdoutError);
   try {
     let addresses: ProxyAddresses;
     try {
@@ -201,17 +199,13 @@ async function serve(proxy: MqttProxy, flags: ProxyFlags, options: ProxyOptions)
       throw listenError(e, options);
     }
     process.stdout.write(listeningText(addresses, upstreamUrl(options), flags.json === true));
-    await new Promise<void>((resolve) => {
-      onSignal = () => resolve();
-      if (signalled) resolve();
-    });
+    await Promise.race([stop.stopped, stdoutClosed]);
     await proxy.close();
     flushStdout();
     return ExitCode.Ok;
   } finally {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-    process.stdout.off('error', handler);
+    stop.dispose();
+    process.stdout.off('error', onStdoutError);
   }
 }
 
@@ -290,7 +284,7 @@ async function toOptions(f: ProxyFlags): Promise<ProxyOptions> {
   const upstreamFlags: ConnectionFlags = { url: f.to };
   for (const key of UPSTREAM_FLAGS) if (f[key] !== undefined) Object.assign(upstreamFlags, { [key]: f[key] });
   // The environment (MQ_URL, MQ_PROFILE...) is a client's: --to alone says where the upstream is.
-  const upstream = await resolveConnectionOptions(upstreamFlags, 'pub', {});
+  const upstream = await resolveConnectionOptions(upstreamFlags, {});
   const o: ProxyOptions = {
     host: f.host,
     upstream: {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Broker } from '../../src/broker/index.js';
 import { MqttClient } from '../../src/client/index.js';
-import { startFakeBroker } from '../client/fake-broker.js';
+import { startFakeBroker } from '../helpers/fake-broker.js';
 import { killAll, type MqBroker, spawnMq, startMqBroker } from '../helpers/spawn.js';
 import { checks, type ProbeJson, probeJson } from '../probe/probe-json.js';
 
