@@ -21,7 +21,11 @@ import {
   type UnsubscribePacket,
   type Will,
 } from '../protocol/index.js';
-import { varintSize, writeVarint } from '../protocol/writer.js';
+import {
+  publishFirstByte,
+  reframedPublishLength,
+  writeReframedPublish,
+} from '../protocol/packets/publish.js';
 import type { Broker } from './broker.js';
 import type { Message, Outgoing } from './message.js';
 import type { Session } from './session.js';
@@ -477,8 +481,8 @@ export class Connection {
   }
 
   /**
-   * Writes `msg` as a PUBLISH for this client. Copies the bytes it arrived in when only the flags,
-   * packet id or properties section framing change; encodes it otherwise. false when the packet
+   * Writes `msg` as a PUBLISH for this client. Re-frames the bytes it arrived in when only the
+   * flags, packet id or properties section change; encodes it otherwise. false when the packet
    * exceeds the client's Maximum Packet Size (it is then not sent [MQTT-3.1.2-25]).
    */
   sendPublish(
@@ -502,37 +506,11 @@ export class Connection {
       this.aliasesOut === undefined &&
       (msg.expiresAt === 0 || !v5 || (expiry = msg.remainingExpiry(now)) === msg.props?.messageExpiryInterval)
     ) {
-      const topicLen = msg.pidOffset - msg.topicOffset;
-      const propsLen = v5 ? (msg.rawV5 ? msg.payloadOffset - msg.propsOffset : 1) : 0;
-      const payloadLen = raw.length - msg.payloadOffset;
-      const remaining = topicLen + (qos > 0 ? 2 : 0) + propsLen + payloadLen;
-      const total = 1 + varintSize(remaining) + remaining;
+      const total = reframedPublishLength(raw, msg, msg.rawV5, qos, v5);
       if (total > this.maxOut) return false;
       const buf = this.reserve(total);
       const start = this.outLen;
-      const first = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
-      if (v5 === msg.rawV5 && qos === msg.qos) {
-        raw.copy(buf, start);
-        buf[start] = first;
-        if (qos > 0) {
-          buf[start + msg.pidOffset] = packetId >> 8;
-          buf[start + msg.pidOffset + 1] = packetId & 0xff;
-        }
-      } else {
-        let o = start;
-        buf[o++] = first;
-        o = writeVarint(buf, o, remaining);
-        o += raw.copy(buf, o, msg.topicOffset, msg.pidOffset);
-        if (qos > 0) {
-          buf[o++] = packetId >> 8;
-          buf[o++] = packetId & 0xff;
-        }
-        if (v5) {
-          if (msg.rawV5) o += raw.copy(buf, o, msg.propsOffset, msg.payloadOffset);
-          else buf[o++] = 0;
-        }
-        raw.copy(buf, o, msg.payloadOffset);
-      }
+      writeReframedPublish(raw, msg, msg.rawV5, buf, start, publishFirstByte(qos, retain, dup), packetId, v5);
       this.outLen = start + total;
       b.counters.messagesSent++;
       this.queued(start);

@@ -3,6 +3,7 @@
  * the bytes it arrived in (so the fan-out path copies bytes instead of re-encoding).
  */
 import type { Properties, PublishPacket, QoS } from '../protocol/index.js';
+import { locatePublish, type PublishLayout } from '../protocol/packets/publish.js';
 import type { Session } from './session.js';
 
 let nextMessageId = 1;
@@ -12,7 +13,7 @@ export function reserveMessageIds(id: number): void {
   if (id >= nextMessageId) nextMessageId = id + 1;
 }
 
-export class Message {
+export class Message implements PublishLayout {
   /** Broker-wide id (persistence refers to messages by it). */
   id: number;
   topic: string;
@@ -28,7 +29,7 @@ export class Message {
   raw: Buffer | undefined;
   /** raw was encoded for v5 (has a properties section). */
   rawV5: boolean;
-  /** Offset in raw of the topic length field, of the packet id (or where it would be), of the properties length, and of the payload. */
+  /** Where the parts of raw start (locatePublish). */
   topicOffset = 0;
   pidOffset = 0;
   propsOffset = 0;
@@ -67,16 +68,7 @@ export class Message {
 
   /** Attaches the received bytes of a PUBLISH (the packet had no Topic Alias). */
   attachRaw(raw: Buffer, v5: boolean): void {
-    // Fixed header: one byte, then a 1-4 byte remaining length.
-    let i = 1;
-    while ((raw[i]! & 0x80) !== 0) i++;
-    i++;
-    this.topicOffset = i;
-    i += 2 + raw.readUInt16BE(i);
-    this.pidOffset = i;
-    if (this.qos > 0) i += 2;
-    this.propsOffset = i;
-    this.payloadOffset = raw.length - this.payload.length;
+    locatePublish(raw, this.payload.length, this);
     this.raw = raw;
     this.rawV5 = v5;
   }
