@@ -149,8 +149,15 @@ export class Broker {
     const host = o.host ?? '127.0.0.1';
     this.startedAt = Date.now();
     if (o.persistFile !== undefined) {
-      this.persist = new Persistence(o.persistFile);
-      this.persist.restore(this);
+      const persist = new Persistence(o.persistFile, {
+        log: (line) => this.log(line),
+        pending: () => this.scheduleTick(),
+      });
+      this.persist = persist;
+      const restored = persist.restore();
+      for (const [topic, m] of restored.retained) this.retained.set(topic, m);
+      for (const s of restored.sessions.values()) this.restoreSession(s);
+      persist.compact(this.sessions, this.retained);
     }
     if (o.recordFile !== undefined) {
       this.record = createWriteStream(o.recordFile, { flags: 'a' });
@@ -306,7 +313,7 @@ export class Broker {
     await this.waitForConnections(2000);
     for (const conn of this.connections) conn.transport.destroy();
     await Promise.all(closed);
-    this.persist?.close(this);
+    this.persist?.close(this.sessions, this.retained);
     if (this.record !== undefined) {
       const record = this.record;
       await new Promise<void>((resolve) => record.end(() => resolve()));
@@ -350,10 +357,18 @@ export class Broker {
     }
   }
 
+  /** @internal makes the --persist records of this tick durable (and compacts a grown log). */
+  syncPersist(): void {
+    const persist = this.persist;
+    if (persist === undefined) return;
+    persist.sync();
+    if (persist.compactionDue) persist.compact(this.sessions, this.retained);
+  }
+
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
     // Write-ahead: what the acks below acknowledge is on disk first.
-    this.persist?.sync();
+    this.syncPersist();
     const list = this.dirtyConnections;
     for (let i = 0; i < list.length; i++) list[i]!.flush();
     list.length = 0;

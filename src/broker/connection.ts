@@ -396,7 +396,7 @@ export class Connection {
     const wasConnected = this.state === ConnState.Connected;
     this.state = ConnState.Closing;
     // Acks queued for this client go out now, so what they acknowledge must be on disk first.
-    this.broker.persist?.sync();
+    this.broker.syncPersist();
     this.flush();
     // Under --delay the last packets are still on their way: end after them.
     const delay = this.broker.opts.delayMs ?? 0;
