@@ -13,6 +13,11 @@ export function reserveMessageIds(id: number): void {
   if (id >= nextMessageId) nextMessageId = id + 1;
 }
 
+/** Where a message's Message Expiry starts from (the broker's clock). */
+export interface Clock {
+  now(): number;
+}
+
 export class Message implements PublishLayout {
   /** Broker-wide id (persistence refers to messages by it). */
   id: number;
@@ -34,7 +39,7 @@ export class Message implements PublishLayout {
   pidOffset = 0;
   propsOffset = 0;
   payloadOffset = 0;
-  /** Date.now() at which the message expires (v5 Message Expiry Interval); 0 = never. */
+  /** The broker's clock time at which the message expires (v5 Message Expiry Interval); 0 = never. */
   expiresAt: number;
   /** The session that published it (No Local), undefined for wills and $SYS. */
   sender: Session | undefined;
@@ -43,6 +48,7 @@ export class Message implements PublishLayout {
   /** The --persist log generation this message's body was written in (0 = none). */
   persistedIn = 0;
 
+  /** `clock`: the Message Expiry Interval in `props` runs from its now (undefined: the caller sets expiresAt). */
   constructor(
     topic: string,
     payload: Buffer,
@@ -50,7 +56,7 @@ export class Message implements PublishLayout {
     retain: boolean,
     props: Properties | undefined,
     sender: Session | undefined,
-    now: number,
+    clock: Clock | undefined,
   ) {
     this.id = nextMessageId++;
     this.topic = topic;
@@ -63,7 +69,7 @@ export class Message implements PublishLayout {
     this.sender = sender;
     this.owned = false;
     const expiry = props?.messageExpiryInterval;
-    this.expiresAt = expiry !== undefined ? now + expiry * 1000 : 0;
+    this.expiresAt = expiry !== undefined && clock !== undefined ? clock.now() + expiry * 1000 : 0;
   }
 
   /** Attaches the received bytes of a PUBLISH (the packet had no Topic Alias). */

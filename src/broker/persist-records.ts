@@ -13,10 +13,9 @@
  *   I {c,p} / J {c,p}     incoming QoS 2 packet id pending / released
  */
 import type { Properties, ProtocolVersion, QoS } from '../protocol/index.js';
-import { parseSharedSubscription } from '../protocol/topic.js';
 import { Message, Outgoing, reserveMessageIds, reserveOutgoingSeq } from './message.js';
 import { Session } from './session.js';
-import type { SubEntry } from './trie.js';
+import { subEntry } from './trie.js';
 
 /** A subscription: filter, QoS, No Local, Retain As Published, Retain Handling, Subscription Identifier. */
 type SubTuple = [string, QoS, 0 | 1, 0 | 1, 0 | 1 | 2, number | null];
@@ -278,7 +277,7 @@ interface ReplayState {
 function apply(st: ReplayState, rec: LogRecord): void {
   switch (rec.o) {
     case 'M': {
-      const m = new Message(rec.t, Buffer.from(rec.p, 'base64'), rec.q, rec.r, rec.x, undefined, 0);
+      const m = new Message(rec.t, Buffer.from(rec.p, 'base64'), rec.q, rec.r, rec.x, undefined, undefined);
       m.id = rec.id;
       m.owned = true;
       m.expiresAt = rec.e ?? 0;
@@ -355,18 +354,12 @@ function restoreSession(st: ReplayState, rec: Extract<LogRecord, { o: 'S' }>): v
   s.username = rec.u;
   s.subs.clear();
   for (const [filter, qos, nl, rap, rh, sid] of rec.subs) {
-    const shared = parseSharedSubscription(filter);
-    const entry: SubEntry = {
-      session: s,
-      filter,
-      topicFilter: shared?.filter ?? filter,
-      group: shared?.group,
-      qos,
+    const entry = subEntry(s, filter, qos, {
       noLocal: nl === 1,
       retainAsPublished: rap === 1,
       retainHandling: rh,
       subscriptionId: sid ?? undefined,
-    };
+    });
     s.subs.set(filter, entry);
   }
 }

@@ -1,5 +1,6 @@
 /** CONNECT, client ids, takeover, keepalive, session expiry and persistent sessions. */
 import { describe, expect, test } from 'vitest';
+import { brokerCore } from '../../src/broker/broker.js';
 import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
 const { sharedBroker, client, subscribe, pub } = brokerHarness();
@@ -88,7 +89,7 @@ describe('client identifiers', () => {
     const c = await client(b.port, { version: 5, clientId: '' });
     const assigned = c.connack?.properties?.assignedClientIdentifier;
     expect(assigned).toMatch(/^mq-[0-9a-f]{16}$/);
-    expect(b.broker.sessions.has(assigned!)).toBe(true);
+    expect(brokerCore(b.broker).sessions.has(assigned!)).toBe(true);
   });
 });
 
@@ -165,7 +166,7 @@ describe('sessions', () => {
     const back = await client(b.port, { version: 5, clientId: 'exp-1', clean: false, properties: props });
     expect(back.connack?.sessionPresent).toBe(true);
     await back.disconnect();
-    await until(() => !b.broker.sessions.has('exp-1'), 3000, 'the session to expire');
+    await until(() => !brokerCore(b.broker).sessions.has('exp-1'), 3000, 'the session to expire');
     const later = await client(b.port, { version: 5, clientId: 'exp-1', clean: false, properties: props });
     expect(later.connack?.sessionPresent).toBe(false);
   });
