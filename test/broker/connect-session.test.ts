@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { brokerCore } from '../../src/broker/broker.js';
 import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
-const { sharedBroker, client, subscribe, pub } = brokerHarness();
+const { broker, sharedBroker, client, subscribe, pub } = brokerHarness();
 const b = sharedBroker({ connectTimeoutMs: 400 });
 /** Polls `check` every 20 ms until it is true; fails after timeoutMs. */
 async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -129,11 +129,18 @@ describe('keepalive', () => {
   });
 
   test('PINGREQ keeps the connection alive', async () => {
-    const c = await client(b.port, { version: 4, keepalive: 1 });
-    for (let i = 0; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 500));
+    // The broker's clock moves 500 ms a round (3 s in all, twice 1.5 x keepalive); a PINGREQ in
+    // each round is all the client sends. The sweep runs after each PINGRESP.
+    const own = await broker();
+    const core = brokerCore(own.broker);
+    let offset = 0;
+    core.clock = () => Date.now() + offset;
+    const c = await client(own.port, { version: 4, keepalive: 1 });
+    for (let i = 0; i < 6; i++) {
+      offset += 500;
       c.send({ type: 'PINGREQ' });
       await c.nextPacket('PINGRESP');
+      core.sweep();
     }
     expect(c.closedNow).toBe(false);
   });
