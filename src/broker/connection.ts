@@ -256,7 +256,15 @@ export class Connection {
 
   // ---- output ---------------------------------------------------------------------------------
 
+  /** Room for `n` more bytes of output (the hot path: the buffer of this tick has it). */
   private reserve(n: number): Buffer {
+    const out = this.out;
+    if (out !== undefined && this.outLen + n <= out.length) return out;
+    return this.allocOut(n);
+  }
+
+  /** The tick's first output buffer, or a larger one. */
+  private allocOut(n: number): Buffer {
     const out = this.out;
     if (out === undefined) {
       // Sized like the last flush (busy connections skip the doubling); small ones come from
@@ -265,7 +273,6 @@ export class Connection {
       this.out = buf;
       return buf;
     }
-    if (this.outLen + n <= out.length) return out;
     let size = out.length * 2;
     while (size < this.outLen + n) size *= 2;
     const grown = Buffer.allocUnsafe(size);

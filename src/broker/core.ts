@@ -61,6 +61,8 @@ export class BrokerCore implements ConnectionContext {
   readonly maxInflight: number;
   readonly maxQueued: number;
   readonly noRetain: boolean;
+  /** --drop-every (0: off). */
+  readonly dropEvery: number;
   /** --trace or --record is on. */
   readonly tracing: boolean;
 
@@ -87,6 +89,7 @@ export class BrokerCore implements ConnectionContext {
     this.maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
     this.maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
     this.noRetain = options.noRetain === true;
+    this.dropEvery = options.dropEvery ?? 0;
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;
     this.tracer = new Tracer(options.trace, options.traceOut ?? this.logLine);
@@ -113,9 +116,7 @@ export class BrokerCore implements ConnectionContext {
 
   /** --drop-every: true when this outgoing packet is to be lost. */
   faultDrop(): boolean {
-    const n = this.opts.dropEvery;
-    if (n === undefined || n <= 0) return false;
-    return ++this.faultCounter % n === 0;
+    return this.dropEvery > 0 && ++this.faultCounter % this.dropEvery === 0;
   }
 
   /** `conn` has output: one write per connection per tick, after --persist is synced. */

@@ -133,6 +133,11 @@ export function publishFirstByte(qos: QoS, retain: boolean, dup: boolean): numbe
   return 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
 }
 
+/** `raw` (received from a v5 client when `rawV5`) keeps its layout as a QoS `qos` PUBLISH for a `v5` receiver. */
+function sameLayout(raw: Buffer, rawV5: boolean, qos: number, v5: boolean): boolean {
+  return v5 === rawV5 && qos === ((raw[0]! >> 1) & 3);
+}
+
 /**
  * Bytes of `raw` (laid out as `at`; received from a v5 client when `rawV5`) re-framed as a PUBLISH
  * of QoS `qos` for a `v5` receiver: the packet identifier comes or goes with the QoS, a 3.1.1
@@ -145,19 +150,10 @@ export function reframedPublishLength(
   qos: QoS,
   v5: boolean,
 ): number {
-  const remaining = reframedRemainingLength(raw, at, rawV5, qos, v5);
+  // Small for the common case: the broker's fan-out loop inlines what it calls, within a budget.
+  if (sameLayout(raw, rawV5, qos, v5)) return raw.length;
+  const remaining = relaidRemainingLength(raw, at, rawV5, qos, v5);
   return 1 + varintSize(remaining) + remaining;
-}
-
-function reframedRemainingLength(
-  raw: Buffer,
-  at: PublishLayout,
-  rawV5: boolean,
-  qos: number,
-  v5: boolean,
-): number {
-  const propsLength = v5 ? (rawV5 ? at.payloadOffset - at.propsOffset : 1) : 0;
-  return at.pidOffset - at.topicOffset + (qos > 0 ? 2 : 0) + propsLength + raw.length - at.payloadOffset;
 }
 
 /**
@@ -175,9 +171,9 @@ export function writeReframedPublish(
   v5: boolean,
 ): number {
   const qos = (first >> 1) & 3;
-  if (v5 === rawV5 && qos === ((raw[0]! >> 1) & 3)) {
-    // The same layout: copy it whole, then set the flags and the packet identifier.
-    raw.copy(buf, pos);
+  if (sameLayout(raw, rawV5, qos, v5)) {
+    // Copied whole (TypedArray set: no JS around the copy), then the flags and the packet identifier.
+    buf.set(raw, pos);
     buf[pos] = first;
     if (qos > 0) {
       buf[pos + at.pidOffset] = packetId >> 8;
@@ -185,8 +181,9 @@ export function writeReframedPublish(
     }
     return pos + raw.length;
   }
+  // Copied part by part: the packet identifier and the properties section come or go.
   buf[pos++] = first;
-  pos = writeVarint(buf, pos, reframedRemainingLength(raw, at, rawV5, qos, v5));
+  pos = writeVarint(buf, pos, relaidRemainingLength(raw, at, rawV5, qos, v5));
   pos += raw.copy(buf, pos, at.topicOffset, at.pidOffset);
   if (qos > 0) {
     buf[pos++] = packetId >> 8;
@@ -197,4 +194,15 @@ export function writeReframedPublish(
     else buf[pos++] = 0;
   }
   return pos + raw.copy(buf, pos, at.payloadOffset);
+}
+
+function relaidRemainingLength(
+  raw: Buffer,
+  at: PublishLayout,
+  rawV5: boolean,
+  qos: number,
+  v5: boolean,
+): number {
+  const propsLength = v5 ? (rawV5 ? at.payloadOffset - at.propsOffset : 1) : 0;
+  return at.pidOffset - at.topicOffset + (qos > 0 ? 2 : 0) + propsLength + raw.length - at.payloadOffset;
 }
