@@ -130,7 +130,7 @@ describe('publishFirstByte', () => {
     [1, false, false, 0x32],
     [2, true, false, 0x35],
     [1, true, true, 0x3b],
-  ] as const)('QoS %i, retain %s, dup %s: %i', (qos, retain, dup, first) => {
+  ] as const)('QoS %i, retain %s, dup %s', (qos, retain, dup, first) => {
     expect(publishFirstByte(qos, retain, dup)).toBe(first);
   });
 });
