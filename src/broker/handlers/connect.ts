@@ -140,8 +140,8 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
     keepalive: p.keepalive,
     serverKeepAlive: undefined,
   };
-  for (const step of ADMISSION) {
-    const refusal = step(core, c, p, a);
+  for (let i = 0; i < ADMISSION.length; i++) {
+    const refusal = ADMISSION[i]!(core, c, p, a);
     if (refusal !== undefined) {
       refuse(core, c, refusal);
       return;
@@ -149,7 +149,8 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
   }
   if (p.will !== undefined) c.will = ownWill(p.will);
   takeClientLimits(core, c, p, a);
-  const { session, present } = openSession(core, p, a.clientId);
+  const present = !p.clean && core.sessions.has(a.clientId);
+  const session = openSession(core, p, a.clientId, present);
   session.conn = c;
   c.session = session;
   c.state = ConnState.Connected;
@@ -205,9 +206,9 @@ function takeClientLimits(core: BrokerCore, c: Connection, p: ConnectPacket, a: 
 
 /**
  * The session for client `id`: taken over from another connection [MQTT-3.1.4-3] (v5: with
- * DISCONNECT 0x8E), resumed when the CONNECT is not clean, else new. `present`: it was resumed.
+ * DISCONNECT 0x8E); resumed when `present` (it exists and the CONNECT is not clean), else new.
  */
-function openSession(core: BrokerCore, p: ConnectPacket, id: string): { session: Session; present: boolean } {
+function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: boolean): Session {
   const v = p.protocolVersion;
   let session = core.sessions.get(id);
   const old = session?.conn;
@@ -216,9 +217,7 @@ function openSession(core: BrokerCore, p: ConnectPacket, id: string): { session:
     old.takenOver = true;
     old.disconnect(ReasonCode.SessionTakenOver, 'another connection with the same client id');
   }
-  let present = false;
-  if (session !== undefined && !p.clean) {
-    present = true;
+  if (session !== undefined && present) {
     clearTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
     // [MQTT-3.1.3-9] reconnecting before the Will Delay Interval cancels the pending will.
@@ -239,7 +238,7 @@ function openSession(core: BrokerCore, p: ConnectPacket, id: string): { session:
   session.username = p.username;
   // Like Mosquitto: a session resumed under another user keeps only what that user may read.
   if (userChanged && core.aclReads) dropUnreadable(core, session);
-  return { session, present };
+  return session;
 }
 
 function connack(core: BrokerCore, p: ConnectPacket, a: Admission, present: boolean): Packet {
