@@ -7,5 +7,6 @@
  *   await broker.close();
  */
 export { makePasswdLine } from './auth.js';
-export { Broker, type TraceFormatter } from './broker.js';
+export { Broker } from './broker.js';
 export type { BrokerAddresses, BrokerOptions, BrokerStats } from './options.js';
+export type { TraceFormatter } from './trace.js';

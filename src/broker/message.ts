@@ -3,6 +3,7 @@
  * the bytes it arrived in (so the fan-out path copies bytes instead of re-encoding).
  */
 import type { Properties, PublishPacket, QoS } from '../protocol/index.js';
+import { locatePublish, type PublishLayout } from '../protocol/packets/publish.js';
 import type { Session } from './session.js';
 
 let nextMessageId = 1;
@@ -12,7 +13,12 @@ export function reserveMessageIds(id: number): void {
   if (id >= nextMessageId) nextMessageId = id + 1;
 }
 
-export class Message {
+/** Where a message's Message Expiry starts from (the broker's clock). */
+export interface Clock {
+  now(): number;
+}
+
+export class Message implements PublishLayout {
   /** Broker-wide id (persistence refers to messages by it). */
   id: number;
   topic: string;
@@ -28,12 +34,12 @@ export class Message {
   raw: Buffer | undefined;
   /** raw was encoded for v5 (has a properties section). */
   rawV5: boolean;
-  /** Offset in raw of the topic length field, of the packet id (or where it would be), of the properties length, and of the payload. */
+  /** Where the parts of raw start (locatePublish). */
   topicOffset = 0;
   pidOffset = 0;
   propsOffset = 0;
   payloadOffset = 0;
-  /** Date.now() at which the message expires (v5 Message Expiry Interval); 0 = never. */
+  /** The broker's clock time at which the message expires (v5 Message Expiry Interval); 0 = never. */
   expiresAt: number;
   /** The session that published it (No Local), undefined for wills and $SYS. */
   sender: Session | undefined;
@@ -42,6 +48,7 @@ export class Message {
   /** The --persist log generation this message's body was written in (0 = none). */
   persistedIn = 0;
 
+  /** `clock`: the Message Expiry Interval in `props` runs from its now (undefined: the caller sets expiresAt). */
   constructor(
     topic: string,
     payload: Buffer,
@@ -49,7 +56,7 @@ export class Message {
     retain: boolean,
     props: Properties | undefined,
     sender: Session | undefined,
-    now: number,
+    clock: Clock | undefined,
   ) {
     this.id = nextMessageId++;
     this.topic = topic;
@@ -62,21 +69,12 @@ export class Message {
     this.sender = sender;
     this.owned = false;
     const expiry = props?.messageExpiryInterval;
-    this.expiresAt = expiry !== undefined ? now + expiry * 1000 : 0;
+    this.expiresAt = expiry !== undefined && clock !== undefined ? clock.now() + expiry * 1000 : 0;
   }
 
   /** Attaches the received bytes of a PUBLISH (the packet had no Topic Alias). */
   attachRaw(raw: Buffer, v5: boolean): void {
-    // Fixed header: one byte, then a 1-4 byte remaining length.
-    let i = 1;
-    while ((raw[i]! & 0x80) !== 0) i++;
-    i++;
-    this.topicOffset = i;
-    i += 2 + raw.readUInt16BE(i);
-    this.pidOffset = i;
-    if (this.qos > 0) i += 2;
-    this.propsOffset = i;
-    this.payloadOffset = raw.length - this.payload.length;
+    locatePublish(raw, this.payload.length, this);
     this.raw = raw;
     this.rawV5 = v5;
   }

@@ -49,7 +49,7 @@ export interface BrokerOptions {
   /**
    * Fault injection: the broker's Receive Maximum for v5 clients: most QoS 2 PUBLISHes not yet
    * released (PUBREC sent, no PUBREL yet); one more gets DISCONNECT 0x93. QoS 1 PUBACKs are queued
-   * while the read is processed, so QoS 1 never counts (see Connection.onPublish).
+   * while the read is processed, so QoS 1 never counts (see handlers/publish.ts).
    */
   receiveMaximum?: number;
   /** Topic Alias Maximum the broker accepts from clients (default 10, like Mosquitto; 0 = none). */

@@ -4,6 +4,7 @@
  * (protocol/topic.ts); this module only stores and matches.
  */
 import type { QoS } from '../protocol/index.js';
+import { parseSharedSubscription } from '../protocol/topic.js';
 import type { Session } from './session.js';
 
 /** One subscription of one session (the key in Session.subs is `filter`, shares included). */
@@ -19,6 +20,27 @@ export interface SubEntry {
   retainAsPublished: boolean;
   retainHandling: 0 | 1 | 2;
   subscriptionId: number | undefined;
+}
+
+/** The subscription of `session` to `filter` (a valid filter; `$share/group/...` is a shared one). */
+export function subEntry(
+  session: Session,
+  filter: string,
+  qos: QoS,
+  options: Pick<SubEntry, 'noLocal' | 'retainAsPublished' | 'retainHandling' | 'subscriptionId'>,
+): SubEntry {
+  const shared = parseSharedSubscription(filter);
+  return {
+    session,
+    filter,
+    topicFilter: shared?.filter ?? filter,
+    group: shared?.group,
+    qos,
+    noLocal: options.noLocal,
+    retainAsPublished: options.retainAsPublished,
+    retainHandling: options.retainHandling,
+    subscriptionId: options.subscriptionId,
+  };
 }
 
 /** Members of one `$share/group/filter`, served round-robin. */

@@ -1,8 +1,9 @@
 /** CONNECT, client ids, takeover, keepalive, session expiry and persistent sessions. */
 import { describe, expect, test } from 'vitest';
+import { brokerCore } from '../../src/broker/broker.js';
 import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
-const { sharedBroker, client, subscribe, pub } = brokerHarness();
+const { broker, sharedBroker, client, subscribe, pub } = brokerHarness();
 const b = sharedBroker({ connectTimeoutMs: 400 });
 /** Polls `check` every 20 ms until it is true; fails after timeoutMs. */
 async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -88,7 +89,7 @@ describe('client identifiers', () => {
     const c = await client(b.port, { version: 5, clientId: '' });
     const assigned = c.connack?.properties?.assignedClientIdentifier;
     expect(assigned).toMatch(/^mq-[0-9a-f]{16}$/);
-    expect(b.broker.sessions.has(assigned!)).toBe(true);
+    expect(brokerCore(b.broker).sessions.has(assigned!)).toBe(true);
   });
 });
 
@@ -128,11 +129,18 @@ describe('keepalive', () => {
   });
 
   test('PINGREQ keeps the connection alive', async () => {
-    const c = await client(b.port, { version: 4, keepalive: 1 });
-    for (let i = 0; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 500));
+    // The broker's clock moves 500 ms a round (3 s in all, twice 1.5 x keepalive); a PINGREQ in
+    // each round is all the client sends. The sweep runs after each PINGRESP.
+    const own = await broker();
+    const core = brokerCore(own.broker);
+    let offset = 0;
+    core.clock = () => Date.now() + offset;
+    const c = await client(own.port, { version: 4, keepalive: 1 });
+    for (let i = 0; i < 6; i++) {
+      offset += 500;
       c.send({ type: 'PINGREQ' });
       await c.nextPacket('PINGRESP');
+      core.sweep();
     }
     expect(c.closedNow).toBe(false);
   });
@@ -165,7 +173,7 @@ describe('sessions', () => {
     const back = await client(b.port, { version: 5, clientId: 'exp-1', clean: false, properties: props });
     expect(back.connack?.sessionPresent).toBe(true);
     await back.disconnect();
-    await until(() => !b.broker.sessions.has('exp-1'), 3000, 'the session to expire');
+    await until(() => !brokerCore(b.broker).sessions.has('exp-1'), 3000, 'the session to expire');
     const later = await client(b.port, { version: 5, clientId: 'exp-1', clean: false, properties: props });
     expect(later.connack?.sessionPresent).toBe(false);
   });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { brokerCore } from '../../src/broker/broker.js';
 import { Connection } from '../../src/broker/connection.js';
 import { makePasswdLine } from '../../src/broker/index.js';
 import { encode } from '../../src/protocol/index.js';
@@ -311,7 +312,7 @@ describe('malformed packets', () => {
       remoteAddress: '127.0.0.1',
       remotePort: 1,
     };
-    const conn = new Connection(b.broker, transport, 'tcp', Date.now());
+    const conn = new Connection(brokerCore(b.broker), transport, 'tcp', Date.now());
     const readBuffer = Buffer.alloc(8192);
     const feed = (bytes: Buffer) => {
       bytes.copy(readBuffer);

@@ -1,5 +1,6 @@
 /** QoS 0/1/2 flows, downgrade, packet ids, in-flight windows, offline queue and redelivery. */
 import { describe, expect, test } from 'vitest';
+import { brokerCore } from '../../src/broker/broker.js';
 import { encode, type PublishPacket } from '../../src/protocol/index.js';
 import { brokerHarness } from '../helpers/mqtt-test-client.js';
 
@@ -34,7 +35,7 @@ describe('flows', () => {
     expect([comp.packetId, comp.reasonCode ?? 0]).toEqual([9, 0]);
     s.send({ type: 'PINGREQ' });
     await s.nextPacket('PINGRESP');
-    expect(b.broker.sessions.get('q2-sub')?.inflight.size).toBe(0);
+    expect(brokerCore(b.broker).sessions.get('q2-sub')?.inflight.size).toBe(0);
   });
 
   test('QoS 2 exactly once: a retransmitted PUBLISH (DUP) before PUBREL is not delivered again', async () => {

@@ -1,5 +1,6 @@
 /** Retained messages and wills. */
 import { describe, expect, test } from 'vitest';
+import { brokerCore } from '../../src/broker/broker.js';
 import type { QoS, Will } from '../../src/protocol/index.js';
 import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
 
@@ -186,8 +187,8 @@ describe('wills when the broker stops', () => {
     await own.waitForLog(/\[delayed-will\] connection lost/);
     await own.broker.close();
     // A retained will would have been stored: neither was published.
-    expect(own.broker.retained.has('stop/now')).toBe(false);
-    expect(own.broker.retained.has('stop/later')).toBe(false);
+    expect(brokerCore(own.broker).retained.has('stop/now')).toBe(false);
+    expect(brokerCore(own.broker).retained.has('stop/later')).toBe(false);
     expect(own.logs.some((l) => /stop\//.test(l))).toBe(false);
   });
 });

@@ -1,0 +1,292 @@
+/**
+ * CONNECT: the admission checks as a list of steps (the first refusal answers with a CONNACK and
+ * closes), then the connection takes the client's limits, the session is opened, resumed or taken
+ * over [MQTT-3.1.4-3], the CONNACK goes out and whatever the session held is sent again.
+ */
+import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
+import {
+  type ConnectPacket,
+  formatReasonCode,
+  type Packet,
+  type Properties,
+  ReasonCode,
+  type Will,
+} from '../../protocol/index.js';
+import { type Connection, ConnState } from '../connection.js';
+import type { BrokerCore } from '../core.js';
+import { dropUnreadable, pump, resend } from '../routing.js';
+import { NEVER_EXPIRES, Session } from '../session.js';
+import { endSession } from '../session-end.js';
+
+/** What the admission steps settle about a CONNECT. */
+interface Admission {
+  clientId: string;
+  /** The broker made the client id up (a v5 client is told it in the CONNACK). */
+  assigned: boolean;
+  /** Seconds, as granted. */
+  keepalive: number;
+  /** --max-keepalive changed the keepalive: the v5 CONNACK says so. */
+  serverKeepAlive: number | undefined;
+}
+
+/** Why a CONNECT is refused: a v5 reason code (3.1.1 clients get the nearest return code). */
+interface Refusal {
+  code: number;
+  why: string;
+}
+
+/** One admission check: a refusal, or undefined to go on to the next. */
+type AdmissionStep = (core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission) => Refusal | undefined;
+
+/** --refuse-connect (fault injection) refuses everyone. */
+const refuseConnectFault: AdmissionStep = (core) => {
+  const code = core.opts.refuseConnect;
+  return code === undefined ? undefined : { code, why: '--refuse-connect' };
+};
+
+/** --max-connections was reached, or the broker is shutting down, when the connection came. */
+const connectionLimit: AdmissionStep = (core, c) => {
+  if (!c.overLimit) return undefined;
+  const why = core.closing ? 'shutting down' : `--max-connections ${core.opts.maxConnections} reached`;
+  return { code: ReasonCode.ServerBusy, why };
+};
+
+/** Enhanced authentication (v5 Authentication Method, AUTH packets) is not supported. */
+const authenticationMethod: AdmissionStep = (_core, _c, p) => {
+  const method = p.protocolVersion === 5 ? p.properties?.authenticationMethod : undefined;
+  if (method === undefined) return undefined;
+  return { code: ReasonCode.BadAuthenticationMethod, why: `authentication method '${method}' not supported` };
+};
+
+/** An empty client id is assigned one, where the protocol level allows it. */
+const clientIdentifier: AdmissionStep = (_core, _c, p, a) => {
+  if (p.clientId !== '') return undefined;
+  // [MQTT-3.1.3-8] 3.1.1: an empty id needs clean session; 3.1 requires an id.
+  if (p.protocolVersion === 3 || (p.protocolVersion === 4 && !p.clean)) {
+    return { code: ReasonCode.ClientIdentifierNotValid, why: 'empty client id without clean session' };
+  }
+  a.clientId = `mq-${randomBytes(8).toString('hex')}`;
+  a.assigned = true;
+  return undefined;
+};
+
+/** User name and password (--user, --passwd-file). */
+const credentials: AdmissionStep = (core, _c, p) => {
+  if (core.auth.check(p.username, p.password)) return undefined;
+  return {
+    code: ReasonCode.BadUserNameOrPassword,
+    why: `bad user name or password (user ${p.username ?? '(none)'})`,
+  };
+};
+
+/** --max-keepalive: keepalive 0 or above it becomes the maximum (v5 Server Keep Alive). */
+const keepaliveLimit: AdmissionStep = (core, _c, p, a) => {
+  const max = core.opts.maxKeepalive;
+  if (max === undefined || (p.keepalive !== 0 && p.keepalive <= max)) return undefined;
+  if (p.protocolVersion !== 5) {
+    // Like Mosquitto: 3.1.1 cannot be told another keepalive, so it is refused.
+    return {
+      code: ReasonCode.ClientIdentifierNotValid,
+      why: `keepalive ${p.keepalive} s above --max-keepalive ${max}`,
+    };
+  }
+  a.keepalive = max;
+  a.serverKeepAlive = max;
+  return undefined;
+};
+
+/** The will must be one the broker would accept as a PUBLISH from this client. */
+const willAllowed: AdmissionStep = (core, _c, p, a) => {
+  const will = p.will;
+  if (will === undefined) return undefined;
+  if (will.qos > core.maxQoS) {
+    return {
+      code: ReasonCode.QoSNotSupported,
+      why: `will QoS ${will.qos} above the maximum QoS ${core.maxQoS}`,
+    };
+  }
+  if (will.retain && core.noRetain) {
+    return { code: ReasonCode.RetainNotSupported, why: 'retained will but retain is not available' };
+  }
+  // [MQTT-3.1.2.11.3] a will that says UTF-8 (Payload Format Indicator 1) must be: else 0x99.
+  if (will.properties?.payloadFormatIndicator === 1 && !isUtf8(will.payload)) {
+    return {
+      code: ReasonCode.PayloadFormatInvalid,
+      why: 'will payload is not UTF-8 (Payload Format Indicator 1)',
+    };
+  }
+  if (!core.acl.open && !core.acl.canPublish(will.topic, p.username, a.clientId)) {
+    return { code: ReasonCode.NotAuthorized, why: `not authorized to publish the will to '${will.topic}'` };
+  }
+  return undefined;
+};
+
+/** The admission checks, in the order they run. */
+const ADMISSION: readonly AdmissionStep[] = [
+  refuseConnectFault,
+  connectionLimit,
+  authenticationMethod,
+  clientIdentifier,
+  credentials,
+  keepaliveLimit,
+  willAllowed,
+];
+
+export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket): void {
+  const a: Admission = {
+    clientId: p.clientId,
+    assigned: false,
+    keepalive: p.keepalive,
+    serverKeepAlive: undefined,
+  };
+  for (let i = 0; i < ADMISSION.length; i++) {
+    const refusal = ADMISSION[i]!(core, c, p, a);
+    if (refusal !== undefined) {
+      refuse(core, c, refusal);
+      return;
+    }
+  }
+  if (p.will !== undefined) c.will = ownWill(p.will);
+  takeClientLimits(core, c, p, a);
+  const present = !p.clean && core.sessions.has(a.clientId);
+  const session = openSession(core, p, a.clientId, present);
+  session.conn = c;
+  c.session = session;
+  c.state = ConnState.Connected;
+  if (++core.counters.clientsConnected > core.counters.clientsMaximum)
+    core.counters.clientsMaximum = core.counters.clientsConnected;
+  if (core.opts.disconnectAfterS !== undefined)
+    c.disconnectAt = core.now() + core.opts.disconnectAfterS * 1000;
+
+  c.writePacket(connack(core, p, a, present), true);
+  const v = p.protocolVersion;
+  const how = `${v === 5 ? 'MQTT 5.0' : v === 4 ? 'MQTT 3.1.1' : 'MQTT 3.1'}, ${p.clean ? 'clean' : present ? 'session resumed' : 'new session'}, keepalive ${a.keepalive}`;
+  core.log(
+    `[${a.clientId}] connected from ${c.transport.remoteAddress ?? '?'} over ${c.listener} (${how}${p.username !== undefined ? `, user ${p.username}` : ''})`,
+  );
+  core.persist?.session(session);
+
+  // Resume: in-flight messages again (PUBLISH with DUP, PUBREL) in their order, then the queue.
+  if (session.inflightSize > 0) for (const out of session.inflight.values()) resend(core, session, c, out);
+  pump(core, session);
+}
+
+/** The will as the connection keeps it: its bytes copied out of the read buffer. */
+function ownWill(will: Will): Will {
+  const wp = will.properties;
+  return {
+    ...will,
+    payload: Buffer.from(will.payload),
+    ...(wp !== undefined
+      ? {
+          properties: {
+            ...wp,
+            ...(wp.correlationData !== undefined ? { correlationData: Buffer.from(wp.correlationData) } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** The connection takes the client's identity, keepalive and (v5) limits on what it is sent. */
+function takeClientLimits(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission): void {
+  const props = p.properties;
+  c.clientId = a.clientId;
+  c.username = p.username;
+  c.keepaliveMs = a.keepalive * 1000;
+  c.lastRx = core.now();
+  if (p.protocolVersion === 5) {
+    c.inflightLimit = Math.min(props?.receiveMaximum ?? 65_535, core.maxInflight);
+    c.maxOut = props?.maximumPacketSize ?? c.maxOut;
+    c.aliasOutMax = props?.topicAliasMaximum ?? 0;
+    if (core.opts.topicAliasOut === true && c.aliasOutMax > 0) c.aliasesOut = new Map();
+  } else c.inflightLimit = core.maxInflight;
+}
+
+/**
+ * The session for client `id`: taken over from another connection [MQTT-3.1.4-3] (v5: with
+ * DISCONNECT 0x8E); resumed when `present` (it exists and the CONNECT is not clean), else new.
+ */
+function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: boolean): Session {
+  const v = p.protocolVersion;
+  let session = core.sessions.get(id);
+  const old = session?.conn;
+  if (old !== undefined) {
+    core.log(`[${id}] session taken over by a new connection`);
+    old.takenOver = true;
+    old.disconnect(ReasonCode.SessionTakenOver, 'another connection with the same client id');
+  }
+  if (session !== undefined && present) {
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    // [MQTT-3.1.3-9] reconnecting before the Will Delay Interval cancels the pending will.
+    clearTimeout(session.willTimer);
+    session.willTimer = undefined;
+    session.pendingWill = undefined;
+    if (session.version !== v) {
+      session.version = v;
+      core.trie.invalidate();
+    }
+  } else {
+    if (session !== undefined) endSession(core, session);
+    session = new Session(id, v);
+    core.sessions.set(id, session);
+  }
+  session.expiryInterval = v === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
+  const userChanged = present && session.username !== p.username;
+  session.username = p.username;
+  // Like Mosquitto: a session resumed under another user keeps only what that user may read.
+  if (userChanged && core.aclReads) dropUnreadable(core, session);
+  return session;
+}
+
+function connack(core: BrokerCore, p: ConnectPacket, a: Admission, present: boolean): Packet {
+  const v = p.protocolVersion;
+  const ack: Packet = { type: 'CONNACK', sessionPresent: present && v !== 3, reasonCode: 0 };
+  if (v !== 5) return ack;
+  const cp: Properties = {};
+  if (a.assigned) cp.assignedClientIdentifier = a.clientId;
+  if (a.serverKeepAlive !== undefined) cp.serverKeepAlive = a.serverKeepAlive;
+  if (core.receiveMaximum < 65_535) cp.receiveMaximum = core.receiveMaximum;
+  if (core.opts.maxPacketSize !== undefined) cp.maximumPacketSize = core.opts.maxPacketSize;
+  if (core.topicAliasMax > 0) cp.topicAliasMaximum = core.topicAliasMax;
+  if (core.maxQoS < 2) cp.maximumQoS = core.maxQoS;
+  if (core.noRetain) cp.retainAvailable = 0;
+  if (Object.keys(cp).length > 0) ack.properties = cp;
+  return ack;
+}
+
+/** CONNACK with the refusal's code (in the client's protocol level), then the close. */
+function refuse(core: BrokerCore, c: Connection, r: Refusal): void {
+  const v5 = c.version === 5;
+  const rc = v5 ? toV5ConnackCode(r.code) : toV4ReturnCode(r.code);
+  c.writePacket({ type: 'CONNACK', sessionPresent: false, reasonCode: rc }, true);
+  core.log(`[${c.label}] connection refused: ${formatReasonCode(rc, 'CONNACK', v5 ? 5 : 4)} (${r.why})`);
+  c.closeNow();
+}
+
+/** 3.1.1 CONNACK return code for a v5 reason code (codes 1-5 pass through). */
+function toV4ReturnCode(code: number): number {
+  if (code <= 5) return code;
+  switch (code) {
+    case ReasonCode.UnsupportedProtocolVersion:
+      return 1;
+    case ReasonCode.ClientIdentifierNotValid:
+      return 2;
+    case ReasonCode.BadUserNameOrPassword:
+    case ReasonCode.BadAuthenticationMethod:
+      return 4;
+    case ReasonCode.NotAuthorized:
+    case ReasonCode.Banned:
+      return 5;
+    default:
+      return 3;
+  }
+}
+
+/** v5 CONNACK reason code for a 3.1.1 return code (codes >= 0x80 pass through). */
+function toV5ConnackCode(code: number): number {
+  const map = [0, 0x84, 0x85, 0x88, 0x86, 0x87];
+  return code < map.length ? map[code]! : code;
+}

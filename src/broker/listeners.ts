@@ -1,0 +1,173 @@
+/**
+ * The listeners: MQTT over TCP, TLS and WebSocket (with its HTTP path and subprotocol checks). Each
+ * accepted socket becomes a Connection through `accept`; its bytes and its close go to it.
+ */
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { Connection, ListenerKind } from './connection.js';
+import type { BrokerAddresses, BrokerOptions } from './options.js';
+import { type Transport, WebSocketTransport } from './transport.js';
+
+const DEFAULT_WS_PATH = '/mqtt';
+/** WebSocket subprotocols accepted, preferred first: 'mqtt' (MQTT 3.1.1 and 5.0), 'mqttv3.1' (older clients). */
+const WS_PROTOCOLS = ['mqtt', 'mqttv3.1'];
+
+const kConn = Symbol('mq.broker.connection');
+type SocketWithConn = Socket & { [kConn]?: Connection };
+
+// One listener function for every socket (no closure per connection: memory per idle connection).
+function onSocketData(this: SocketWithConn, chunk: Buffer): void {
+  this[kConn]!.onData(chunk);
+}
+function onSocketClose(this: SocketWithConn): void {
+  this[kConn]!.onClose();
+}
+function ignore(): void {}
+
+type Accept = (transport: Transport, listener: ListenerKind) => Connection;
+type AnyServer = Server | TlsServer | HttpServer;
+
+export class Listeners {
+  private readonly servers: AnyServer[] = [];
+  private wss: WebSocketServer | undefined = undefined;
+  private readonly accept: Accept;
+  private readonly log: (line: string) => void;
+
+  constructor(accept: Accept, log: (line: string) => void) {
+    this.accept = accept;
+    this.log = log;
+  }
+
+  /** Opens every listener `o` configures; resolves with the bound addresses. */
+  async open(o: BrokerOptions): Promise<BrokerAddresses> {
+    const host = o.host ?? '127.0.0.1';
+    const addresses: BrokerAddresses = {};
+    if (o.port !== null) {
+      const server = createServer({ noDelay: true }, (socket) => this.acceptSocket(socket, 'tcp'));
+      addresses.tcp = await this.bind(server, host, o.port ?? 1883);
+    }
+    if (o.tlsPort !== undefined) {
+      if (o.cert === undefined || o.key === undefined) throw new Error('a TLS listener needs cert and key');
+      const server = createTlsServer({ cert: o.cert, key: o.key }, (socket) =>
+        this.acceptSocket(socket, 'tls'),
+      );
+      server.on('tlsClientError', ignore);
+      addresses.tls = await this.bind(server, host, o.tlsPort);
+    }
+    if (o.wsPort !== undefined)
+      addresses.ws = await this.bind(this.webSocket(o.wsPath ?? DEFAULT_WS_PATH), host, o.wsPort);
+    return addresses;
+  }
+
+  /** Stops accepting; resolves when every listener has closed (after its connections ended). */
+  stopAccepting(): Promise<void> {
+    const closed = this.servers.map(
+      (server) => new Promise<void>((resolve) => server.close(() => resolve())),
+    );
+    return Promise.all(closed).then(ignore);
+  }
+
+  closeWebSockets(): void {
+    this.wss?.close();
+  }
+
+  private bind(server: AnyServer, host: string, port: number): Promise<{ host: string; port: number }> {
+    this.servers.push(server);
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.log(`listener error: ${err.message}`));
+        const a = server.address();
+        if (a === null || typeof a === 'string') resolve({ host, port });
+        else resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  private acceptSocket(socket: Socket, listener: 'tcp' | 'tls'): void {
+    socket.setNoDelay(true);
+    const conn = this.accept(socket, listener);
+    const s = socket as SocketWithConn;
+    s[kConn] = conn;
+    socket.on('data', onSocketData);
+    socket.on('close', onSocketClose);
+    socket.on('error', ignore);
+  }
+
+  /** An HTTP server that upgrades `wsPath` to MQTT over WebSocket and explains everything else. */
+  private webSocket(wsPath: string): HttpServer {
+    const http = createHttpServer((req, res) => {
+      const found = pathOf(req.url) === wsPath;
+      res.writeHead(found ? 426 : 404, { 'content-type': 'text/plain', connection: 'close' });
+      res.end(
+        found
+          ? `MQTT over WebSocket: connect with a WebSocket client (subprotocol ${WS_PROTOCOLS[0]})\n`
+          : `Not found: MQTT over WebSocket is at ${wsPath}\n`,
+      );
+    });
+    const wss = new WebSocketServer({
+      noServer: true,
+      handleProtocols: (protocols) => pickWsProtocol([...protocols]) ?? false,
+    });
+    this.wss = wss;
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', ignore);
+      const path = pathOf(req.url);
+      if (path !== wsPath) {
+        this.log(`WebSocket upgrade for '${path}' refused: MQTT is at ${wsPath} (HTTP 404)`);
+        refuseUpgrade(socket, '404 Not Found', `MQTT over WebSocket is at ${wsPath}`);
+        return;
+      }
+      // The subprotocol names the payload format: MQTT ('mqtt'; 'mqttv3.1' from older clients).
+      const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+      if (pickWsProtocol(offered) === undefined) {
+        this.log(
+          `WebSocket upgrade refused: subprotocol ${offered.join(',') === '' ? '(none)' : `'${offered.join(',')}'`} is not ${WS_PROTOCOLS.join(' or ')} (HTTP 400)`,
+        );
+        refuseUpgrade(
+          socket,
+          '400 Bad Request',
+          `Sec-WebSocket-Protocol must offer ${WS_PROTOCOLS.join(' or ')}`,
+        );
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    });
+    wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+      const transport = new WebSocketTransport(ws, req.socket.remoteAddress, req.socket.remotePort);
+      const conn = this.accept(transport, 'ws');
+      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+        conn.onData(
+          Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data),
+        );
+      });
+      ws.on('close', () => conn.onClose());
+      ws.on('error', ignore);
+    });
+    return http;
+  }
+}
+
+function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q < 0 ? u : u.slice(0, q);
+}
+
+function pickWsProtocol(offered: string[]): string | undefined {
+  for (const p of WS_PROTOCOLS) if (offered.includes(p)) return p;
+  return undefined;
+}
+
+/** Answers a refused WebSocket upgrade with a plain HTTP response and closes. */
+function refuseUpgrade(socket: Duplex, status: string, text: string): void {
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,386 @@
+/**
+ * The records of the --persist log (one JSON object a line; `o` is the op), how they are made from
+ * the broker's state, read back and checked, and replayed into sessions and retained messages.
+ *
+ *   M {id,t,p,q,r,x?,e?}  a message body (payload base64, properties, expiry time)
+ *   S {c,v,e,u?,subs}     a persistent session and its subscriptions
+ *   D {c}                 the session ended
+ *   Q {c,k,m,q,r,s?}      copy k of message m queued for session c
+ *   P {c,k,p}             copy k sent with packet id p
+ *   L {c,k}               copy k released (PUBREC received, waiting for PUBCOMP)
+ *   A {c,k}               copy k done (acknowledged, expired or dropped)
+ *   R {t,m} / X {t}       retained message set / deleted
+ *   I {c,p} / J {c,p}     incoming QoS 2 packet id pending / released
+ */
+import type { Properties, ProtocolVersion, QoS } from '../protocol/index.js';
+import { Message, Outgoing, reserveMessageIds, reserveOutgoingSeq } from './message.js';
+import { Session } from './session.js';
+import { subEntry } from './trie.js';
+
+/** A subscription: filter, QoS, No Local, Retain As Published, Retain Handling, Subscription Identifier. */
+type SubTuple = [string, QoS, 0 | 1, 0 | 1, 0 | 1 | 2, number | null];
+
+export type LogRecord =
+  | { o: 'M'; id: number; t: string; p: string; q: QoS; r: boolean; x?: Properties; e?: number }
+  | { o: 'S'; c: string; v: ProtocolVersion; e: number; u?: string; subs: SubTuple[] }
+  | { o: 'D'; c: string }
+  | { o: 'Q'; c: string; k: number; m: number; q: QoS; r: boolean; s?: number[] }
+  | { o: 'P'; c: string; k: number; p: number }
+  | { o: 'L'; c: string; k: number }
+  | { o: 'A'; c: string; k: number }
+  | { o: 'R'; t: string; m: number }
+  | { o: 'X'; t: string }
+  | { o: 'I'; c: string; p: number }
+  | { o: 'J'; c: string; p: number };
+
+// ---- from the broker's state ------------------------------------------------------------------
+
+export function messageRecord(m: Message): LogRecord {
+  const rec: LogRecord = {
+    o: 'M',
+    id: m.id,
+    t: m.topic,
+    p: m.payload.toString('base64'),
+    q: m.qos,
+    r: m.retain,
+  };
+  if (m.props !== undefined) rec.x = m.props;
+  if (m.expiresAt !== 0) rec.e = m.expiresAt;
+  return rec;
+}
+
+export function sessionRecord(s: Session): LogRecord {
+  const subs: SubTuple[] = [];
+  for (const e of s.subs.values()) {
+    subs.push([
+      e.filter,
+      e.qos,
+      e.noLocal ? 1 : 0,
+      e.retainAsPublished ? 1 : 0,
+      e.retainHandling,
+      e.subscriptionId ?? null,
+    ]);
+  }
+  const rec: LogRecord = { o: 'S', c: s.clientId, v: s.version, e: s.expiryInterval, subs };
+  if (s.username !== undefined) rec.u = s.username;
+  return rec;
+}
+
+export function queueRecord(s: Session, out: Outgoing): LogRecord {
+  const rec: LogRecord = { o: 'Q', c: s.clientId, k: out.seq, m: out.msg.id, q: out.qos, r: out.retain };
+  if (out.subIds !== undefined) rec.s = out.subIds;
+  return rec;
+}
+
+// ---- read back and checked --------------------------------------------------------------------
+
+class BadRecord extends Error {}
+
+type Fields = { [key: string]: unknown };
+
+function isFields(x: unknown): x is Fields {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function asString(x: unknown, what: string): string {
+  if (typeof x !== 'string') throw new BadRecord(`${what} is not a string`);
+  return x;
+}
+
+function asInt(x: unknown, what: string): number {
+  if (typeof x !== 'number' || !Number.isInteger(x)) throw new BadRecord(`${what} is not an integer`);
+  return x;
+}
+
+function asOneOf<T extends number>(x: unknown, allowed: readonly T[], what: string): T {
+  const found = allowed.find((a) => a === x);
+  if (found === undefined) throw new BadRecord(`${what} is not one of ${allowed.join(', ')}`);
+  return found;
+}
+
+function asArray(x: unknown, what: string): unknown[] {
+  if (!Array.isArray(x)) throw new BadRecord(`${what} is not an array`);
+  return x;
+}
+
+const QOS = [0, 1, 2] as const;
+const FLAG = [0, 1] as const;
+const VERSIONS = [3, 4, 5] as const;
+const RETAIN_HANDLING = [0, 1, 2] as const;
+
+const str = (f: Fields, key: string) => asString(f[key], `field '${key}'`);
+const int = (f: Fields, key: string) => asInt(f[key], `field '${key}'`);
+const optStr = (f: Fields, key: string) => (f[key] === undefined ? undefined : str(f, key));
+const optInt = (f: Fields, key: string) => (f[key] === undefined ? undefined : int(f, key));
+const qos = (f: Fields, key: string) => asOneOf(f[key], QOS, `field '${key}'`);
+
+function bool(f: Fields, key: string): boolean {
+  const x = f[key];
+  if (typeof x !== 'boolean') throw new BadRecord(`field '${key}' is not a boolean`);
+  return x;
+}
+
+function ints(f: Fields, key: string): number[] | undefined {
+  if (f[key] === undefined) return undefined;
+  return asArray(f[key], `field '${key}'`).map((x) => asInt(x, `an element of field '${key}'`));
+}
+
+function subs(f: Fields, key: string): SubTuple[] {
+  return asArray(f[key], `field '${key}'`).map((x): SubTuple => {
+    const what = `a subscription in field '${key}'`;
+    const t = asArray(x, what);
+    return [
+      asString(t[0], what),
+      asOneOf(t[1], QOS, what),
+      asOneOf(t[2], FLAG, what),
+      asOneOf(t[3], FLAG, what),
+      asOneOf(t[4], RETAIN_HANDLING, what),
+      t[5] === null ? null : asInt(t[5], what),
+    ];
+  });
+}
+
+/** Properties as messageRecord wrote them (JSON.stringify wrote Buffers as {type:'Buffer',data:[...]}). */
+function props(f: Fields, key: string): Properties | undefined {
+  const x = f[key];
+  if (x === undefined) return undefined;
+  if (!isFields(x)) throw new BadRecord(`field '${key}' is not an object`);
+  // What the broker decoded from a PUBLISH, written by messageRecord: trusted as written but for
+  // the one binary property, which JSON cannot hold as bytes.
+  const p: Properties = { ...x };
+  const cd = x.correlationData;
+  if (cd !== undefined) {
+    const what = `the correlationData in field '${key}'`;
+    if (!isFields(cd)) throw new BadRecord(`${what} is not bytes`);
+    p.correlationData = Buffer.from(asArray(cd.data, what).map((b) => asByte(b, what)));
+  }
+  return p;
+}
+
+function asByte(x: unknown, what: string): number {
+  const n = asInt(x, what);
+  if (n < 0 || n > 255) throw new BadRecord(`${what} holds ${n}, not a byte`);
+  return n;
+}
+
+/** One line of the log as a record; throws BadRecord when it is not one. */
+function toRecord(f: Fields): LogRecord {
+  const o = f.o;
+  switch (o) {
+    case 'M':
+      return {
+        o,
+        id: int(f, 'id'),
+        t: str(f, 't'),
+        p: str(f, 'p'),
+        q: qos(f, 'q'),
+        r: bool(f, 'r'),
+        x: props(f, 'x'),
+        e: optInt(f, 'e'),
+      };
+    case 'S':
+      return {
+        o,
+        c: str(f, 'c'),
+        v: asOneOf(f.v, VERSIONS, "field 'v'"),
+        e: int(f, 'e'),
+        u: optStr(f, 'u'),
+        subs: subs(f, 'subs'),
+      };
+    case 'D':
+      return { o, c: str(f, 'c') };
+    case 'Q':
+      return {
+        o,
+        c: str(f, 'c'),
+        k: int(f, 'k'),
+        m: int(f, 'm'),
+        q: qos(f, 'q'),
+        r: bool(f, 'r'),
+        s: ints(f, 's'),
+      };
+    case 'P':
+      return { o, c: str(f, 'c'), k: int(f, 'k'), p: int(f, 'p') };
+    case 'L':
+    case 'A':
+      return { o, c: str(f, 'c'), k: int(f, 'k') };
+    case 'R':
+      return { o, t: str(f, 't'), m: int(f, 'm') };
+    case 'X':
+      return { o, t: str(f, 't') };
+    case 'I':
+    case 'J':
+      return { o, c: str(f, 'c'), p: int(f, 'p') };
+    default:
+      throw new BadRecord(`unknown record '${typeof o === 'string' ? o : JSON.stringify(o)}'`);
+  }
+}
+
+// ---- replayed ---------------------------------------------------------------------------------
+
+/** The log's end state: sessions (offline) with their queues, and retained messages by topic. */
+export interface Replayed {
+  sessions: Map<string, Session>;
+  retained: Map<string, Message>;
+  /** Messages queued or in flight, over all sessions. */
+  queued: number;
+}
+
+/** Per session: seq -> copy (in flight or queued). */
+type Copies = Map<string, Map<number, Outgoing>>;
+
+/** Replays the log `text`; `warn` hears of every line skipped (but a torn last line). */
+export function replay(text: string, warn: (line: number, err: string) => void): Replayed {
+  const state: ReplayState = {
+    messages: new Map(),
+    sessions: new Map(),
+    retained: new Map(),
+    copies: new Map(),
+    maxMsg: 0,
+    maxSeq: 0,
+  };
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      // A torn last line is what a kill -9 mid-write leaves: nothing acknowledged was in it.
+      if (lines.slice(i + 1).some((l) => l !== ''))
+        warn(i + 1, err instanceof Error ? err.message : String(err));
+      continue;
+    }
+    try {
+      if (!isFields(value)) throw new BadRecord('not a JSON object');
+      apply(state, toRecord(value));
+    } catch (err) {
+      if (!(err instanceof BadRecord)) throw err;
+      warn(i + 1, err.message);
+    }
+  }
+  reserveMessageIds(state.maxMsg);
+  reserveOutgoingSeq(state.maxSeq);
+  return { sessions: state.sessions, retained: state.retained, queued: requeue(state) };
+}
+
+interface ReplayState {
+  messages: Map<number, Message>;
+  sessions: Map<string, Session>;
+  retained: Map<string, Message>;
+  copies: Copies;
+  maxMsg: number;
+  maxSeq: number;
+}
+
+function apply(st: ReplayState, rec: LogRecord): void {
+  switch (rec.o) {
+    case 'M': {
+      const m = new Message(rec.t, Buffer.from(rec.p, 'base64'), rec.q, rec.r, rec.x, undefined, undefined);
+      m.id = rec.id;
+      m.owned = true;
+      m.expiresAt = rec.e ?? 0;
+      st.messages.set(rec.id, m);
+      if (rec.id > st.maxMsg) st.maxMsg = rec.id;
+      return;
+    }
+    case 'S':
+      restoreSession(st, rec);
+      return;
+    case 'D':
+      st.sessions.delete(rec.c);
+      st.copies.delete(rec.c);
+      return;
+    case 'Q': {
+      const m = st.messages.get(rec.m);
+      const map = st.copies.get(rec.c);
+      if (m === undefined || map === undefined) return;
+      const out = new Outgoing(m, rec.q, rec.r, rec.s);
+      out.seq = rec.k;
+      if (out.seq > st.maxSeq) st.maxSeq = out.seq;
+      map.set(out.seq, out);
+      return;
+    }
+    case 'P': {
+      const out = st.copies.get(rec.c)?.get(rec.k);
+      if (out !== undefined) {
+        out.packetId = rec.p;
+        out.sent = true;
+      }
+      return;
+    }
+    case 'L': {
+      const out = st.copies.get(rec.c)?.get(rec.k);
+      if (out !== undefined) out.state = 'rel';
+      return;
+    }
+    case 'A':
+      st.copies.get(rec.c)?.delete(rec.k);
+      return;
+    case 'R': {
+      const m = st.messages.get(rec.m);
+      if (m !== undefined) st.retained.set(rec.t, m);
+      return;
+    }
+    case 'X':
+      st.retained.delete(rec.t);
+      return;
+    case 'I': {
+      const s = st.sessions.get(rec.c);
+      if (s !== undefined) (s.incomingQos2 ??= new Set()).add(rec.p);
+      return;
+    }
+    case 'J':
+      st.sessions.get(rec.c)?.incomingQos2?.delete(rec.p);
+      return;
+    default: {
+      const unreachable: never = rec;
+      void unreachable;
+    }
+  }
+}
+
+function restoreSession(st: ReplayState, rec: Extract<LogRecord, { o: 'S' }>): void {
+  let s = st.sessions.get(rec.c);
+  if (s === undefined) {
+    s = new Session(rec.c, rec.v);
+    s.persisted = true;
+    st.sessions.set(rec.c, s);
+    st.copies.set(rec.c, new Map());
+  }
+  s.version = rec.v;
+  s.expiryInterval = rec.e;
+  s.username = rec.u;
+  s.subs.clear();
+  for (const [filter, qos, nl, rap, rh, sid] of rec.subs) {
+    const entry = subEntry(s, filter, qos, {
+      noLocal: nl === 1,
+      retainAsPublished: rap === 1,
+      retainHandling: rh,
+      subscriptionId: sid ?? undefined,
+    });
+    s.subs.set(filter, entry);
+  }
+}
+
+/** Puts each session's copies back in seq order: those with a packet id in flight, the rest queued. */
+function requeue(st: ReplayState): number {
+  let queued = 0;
+  for (const [c, map] of st.copies) {
+    const s = st.sessions.get(c);
+    if (s === undefined) continue;
+    const ordered = [...map.values()].sort((a, b) => a.seq - b.seq);
+    for (const out of ordered) {
+      queued++;
+      // Copies that had a packet id go back in flight (resent with DUP on reconnect), the rest queue.
+      if (out.sent && out.packetId !== 0 && !s.inflight.has(out.packetId)) s.inflight.set(out.packetId, out);
+      else {
+        out.sent = false;
+        out.state = 'pub';
+        s.queue.push(out);
+      }
+    }
+  }
+  return queued;
+}
