@@ -216,6 +216,6 @@ export interface BenchReport {
   };
   timeline: TimelinePoint[];
   histograms: BenchHistograms;
-  /** Set by merge(): the reports combined into this one. */
-  sources?: { runId: string; hostname: string; startedAt: string; durationSec: number }[];
+  /** Set by mergeReports(): the reports combined into this one. */
+  sources?: { runId: string; hostname: string; mode: BenchMode; startedAt: string; durationSec: number }[];
 }
