@@ -249,6 +249,12 @@ export class BenchSession {
     const s = this.settings;
     this.builder.connectStarted();
     this.okSubs = await this.connectRole('sub', null);
+    if (s.mode === 'e2e' && this.okSubs.length === 0) {
+      // No subscriber: publishing would measure nothing.
+      this.builder.connectEnded(this.counter(C_CONNECTED));
+      this.stopReason ??= 'connect-failed';
+      return;
+    }
     const live = this.subFilters.map((f, j) => (this.okSubs.includes(j) ? f : undefined));
     const reach = receiversOf(this.pubTopics, live);
     this.deliveries = reach.deliveries;
@@ -317,7 +323,8 @@ export class BenchSession {
       if (this.everyConnectionLost()) return true;
       if (s.mode === 'sub' && Number.isFinite(count))
         return this.counter(C_RECEIVED_REC) - received0 >= count;
-      return this.phaseSent >= this.channels.length && nowMs() >= Math.min(endMs, Number.POSITIVE_INFINITY);
+      // Every share has sent its part (count phases), and the time is up (duration phases).
+      return this.phaseSent >= this.channels.length && (!Number.isFinite(endMs) || nowMs() >= endMs);
     });
     const sendingEnded = Math.min(nowMs(), endMs);
     if (this.everyConnectionLost()) this.stopReason ??= 'connections-lost';

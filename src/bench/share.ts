@@ -174,6 +174,7 @@ export class Share {
       tick: this.tick,
       recording: () => this.phase.active && this.phase.record,
       clock: this.clock,
+      error,
     };
     this.keepalive = setInterval(() => this.keepConnectionsAlive(), 1000);
   }
@@ -433,12 +434,13 @@ export class Share {
 
   private beginPhase(): void {
     const phase = this.phase;
-    if (this.phaseSentPosted) return; // halted before it began
-    if (this.pubs.length === 0 || this.closed) {
+    if (this.phaseSentPosted || this.closed) return; // halted before it began
+    // Active (recording, for a sub-mode subscriber) until the engine halts it.
+    phase.active = true;
+    if (this.pubs.length === 0) {
       this.postPhaseSent();
       return;
     }
-    phase.active = true;
     if (Number.isFinite(phase.endMs))
       this.later(() => this.stopSending(), Math.max(0, phase.endMs - nowMs()));
     if (phase.schedule !== null) this.openTick();

@@ -45,6 +45,8 @@ export interface SubscriberContext {
   recording(): boolean;
   /** Set when latency came from another process's clock (sub mode). */
   clock: { acrossProcesses: boolean };
+  /** Counts a failure under `reason`. */
+  error(reason: string): void;
 }
 
 export class Subscriber {
@@ -56,6 +58,7 @@ export class Subscriber {
   private readonly pubs: number;
   private readonly v5: boolean;
   private readonly otherRuns: boolean;
+  private readonly qos: number;
 
   constructor(
     readonly index: number,
@@ -68,6 +71,7 @@ export class Subscriber {
     this.pubs = s.pubs;
     this.v5 = s.version === 5;
     this.otherRuns = s.mode === 'sub';
+    this.qos = s.qos;
   }
 
   /** One PUBLISH, as its bytes (`hl`: fixed header length), read at `now`. */
@@ -103,6 +107,8 @@ export class Subscriber {
     let tracker: SequenceTracker;
     if (run === this.runId && pub < this.pubs) {
       tracker = this.own;
+      // This run's publishers and subscribers use one QoS: anything else is the broker's doing.
+      if (qos !== this.qos) ctx.error(`received QoS ${qos}, expected ${this.qos}`);
       if (ctx.received !== null) ctx.received[this.index * this.pubs + pub]!++;
     } else if (this.otherRuns) {
       // Another machine's (or process's) publishers; their recorded messages count while this
