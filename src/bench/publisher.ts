@@ -54,6 +54,8 @@ export class Publisher {
   inflight = 0;
   /** Could not send all it wanted (socket, window or in-flight ids): pump again after the next read. */
   waiting = false;
+  /** Stopped only to yield to the event loop: pump again in the next turn whatever happens. */
+  again = false;
   private readonly template: Buffer;
   private readonly packetLength: number;
   private readonly headerAt: number;
@@ -78,7 +80,7 @@ export class Publisher {
     readonly conn: BenchConnection,
     topic: string,
     /** Subscribers this publisher's messages reach (the window waits for the slowest). */
-    private readonly receivers: readonly number[],
+    readonly receivers: readonly number[],
     private readonly ctx: PublisherContext,
   ) {
     const s = ctx.settings;
@@ -128,6 +130,7 @@ export class Publisher {
   /** Sends what the phase allows now; sets `waiting` when something held it back. */
   pump(now: number, phase: Phase): void {
     this.waiting = false;
+    this.again = false;
     if (!phase.active || !this.conn.open) return;
     if (this.busy.length > 0 && this.conn.flushed) this.release();
     if (phase.schedule !== null) this.pumpOpen(now, phase, phase.schedule);
@@ -158,7 +161,9 @@ export class Publisher {
       }
       this.send(n, now, phase);
     }
-    this.waiting = true; // budget spent: more next turn
+    // Budget spent with the socket still willing: more in the next turn.
+    this.waiting = true;
+    this.again = true;
   }
 
   /** Closed loop, QoS 1/2: as many as there are free packet ids. */

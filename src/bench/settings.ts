@@ -54,7 +54,7 @@ export interface BenchOptions {
   window?: number;
   /** Closed-loop QoS 0: messages per write (default 100). */
   batch?: number;
-  /** Recorded seconds (default 10 unless count is given). */
+  /** Recorded seconds (default 10 unless count is given; conn mode: none, hold until stopped). */
   durationSec?: number | null;
   /** Messages per publisher (recorded phase). */
   count?: number | null;
@@ -115,7 +115,9 @@ export function resolveSettings(o: BenchOptions, runId: number): ResolvedSetting
   const loadMode = mode === 'pub' || mode === 'e2e';
   const count = o.count ?? null;
   if (count !== null) positiveInt('count', count);
-  const durationSec = o.durationSec ?? (count === null ? 10 : null);
+  // An explicit null means "no duration" (hold until stopped); undefined takes the default.
+  const durationSec =
+    o.durationSec !== undefined ? o.durationSec : count === null && mode !== 'conn' ? 10 : null;
   if (durationSec !== null) positive('duration', durationSec);
   const size = o.size ?? 64;
   if (!Number.isInteger(size) || size < HEADER_BYTES)

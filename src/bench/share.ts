@@ -446,18 +446,30 @@ export class Share {
     if (phase.schedule !== null) this.openTick();
     else {
       this.pumpAll(false);
-      if (this.received !== null) {
+      if (this.received !== null && this.remoteReceivers()) {
         // Publishers waiting for subscribers in other threads: nothing wakes them but time.
         this.pollTimer = setInterval(() => this.pumpAll(true), 1);
       }
     }
   }
 
+  /** Does a publisher of this share wait for a subscriber another share owns (window)? */
+  private remoteReceivers(): boolean {
+    const subWorker = this.init.assignment.subWorker;
+    return this.pubs.some((p) => p.receivers.some((j) => subWorker[j] !== this.init.worker));
+  }
+
   private pumpAll(onlyWaiting: boolean): void {
     const now = nowMs();
     const phase = this.phase;
-    for (const p of this.pubs) if (!onlyWaiting || p.waiting) p.pump(now, phase);
+    let again = false;
+    for (const p of this.pubs) {
+      if (onlyWaiting && !p.waiting) continue;
+      p.pump(now, phase);
+      again ||= p.again;
+    }
     this.checkCount();
+    if (again) this.scheduleTurn();
   }
 
   /** Open loop: send what is due, then sleep until the next message is. */
@@ -526,14 +538,17 @@ export class Share {
     const phase = this.phase;
     if (!phase.active) return;
     let any = false;
+    let again = false;
     const now = nowMs();
     for (const p of this.pubs) {
       if (!p.waiting) continue;
       any = true;
       p.pump(now, phase);
+      again ||= p.again;
     }
     if (!any) return;
     this.checkCount();
+    if (again) this.scheduleTurn();
     if (phase.schedule !== null && this.openTimer === undefined && phase.active) this.openTick();
   };
 

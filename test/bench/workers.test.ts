@@ -95,7 +95,13 @@ describe('worker threads', () => {
       workers: 2,
     });
     expect(r.settings.workers).toBe(2);
-    expect(r.messages).toMatchObject({ sent: 1000, acknowledged: 1000, expected: 3000, received: 3000, lost: 0 });
+    expect(r.messages).toMatchObject({
+      sent: 1000,
+      acknowledged: 1000,
+      expected: 3000,
+      received: 3000,
+      lost: 0,
+    });
     expect(r.messages.duplicated + r.messages.reordered).toBe(0);
     expect(r.latencyMs?.count).toBe(3000);
     expect(r.ackMs?.count).toBe(1000);
