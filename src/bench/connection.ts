@@ -368,6 +368,11 @@ export class BenchConnection {
     return ok;
   }
 
+  /** Acks are queued, waiting for flushAcks(). */
+  get hasAcks(): boolean {
+    return this.ackLength > 0;
+  }
+
   /** True when nothing written is still held by the stream (a buffer written may be reused). */
   get flushed(): boolean {
     return this.socket === undefined || this.socket.writableLength === 0;

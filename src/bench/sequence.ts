@@ -2,22 +2,19 @@
  * Per-publisher sequence tracking at a receiver: which sequence numbers arrived, to count
  * duplicates, late (reordered) arrivals and, at the end, gaps (loss).
  *
- * For each stream (one publisher as seen by one subscriber) it keeps `next`, the lowest sequence
- * not yet received, and `max`, the highest received. While messages arrive in order (the common
- * case) that is all: no bitmap, a few comparisons. A gap (QoS 0 loss, or reordering) starts a bitmap
- * of the sequences received above `next`; a late message fills its hole (counted as reordered, not
- * lost, and not a duplicate), and a message whose bit is already set is a duplicate (QoS 1 DUP
- * redelivery, or overlapping subscriptions). A gap is only called lost at the end (lost()), since a
- * late message may still fill it.
+ * For each stream (one publisher as seen by one subscriber) it keeps `max`, the highest sequence
+ * received, and the list of gaps below it: ranges of sequences not received (yet). A message one
+ * above `max` (the common case, also right after a loss) costs two comparisons and a store. A
+ * message above `max + 1` opens a gap (QoS 0 loss, or reordering: not decided yet). A message
+ * below `max` either fills a gap (late: counted as reordered, never as lost) or is a duplicate (QoS 1
+ * DUP redelivery, overlapping subscriptions). Loss is counted at the end: what no message filled.
  *
- * The bitmap spans at most WINDOW sequences; when a hole is older than that (a message truly lost
- * at QoS 0 while the publisher went on), `next` is moved past it and the hole stays counted as lost.
- * A message that old arriving after all is counted as a duplicate (it cannot be told apart).
+ * A stream keeps at most MAX_GAPS gaps; past that the oldest half are given up (they stay counted
+ * as lost, and a message filling one of them after all is counted as a duplicate).
  */
 
-/** Sequences a stream's bitmap spans at most (8 KiB per stream with a hole in it). */
-export const WINDOW = 1 << 16;
-const INITIAL_BITS = 1 << 10;
+/** Gaps a stream keeps before giving up the oldest (16 KiB per stream at the most). */
+export const MAX_GAPS = 1024;
 
 export const IN_ORDER = 0;
 export const REORDERED = 1;
@@ -26,15 +23,13 @@ export type Arrival = typeof IN_ORDER | typeof REORDERED | typeof DUPLICATE;
 
 /** Many streams, indexed 0..n-1 (grown on demand), in flat typed arrays. */
 export class SequenceTracker {
-  /** Lowest sequence not yet received (all below were received or given up); -1 = nothing seen. */
-  private next: Float64Array;
-  /** Highest sequence received. */
+  /** Highest sequence received; -1 = nothing yet. */
   private max: Float64Array;
-  /** Lowest sequence received (where loss counting starts when the stream did not start at 0). */
+  /** Where the stream starts: 0, or (joined midway) the lowest sequence received. */
   private first: Float64Array;
   private unique: Float64Array;
-  /** Bitmaps of streams with holes, bit (seq & (bits - 1)) for seq in [next, max]. */
-  private readonly holes = new Map<number, Uint32Array>();
+  /** Gaps of the streams that have some: [start, end) pairs, ascending, flat. */
+  private readonly gapsOf = new Map<number, number[]>();
   /** Streams seen. */
   private count = 0;
   /** When true, a stream starts at sequence 0 (e2e: this run's own publishers). */
@@ -43,7 +38,6 @@ export class SequenceTracker {
   constructor(options: { fromZero: boolean; streams?: number }) {
     this.fromZero = options.fromZero;
     const n = Math.max(1, options.streams ?? 1);
-    this.next = new Float64Array(n).fill(-1);
     this.max = new Float64Array(n).fill(-1);
     this.first = new Float64Array(n);
     this.unique = new Float64Array(n);
@@ -51,114 +45,88 @@ export class SequenceTracker {
 
   /** Records the arrival of `seq` on `stream`; says whether it was in order, late, or a duplicate. */
   add(stream: number, seq: number): Arrival {
-    if (stream >= this.next.length) this.grow(stream + 1);
-    if (stream >= this.count) this.count = stream + 1;
-    const next = this.next[stream]!;
-    if (next < 0) return this.start(stream, seq);
+    if (stream >= this.max.length) this.grow(stream + 1);
     const max = this.max[stream]!;
-    if (seq === next && max < next) {
-      // In order, nothing outstanding: the fast path.
-      this.next[stream] = seq + 1;
+    if (seq === max + 1 && max >= 0) {
       this.max[stream] = seq;
       this.unique[stream]!++;
       return IN_ORDER;
     }
-    if (seq < next) {
-      if (seq < this.first[stream]! && !this.fromZero) return this.before(stream, seq);
-      return DUPLICATE;
+    if (max < 0) return this.start(stream, seq);
+    if (seq > max) {
+      this.openGap(stream, max + 1, seq);
+      this.max[stream] = seq;
+      this.unique[stream]!++;
+      return IN_ORDER;
     }
-    return this.slow(stream, seq, next, max);
+    return this.late(stream, seq);
   }
 
   private start(stream: number, seq: number): Arrival {
+    if (stream >= this.count) this.count = stream + 1;
     const base = this.fromZero ? 0 : seq;
     this.first[stream] = base;
-    this.next[stream] = base;
-    this.max[stream] = base - 1;
-    return this.add(stream, seq);
-  }
-
-  /** A stream seen from the middle got an older message than its first: it starts earlier. */
-  private before(stream: number, seq: number): Arrival {
-    this.first[stream] = seq;
+    if (seq > base) this.openGap(stream, base, seq);
+    this.max[stream] = seq;
     this.unique[stream]!++;
-    return REORDERED;
+    return IN_ORDER;
   }
 
-  /** seq >= next, and either a gap exists or opens now. */
-  private slow(stream: number, seq: number, next: number, max: number): Arrival {
-    let bits = this.holes.get(stream);
-    if (seq > max) {
-      if (seq - next >= WINDOW) {
-        this.giveUp(stream, seq - WINDOW + 1);
-        return this.add(stream, seq);
-      }
-      bits = this.ensureBits(stream, bits, seq - next + 1, next, max);
-      setBit(bits, seq);
-      this.max[stream] = seq;
+  private openGap(stream: number, start: number, end: number): void {
+    let gaps = this.gapsOf.get(stream);
+    if (gaps === undefined) {
+      gaps = [];
+      this.gapsOf.set(stream, gaps);
+    }
+    gaps.push(start, end);
+    // Give up the oldest half: they stay lost.
+    if (gaps.length > 2 * MAX_GAPS) gaps.splice(0, MAX_GAPS);
+  }
+
+  /** seq <= max: fills a gap, or is a duplicate. */
+  private late(stream: number, seq: number): Arrival {
+    if (seq < this.first[stream]!) {
+      // A stream joined midway got an older message than its first: it starts earlier.
+      if (seq + 1 < this.first[stream]!)
+        this.gapsOf.set(stream, [seq + 1, this.first[stream]!, ...(this.gapsOf.get(stream) ?? [])]);
+      this.first[stream] = seq;
       this.unique[stream]!++;
-      if (seq === next) this.advance(stream, bits);
-      return IN_ORDER;
+      return REORDERED;
     }
-    // next <= seq <= max: a hole being filled, or a duplicate.
-    if (bits === undefined || seq === max || testBit(bits, seq)) return DUPLICATE;
-    setBit(bits, seq);
+    const gaps = this.gapsOf.get(stream);
+    if (gaps === undefined) return DUPLICATE;
+    // The last gap whose start is <= seq (binary search over the pairs).
+    let lo = 0;
+    let hi = gaps.length / 2 - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (gaps[2 * mid]! <= seq) {
+        at = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (at < 0) return DUPLICATE;
+    const s = gaps[2 * at]!;
+    const e = gaps[2 * at + 1]!;
+    if (seq >= e) return DUPLICATE;
+    if (s === seq && e === seq + 1) gaps.splice(2 * at, 2);
+    else if (s === seq) gaps[2 * at] = seq + 1;
+    else if (e === seq + 1) gaps[2 * at + 1] = seq;
+    else gaps.splice(2 * at, 2, s, seq, seq + 1, e);
+    if (gaps.length === 0) this.gapsOf.delete(stream);
     this.unique[stream]!++;
-    if (seq === next) this.advance(stream, bits);
     return REORDERED;
-  }
-
-  /** Moves `next` past every received sequence; drops the bitmap once no hole is left. */
-  private advance(stream: number, bits: Uint32Array): void {
-    let next = this.next[stream]!;
-    const max = this.max[stream]!;
-    while (next <= max && testBit(bits, next)) {
-      clearBit(bits, next);
-      next++;
-    }
-    this.next[stream] = next;
-    if (next > max) this.holes.delete(stream);
-  }
-
-  /** Gives up on holes below `newNext` (they stay lost), keeping what was received above. */
-  private giveUp(stream: number, newNext: number): void {
-    const bits = this.holes.get(stream);
-    let next = this.next[stream]!;
-    const max = this.max[stream]!;
-    if (bits === undefined || newNext > max) {
-      this.holes.delete(stream);
-      this.next[stream] = newNext;
-      if (this.max[stream]! < newNext - 1) this.max[stream] = newNext - 1;
-      return;
-    }
-    while (next < newNext) {
-      clearBit(bits, next);
-      next++;
-    }
-    this.next[stream] = next;
-    this.advance(stream, bits);
-  }
-
-  /** A bitmap able to hold `span` sequences from `next`, carrying over the bits of [next, max]. */
-  private ensureBits(stream: number, bits: Uint32Array | undefined, span: number, next: number, max: number) {
-    if (bits !== undefined && bits.length * 32 >= span) return bits;
-    let size = bits === undefined ? INITIAL_BITS : bits.length * 32;
-    while (size < span) size *= 2;
-    const grown = new Uint32Array(size / 32);
-    if (bits !== undefined) for (let s = next; s <= max; s++) if (testBit(bits, s)) setBit(grown, s);
-    this.holes.set(stream, grown);
-    return grown;
   }
 
   private grow(n: number): void {
-    let size = this.next.length;
+    let size = this.max.length;
     while (size < n) size *= 2;
     const widen = (a: Float64Array, fill: number) => {
       const b = new Float64Array(size).fill(fill);
       b.set(a);
       return b;
     };
-    this.next = widen(this.next, -1);
     this.max = widen(this.max, -1);
     this.first = widen(this.first, 0);
     this.unique = widen(this.unique, 0);
@@ -171,11 +139,11 @@ export class SequenceTracker {
     return n;
   }
 
-  /** Gaps between the first and the highest sequence seen of every stream (sub mode's loss). */
+  /** Sequences between a stream's start and its highest that never arrived, all streams (sub mode's loss). */
   gaps(): number {
     let n = 0;
     for (let s = 0; s < this.count; s++) {
-      if (this.next[s]! < 0) continue;
+      if (this.max[s]! < 0) continue;
       n += this.max[s]! - this.first[s]! + 1 - this.unique[s]!;
     }
     return n;
@@ -190,18 +158,4 @@ export class SequenceTracker {
   get streams(): number {
     return this.count;
   }
-}
-
-// Bit `seq` of a bitmap whose length in bits is a power of two: seq modulo that length.
-function setBit(bits: Uint32Array, seq: number): void {
-  const i = seq % (bits.length * 32);
-  bits[i >>> 5]! |= 1 << (i & 31);
-}
-function clearBit(bits: Uint32Array, seq: number): void {
-  const i = seq % (bits.length * 32);
-  bits[i >>> 5]! &= ~(1 << (i & 31));
-}
-function testBit(bits: Uint32Array, seq: number): boolean {
-  const i = seq % (bits.length * 32);
-  return (bits[i >>> 5]! & (1 << (i & 31))) !== 0;
 }

@@ -23,6 +23,8 @@ import {
   OFF_RUN,
   OFF_SEQ,
   OFF_TIME,
+  readF64,
+  readU32,
 } from './payload.js';
 import { DUPLICATE, REORDERED, SequenceTracker } from './sequence.js';
 import type { ResolvedSettings } from './settings.js';
@@ -101,8 +103,8 @@ export class Subscriber {
       c[C_FOREIGN]!++;
       return;
     }
-    const run = raw.readUInt32LE(p + OFF_RUN);
-    const pub = raw.readUInt32LE(p + OFF_PUBLISHER);
+    const run = readU32(raw, p + OFF_RUN);
+    const pub = readU32(raw, p + OFF_PUBLISHER);
     const recorded = (raw[p + OFF_FLAGS]! & FLAG_RECORDED) !== 0;
     let tracker: SequenceTracker;
     if (run === this.runId && pub < this.pubs) {
@@ -120,7 +122,7 @@ export class Subscriber {
       c[C_FOREIGN]!++;
       return;
     }
-    const arrival = tracker.add(pub, raw.readUInt32LE(p + OFF_SEQ));
+    const arrival = tracker.add(pub, readU32(raw, p + OFF_SEQ));
     if (arrival !== DUPLICATE) c[C_UNIQUE]!++;
     if (!recorded) return;
     c[C_RECEIVED_REC]!++;
@@ -131,9 +133,9 @@ export class Subscriber {
     }
     c[C_UNIQUE_REC]!++;
     if (arrival === REORDERED) c[C_REORDERED_REC]!++;
-    const late = (now - raw.readDoubleLE(p + OFF_TIME)) * 1000;
+    const late = (now - readF64(raw, p + OFF_TIME)) * 1000;
     ctx.latency.record(late);
-    ctx.service?.record(late - raw.readUInt32LE(p + OFF_LAG));
+    ctx.service?.record(late - readU32(raw, p + OFF_LAG));
   }
 
   /** PUBREL (QoS 2 from the broker): answer PUBCOMP. */

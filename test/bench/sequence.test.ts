@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DUPLICATE, IN_ORDER, REORDERED, SequenceTracker, WINDOW } from '../../src/bench/sequence.js';
+import { DUPLICATE, IN_ORDER, MAX_GAPS, REORDERED, SequenceTracker } from '../../src/bench/sequence.js';
 
 /** Feeds `seqs` to stream 0 and returns the tally. */
 function feed(seqs: number[], fromZero = true) {
@@ -69,15 +69,23 @@ describe('SequenceTracker', () => {
     expect(t.uniqueOf(5)).toBe(1);
   });
 
-  it('a hole older than the window is given up (lost) and memory stays bounded', () => {
-    const seqs = [0];
-    for (let s = 2; s < WINDOW * 3; s++) seqs.push(s);
+  it('a message right after a loss is in order (the cheap path), a late fill of the gap is not', () => {
+    const r = feed([0, 1, 5, 6, 7, 3]);
+    expect(r).toMatchObject({ inOrder: 5, reordered: 1, duplicated: 0 });
+    expect(r.t.gaps()).toBe(2); // 2 and 4 never came (3 filled its place late)
+  });
+
+  it('keeps at most MAX_GAPS gaps per stream: older ones are given up and stay lost', () => {
+    const seqs: number[] = [];
+    for (let s = 0; s < (MAX_GAPS + 10) * 2; s += 2) seqs.push(s); // every odd sequence lost
     const r = feed(seqs);
-    expect(r.t.gaps()).toBe(1);
+    expect(r.t.gaps()).toBe(MAX_GAPS + 9);
     expect(r.duplicated).toBe(0);
-    expect(r.t.totalUnique()).toBe(WINDOW * 3 - 1);
-    // The late arrival of the given-up message cannot be told from a duplicate.
+    // The newest gaps are still known: a late message fills one.
+    expect(r.t.add(0, (MAX_GAPS + 9) * 2 - 1)).toBe(REORDERED);
+    // The oldest were given up: a late message there cannot be told from a duplicate.
     expect(r.t.add(0, 1)).toBe(DUPLICATE);
+    expect(r.t.gaps()).toBe(MAX_GAPS + 8);
   });
 
   it('random permutations with copies: unique, duplicate and reordered counts add up', () => {
