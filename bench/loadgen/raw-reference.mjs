@@ -42,21 +42,27 @@ function connect(port, clientId, version, onData) {
 }
 
 /**
- * Counts packets (`packets`) and PUBLISH packets (`n`) in a byte stream split anywhere: the
- * minimal framing loop.
+ * Counts packets (`packets`), PUBLISH packets (`n`) and PUBLISH packets per publisher (`byPub`) in
+ * a byte stream split anywhere: the minimal framing loop. Publisher i publishes to `bench/i` (one
+ * digit), so the publisher is the body's byte 8 (after the 2-byte topic length and `bench/`).
  */
-function counter() {
+const PUB_AT = 8;
+
+function counter(pubs) {
   let need = 0; // body bytes still to skip
+  let body = 0; // body length of the current packet
   let inLength = false; // reading the remaining-length varint
   let type = 0;
   let rl = 0;
   let mult = 1;
-  const c = { n: 0, packets: 0, push };
+  const c = { n: 0, packets: 0, byPub: new Array(pubs).fill(0), push };
   function push(len, buf) {
     let i = 0;
     while (i < len) {
       if (need > 0) {
         const skip = Math.min(need, len - i);
+        const at = body - need; // body offset of buf[i]
+        if (type === 3 && at <= PUB_AT && PUB_AT < at + skip) c.byPub[buf[i + PUB_AT - at] - 48]++;
         need -= skip;
         i += skip;
         continue;
@@ -76,6 +82,7 @@ function counter() {
       c.packets++;
       if (type === 3) c.n++;
       need = rl;
+      body = rl;
     }
   }
   return c;
@@ -103,7 +110,7 @@ export async function runRawReference({
   let scheduled = false;
   let sentTotal = 0;
   for (let j = 0; j < subs; j++) {
-    const c = counter();
+    const c = counter(pubs);
     const s = await connect(port, `raw-ref-s${j}`, version, (n, buf) => {
       c.push(n, buf);
       schedulePump();
@@ -123,6 +130,7 @@ export async function runRawReference({
       await new Promise((r) => setTimeout(r, 5));
     }
   }
+  if (pubs > 10) throw new Error('raw reference: at most 10 publishers (one-digit topics)');
   for (let i = 0; i < pubs; i++) {
     const s = await connect(port, `raw-ref-p${i}`, version);
     const one = encode(
@@ -155,10 +163,12 @@ export async function runRawReference({
   function pump() {
     scheduled = false;
     if (!sending) return;
-    const floor = received();
-    for (const p of publishers) {
-      // Each publisher's share of what arrived: the window per publisher, on the totals.
-      while (!p.blocked && p.sent - floor / pubs <= window - batch) {
+    for (let i = 0; i < publishers.length; i++) {
+      const p = publishers[i];
+      // The window per publisher, as mq bench's: messages not yet seen by the slowest subscriber.
+      let floor = Number.POSITIVE_INFINITY;
+      for (const c of counters) floor = Math.min(floor, c.byPub[i]);
+      while (!p.blocked && p.sent - floor <= window - batch) {
         p.sent += batch;
         sentTotal += batch;
         if (!p.socket.write(p.bytes)) p.blocked = true;

@@ -93,6 +93,8 @@ export class BenchSession {
   private phaseSent = 0;
   private connectedReplies: { role: Role; ok: number[]; firstError?: string }[] = [];
   private finals = 0;
+  /** Worker threads that exited before sending their final figures. */
+  private gone = 0;
   private fatal: string | undefined;
   private stopReason: StopReason | undefined;
   private recordStartMs: number | null = null;
@@ -148,9 +150,15 @@ export class BenchSession {
     let exited = false;
     worker.on('message', (m: FromShare) => this.onMessage(m));
     worker.on('error', (err) => this.onFatal(`worker ${w}: ${err.message}`));
+    let final = false;
+    worker.on('message', (m: FromShare) => {
+      if (m.t === 'final') final = true;
+    });
     worker.on('exit', (code) => {
       exited = true;
-      if (this.finals < this.workers) this.onFatal(`worker ${w} exited (${code}) before the end of the run`);
+      if (final) return;
+      this.gone++;
+      this.onFatal(`worker ${w} exited (${code}) before the end of the run`);
     });
     return {
       send: (m) => {
@@ -188,9 +196,11 @@ export class BenchSession {
   }
 
   private onFatal(message: string): void {
-    this.fatal ??= message;
-    this.builder.error('internal error', `mq bench: internal error: ${message.split('\n')[0]}`);
-    this.stop('aborted');
+    if (this.fatal === undefined) {
+      this.fatal = message;
+      this.builder.error('internal error', `mq bench: internal error: ${message.split('\n')[0]}`);
+    }
+    this.stop('failed');
   }
 
   private broadcast(m: ToShare): void {
@@ -388,7 +398,7 @@ export class BenchSession {
     if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
     this.builder.closing();
     this.broadcast({ t: 'close', timeoutMs: 2000 });
-    const all = await this.until(() => this.finals >= this.channels.length, 10_000, false);
+    const all = await this.until(() => this.finals + this.gone >= this.channels.length, 10_000, false);
     if (!all) this.builder.error('internal error', 'mq bench: a worker did not report its figures in time');
     await Promise.all(this.channels.map((c) => c.stop()));
     this.closedReport = this.builder.build({

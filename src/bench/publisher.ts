@@ -121,10 +121,14 @@ export class Publisher {
     this.recordedId = new Uint8Array(s.qos > 0 ? 65_536 : 0);
   }
 
-  /** A new phase begins: the open-loop schedule counts from 0 again. */
-  startPhase(): void {
+  /** Open loop: messages this publisher sends in the phase (see OpenLoopSchedule.countWithin). */
+  private phaseCap = Number.POSITIVE_INFINITY;
+
+  /** A new phase begins: the open-loop schedule counts from 0 again; `cap` bounds the open loop. */
+  startPhase(cap: number): void {
     this.sentInPhase = 0;
     this.waiting = false;
+    this.phaseCap = cap;
   }
 
   /** Sends what the phase allows now; sets `waiting` when something held it back. */
@@ -175,18 +179,18 @@ export class Publisher {
 
   /** Open loop: every message due by now (and before the phase ends), with its scheduled time. */
   private pumpOpen(now: number, phase: Phase, schedule: OpenLoopSchedule): void {
-    const until = Math.min(now, phase.endMs - 1e-6);
-    let due = Math.min(schedule.dueBy(this.index, until), phase.count) - this.sentInPhase;
-    if (due <= 0) return;
-    if (this.qos > 0) due = Math.min(due, this.freeCount);
-    if (due > 0 && !this.conn.blocked) this.send(due, now, phase);
-    if (schedule.dueBy(this.index, until) > this.sentInPhase && this.sentInPhase < phase.count)
-      this.waiting = true;
+    const limit = Math.min(phase.count, this.phaseCap);
+    const owed = Math.min(schedule.dueBy(this.index, now), limit) - this.sentInPhase;
+    if (owed <= 0) return;
+    const n = this.qos > 0 ? Math.min(owed, this.freeCount) : owed;
+    if (n > 0 && !this.conn.blocked) this.send(n, now, phase);
+    if (Math.min(schedule.dueBy(this.index, now), limit) > this.sentInPhase) this.waiting = true;
   }
 
   /** Open loop: when the next message is due (Infinity when waiting on acks or the socket). */
   nextDueMs(phase: Phase): number {
-    if (phase.schedule === null || this.sentInPhase >= phase.count) return Number.POSITIVE_INFINITY;
+    const done = this.sentInPhase >= phase.count || this.sentInPhase >= this.phaseCap;
+    if (phase.schedule === null || done) return Number.POSITIVE_INFINITY;
     if (this.waiting) return Number.POSITIVE_INFINITY;
     return phase.schedule.timeOf(this.index, this.sentInPhase);
   }

@@ -141,7 +141,9 @@ export type StopReason =
   /** No connection needed for the mode could be opened. */
   | 'connect-failed'
   /** `hold`: the connections were held until stopped. */
-  | 'held';
+  | 'held'
+  /** mq bench itself failed (a worker thread died); `outcome.message` says how. */
+  | 'failed';
 
 export interface BenchReport {
   schema: typeof BENCH_SCHEMA;

@@ -31,6 +31,18 @@ export class OpenLoopSchedule {
     return this.startMs + (k * this.publishers + i) * this.gapMs;
   }
 
+  /**
+   * How many messages publisher `i` sends in a phase of `durationMs`: those scheduled strictly
+   * before its end. Computed from the duration, not from an end time: at epoch-ms magnitudes a
+   * float cannot hold the end to better than ~0.2 us, and one message too many would be sent.
+   */
+  countWithin(i: number, durationMs: number): number {
+    // Global slots before the end: the smallest n with n * gap >= duration (1e-9: 1000/3 * 3 ...).
+    const slots = Math.ceil(durationMs / this.gapMs - 1e-9);
+    if (slots <= i) return 0;
+    return Math.floor((slots - 1 - i) / this.publishers) + 1;
+  }
+
   /** How many messages publisher `i` should have sent by `now` (its k-th is due when timeOf(i, k) <= now). */
   dueBy(i: number, now: number): number {
     const slots = Math.floor((now - this.startMs) / this.gapMs);

@@ -429,14 +429,16 @@ export class Share {
     const s = this.s;
     this.phaseId = m.id;
     this.phaseSentPosted = false;
-    this.phase = {
-      active: false,
-      record: m.record,
-      endMs: m.endMs,
-      count: m.count,
-      schedule: s.rate !== null && s.pubs > 0 ? new OpenLoopSchedule(s.rate, s.pubs, m.startMs) : null,
-    };
-    for (const p of this.pubs) p.startPhase();
+    const schedule = s.rate !== null && s.pubs > 0 ? new OpenLoopSchedule(s.rate, s.pubs, m.startMs) : null;
+    this.phase = { active: false, record: m.record, endMs: m.endMs, count: m.count, schedule };
+    for (const p of this.pubs) {
+      // Open loop with a duration: exactly the messages scheduled before its end.
+      const cap =
+        schedule !== null && Number.isFinite(m.endMs)
+          ? schedule.countWithin(p.index, m.endMs - m.startMs)
+          : Number.POSITIVE_INFINITY;
+      p.startPhase(cap);
+    }
     if (m.record && this.tickTimer === undefined) {
       this.recordStartMs = m.recordStartMs;
       this.armTick();

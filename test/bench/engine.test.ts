@@ -148,6 +148,20 @@ describe('e2e against mq broker', () => {
     expect(r.memory.perConnectionKiB).not.toBeNull();
   });
 
+  it('conn mode: keeps to the connect rate asked', async () => {
+    const r = await runBench({
+      mode: 'conn',
+      target: { transport: 'mqtt', host: broker.host, port: broker.port },
+      workers: 0,
+      clients: 20,
+      connectRate: 100,
+    });
+    expect(r.connections.connected).toBe(20);
+    // 20 connections at 100/s: the last one starts 190 ms after the first.
+    expect(r.connections.ratePerSec).toBeLessThanOrEqual(105);
+    expect(r.settings.connectRate).toBe(100);
+  });
+
   it('refuses settings that cannot work, saying which', async () => {
     await expect(bench({ size: 10 })).rejects.toThrow(BenchSettingsError);
     await expect(bench({ size: 10 })).rejects.toThrow(/size must be at least 28/);

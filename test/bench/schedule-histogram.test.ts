@@ -48,6 +48,21 @@ describe('OpenLoopSchedule (open loop, wrk2-style)', () => {
     expect(waited).toBeCloseTo(1000.5);
   });
 
+  it('a phase holds exactly the messages scheduled before its end, whatever the float rounding', () => {
+    const cases: [number, number, number][] = [
+      [1000, 2, 1000],
+      [3, 1, 1000],
+      [7500, 3, 1000],
+      [1000, 7, 10],
+    ];
+    for (const [rate, pubs, ms] of cases) {
+      const s = new OpenLoopSchedule(rate, pubs, 1_765_000_000_123.456);
+      let total = 0;
+      for (let i = 0; i < pubs; i++) total += s.countWithin(i, ms);
+      expect(total).toBe(Math.ceil((rate * ms) / 1000 - 1e-9));
+    }
+  });
+
   it('refuses a rate or publisher count of 0', () => {
     expect(() => new OpenLoopSchedule(0, 1, 0)).toThrow(/rate/);
     expect(() => new OpenLoopSchedule(10, 0, 0)).toThrow(/publishers/);

@@ -126,4 +126,20 @@ describe('worker threads', () => {
     expect(r.timeline.length).toBeGreaterThanOrEqual(1);
     expect(r.timeline.reduce((n, p) => n + p.sent, 0)).toBe(r.messages.sent);
   });
+
+  it('a worker that cannot start ends the run at once, saying why', async () => {
+    const t0 = Date.now();
+    const r = await runBench(
+      {
+        mode: 'e2e',
+        target: { transport: 'mqtt', host: '127.0.0.1', port: addr.tcp!.port },
+        durationSec: 5,
+        workers: 2,
+      },
+      { workerUrl: new URL('file:///nonexistent/mq-bench-worker.js') },
+    );
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(r.outcome).toMatchObject({ completed: false, stopReason: 'failed' });
+    expect(r.outcome.message).toMatch(/internal error: worker \d: Cannot find module/);
+  });
 });
