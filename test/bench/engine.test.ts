@@ -7,9 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BuiltinBroker, startBuiltinBroker } from '../../src/bench/builtin.js';
 import { runBench } from '../../src/bench/engine.js';
 import { decodeHistogram, newHistogram, percentiles } from '../../src/bench/histogram.js';
-import { mergeReports } from '../../src/bench/merge.js';
+import { compareReports, mergeReports, ReportFormatError, readReport } from '../../src/bench/merge.js';
 import type { BenchReport } from '../../src/bench/report.js';
-import { type BenchOptions, BenchSettingsError } from '../../src/bench/settings.js';
+import {
+  assignWorkers,
+  type BenchOptions,
+  BenchSettingsError,
+  defaultFilter,
+  expandTemplate,
+  receiversOf,
+  resolveSettings,
+} from '../../src/bench/settings.js';
 
 let broker: BuiltinBroker;
 
@@ -19,6 +27,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker?.close();
 });
+
+const broker0 = () => ({ transport: 'mqtt' as const, host: '127.0.0.1', port: 1 });
 
 function bench(o: Partial<BenchOptions>, b: BuiltinBroker = broker): Promise<BenchReport> {
   return runBench({
@@ -162,11 +172,57 @@ describe('e2e against mq broker', () => {
     expect(r.settings.connectRate).toBe(100);
   });
 
+  it('persistent sessions (clean start off, v5 session expiry) keep exact accounting', async () => {
+    for (let run = 0; run < 2; run++) {
+      const r = await bench({
+        qos: 1,
+        count: 100,
+        clean: false,
+        sessionExpiry: 30,
+        clientIdPrefix: 'bench-persist',
+      });
+      expect(r.messages).toMatchObject({ sent: 100, received: 100, lost: 0, duplicated: 0 });
+      expect(r.settings).toMatchObject({ clean: false, sessionExpiry: 30 });
+    }
+  });
+
   it('refuses settings that cannot work, saying which', async () => {
     await expect(bench({ size: 10 })).rejects.toThrow(BenchSettingsError);
     await expect(bench({ size: 10 })).rejects.toThrow(/size must be at least 28/);
     await expect(bench({ qos: 3 as 0 })).rejects.toThrow(/qos/);
     await expect(bench({ topic: 'a/#' })).rejects.toThrow(/topic 'a\/#'/);
+  });
+});
+
+describe('settings', () => {
+  it('expands topic templates: %i index, %c client id, %w worker, %% a percent sign', () => {
+    expect(expandTemplate('bench/%i/%c/%w/100%%', 3, 'mq-p3', 1)).toBe('bench/3/mq-p3/1/100%');
+    expect(defaultFilter('bench/%i')).toBe('bench/+');
+    expect(defaultFilter('site/a/dev-%c/x')).toBe('site/a/+/x');
+    expect(defaultFilter('plain/topic')).toBe('plain/topic');
+  });
+
+  it('counts the deliveries a message should make: one per matching subscriber, one per shared subscription', () => {
+    // Two members of one shared subscription get one copy between them; another share name or
+    // another filter is another shared subscription, with its own copy.
+    const filters = [
+      'bench/+',
+      '$share/g/bench/+',
+      '$share/g/bench/+',
+      '$share/h/bench/+',
+      'bench/1',
+      undefined,
+    ];
+    const r = receiversOf(['bench/0', 'bench/1', 'other/2'], filters);
+    expect(r.deliveries).toEqual([1 + 2, 2 + 2, 0]);
+    expect(r.subs).toEqual([[0], [0, 4], []]);
+  });
+
+  it('spreads clients by work: a subscriber of 8 publishers weighs as much as the 8', () => {
+    const s = resolveSettings({ mode: 'e2e', target: broker0(), pubs: 8, subs: 1 }, 1);
+    const a = assignWorkers(s, 2);
+    expect(a.subWorker).toEqual([0]);
+    expect(a.pubWorker).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
   });
 });
 
@@ -189,5 +245,21 @@ describe('mergeReports', () => {
     expect(m.sources?.map((s) => s.runId)).toEqual([a.runId, b.runId]);
     // Merging is associative on the distributions: ((a) + b) == (a + b).
     expect(mergeReports([mergeReports([a]), b]).latencyMs).toEqual(m.latencyMs);
+
+    // What compare shows: each figure of both, the change, and which way is better.
+    const rows = compareReports(a, b);
+    const sent = rows.find((x) => x.key === 'messages.sent')!;
+    expect(sent).toMatchObject({ a: 300, b: 400, better: 'higher' });
+    expect(sent.change).toBeCloseTo(400 / 300 - 1, 9);
+    expect(rows.find((x) => x.key === 'latencyMs.p99')).toMatchObject({
+      better: 'lower',
+      a: a.latencyMs!.p99,
+    });
+    expect(rows.find((x) => x.key === 'messages.lost')).toMatchObject({ a: 0, b: 0, change: null });
+
+    // Reports read back from JSON; anything else is refused with the reason.
+    expect(readReport(JSON.parse(JSON.stringify(m)), 'm.json').messages.sent).toBe(700);
+    expect(() => readReport({ hello: 1 }, 'x.json')).toThrow(ReportFormatError);
+    expect(() => readReport({ ...m, schemaVersion: 99 }, 'new.json')).toThrow(/version 99 is newer/);
   });
 });
