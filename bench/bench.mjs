@@ -14,8 +14,13 @@
 // issue 8's targets on the pooled figures: engine msgs/s >= 0.9x raw, engine CPU/msg <= 1.2x raw.
 //
 // Both shape the traffic alike (a per-publisher window of 2000 messages not yet received, batches
-// of 100): the broker's write pattern, and so the messages per read, follows it, and on this
-// machine reads, not per-message work, are most of a generator's CPU against Mosquitto.
+// of 100). Against Mosquitto, reads, not per-message work, are most of a generator's CPU, and
+// their size is Mosquitto's: it writes each message on its own and leaves Nagle on (no
+// set_tcp_nodelay in the NOTES.md config), so what reaches the subscriber is either ~240-byte
+// segments (3 messages a read, 2-5 us of CPU a message for either generator) or, in some runs of
+// the raw generator, ~40 KB ones (0.15-0.5 us a message); tshark showed both. Against mq's broker
+// (`bench/broker.mjs --brokers mq`), where reads are large, the per-message work itself shows.
+// Print every round and read the spread before the ratios.
 //
 //   node bench/bench.mjs [--rounds N] [--duration S] [--warmup S] [--workers N] [--pubs N]
 //                        [--version 4|5] [--json]
@@ -121,6 +126,14 @@ async function main() {
     if (!o.json) process.stderr.write(`${s}\n`);
   };
   const broker = await BROKERS.mosquitto();
+  // Even if this process dies of an error, its Mosquitto must not outlive it.
+  process.on('exit', () => {
+    try {
+      process.kill(broker.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
   const runs = [];
   try {
     for (let round = 0; round < o.rounds; round++) {
