@@ -19,11 +19,11 @@
 // set_tcp_nodelay in the NOTES.md config), so what reaches the subscriber is either ~240-byte
 // segments (3 messages a read, 2-5 us of CPU a message for either generator) or, in some runs of
 // the raw generator, ~40 KB ones (0.15-0.5 us a message); tshark showed both. Against mq's broker
-// (`bench/broker.mjs --brokers mq`), where reads are large, the per-message work itself shows.
+// (`--broker mq`), where reads are large, the per-message work itself shows.
 // Print every round and read the spread before the ratios.
 //
 //   node bench/bench.mjs [--rounds N] [--duration S] [--warmup S] [--workers N] [--pubs N]
-//                        [--version 4|5] [--json]
+//                        [--version 4|5] [--broker mosquitto|mq] [--json]
 import { cpuSeconds, runBench } from '../dist/bench/index.js';
 import { BROKERS } from './loadgen/brokers.mjs';
 import { runRawReference } from './loadgen/raw-reference.mjs';
@@ -51,7 +51,10 @@ function parseArgs(argv) {
     else if (a === '--workers') opts.workers = num();
     else if (a === '--pubs') opts.pubs = num();
     else if (a === '--version') opts.version = num();
-    else if (a === '--json') opts.json = true;
+    else if (a === '--broker') {
+      opts.broker = argv[++i];
+      if (opts.broker !== 'mosquitto' && opts.broker !== 'mq') throw new Error('--broker is mosquitto or mq');
+    } else if (a === '--json') opts.json = true;
     else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -125,7 +128,7 @@ async function main() {
   const log = (s) => {
     if (!o.json) process.stderr.write(`${s}\n`);
   };
-  const broker = await BROKERS.mosquitto();
+  const broker = await BROKERS[o.broker]();
   // Even if this process dies of an error, its Mosquitto must not outlive it.
   process.on('exit', () => {
     try {
@@ -144,7 +147,7 @@ async function main() {
         runs.push(r);
         log(
           `round ${round + 1} ${r.kind.padEnd(6)} ${fmt(r.receivedPerSec).padStart(9)} msg/s  ` +
-            `${fmt(r.cpuMicrosPerMsg, 3)} us CPU/msg  gen CPU ${fmt(r.genCpuPct)}%  mosquitto CPU ${fmt(r.brokerCpuPct)}%` +
+            `${fmt(r.cpuMicrosPerMsg, 3)} us CPU/msg  gen CPU ${fmt(r.genCpuPct)}%  ${o.broker} CPU ${fmt(r.brokerCpuPct)}%` +
             (r.kind === 'engine'
               ? `  lost ${r.lost}  p50 ${fmt(r.p50Ms, 3)} ms  p99 ${fmt(r.p99Ms, 3)} ms`
               : ''),
@@ -179,7 +182,9 @@ async function main() {
   }
   console.log();
   const version = o.version === 5 ? '5' : '3.1.1';
-  console.log(`e2e ${o.pubs}->1 QoS 0, 64 B, MQTT ${version}, against Mosquitto, ${o.rounds} rounds of each`);
+  console.log(
+    `e2e ${o.pubs}->1 QoS 0, 64 B, MQTT ${version}, against ${o.broker}, ${o.rounds} rounds of each`,
+  );
   console.log('          pooled msg/s  pooled CPU/msg   median msg/s  median CPU/msg');
   for (const [name, v] of [
     ['raw', raw],
