@@ -14,10 +14,11 @@
 //   node bench/startup.mjs [--runs N] [--lines N] [--json]
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The port helpers' one copy is src/bench/proc.ts (built into dist/ by `npm run build`).
+import { freePort, waitForPort } from '../dist/bench/proc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MQ = join(ROOT, 'bin', 'mq');
@@ -39,34 +40,6 @@ function parseArgs(argv) {
     }
   }
   return opts;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect({ port, host: '127.0.0.1' });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function startMosquitto(dir) {

@@ -68,12 +68,13 @@ export function errorContext(o: TransportOptions): ErrorContext {
  * Socket buffer before write() asks the client to wait for 'drain'. Node's 16 KiB default makes a
  * streaming publisher (mq pub -l) stop every ~500 small messages; 256 KiB measured ~15% faster.
  */
-const HIGH_WATER_MARK = 256 * 1024;
+export const HIGH_WATER_MARK = 256 * 1024;
 type Buffering = { highWaterMark: number };
 
 const isIp = (host: string) => /^[\d.]+$/.test(host) || host.includes(':');
 
-function tlsSettings(o: TransportOptions) {
+/** The node:tls options for `o` (also used by mq bench, which dials TLS itself to time the handshake). */
+export function tlsSettings(o: TransportOptions) {
   const t = o.tls ?? {};
   return {
     ...(t.ca ? { ca: t.ca } : {}),

@@ -13,9 +13,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, waitForPort } from '../../src/bench/proc.js';
+
+// The one copy of the port helpers lives in src/bench/proc.ts (bench/ uses it through dist/).
+export { freePort, waitForPort };
 
 export const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
 
@@ -38,49 +41,6 @@ export interface MosquittoHandle {
   log(): string;
   /** SIGTERM, then SIGKILL after 2 s; resolves when the process has exited. Idempotent. */
   stop(): Promise<void>;
-}
-
-/** A port that was free a moment ago: bind port 0 on 127.0.0.1, read it, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') {
-        srv.close();
-        reject(new Error('freePort: no address'));
-        return;
-      }
-      const { port } = addr;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once a TCP connection to 127.0.0.1:port succeeds; rejects after timeoutMs. */
-export async function waitForPort(port: number, timeoutMs: number, isDead?: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (isDead?.()) throw new Error(`process exited before port ${port} accepted connections`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = net.connect({ port, host: '127.0.0.1' });
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve(true);
-      });
-      sock.once('error', () => {
-        sock.destroy();
-        resolve(false);
-      });
-    });
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new Error(`port ${port} did not accept connections within ${timeoutMs} ms`);
-    // Polling a port that is not open yet: nothing to wait on but time.
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Waits for a child to exit, SIGKILL after graceMs. */

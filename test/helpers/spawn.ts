@@ -15,7 +15,6 @@
  * running.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -258,26 +257,8 @@ export async function startMqBroker(args: string[] = [], timeoutMs = 10_000): Pr
   return broker;
 }
 
-/** VmRSS of a process in KiB, from /proc/PID/status (Linux). */
-export function rssKiB(pid: number): number {
-  const text = readProc(`/proc/${pid}/status`);
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]);
-}
-
-/** utime + stime of a process in seconds, from /proc/PID/stat. */
-export function cpuSeconds(pid: number, clockTicks = 100): number {
-  const text = readProc(`/proc/${pid}/stat`);
-  // Fields after the parenthesised command name (which may contain spaces).
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); utime is field 14, stime field 15.
-  return (Number(rest[11]) + Number(rest[12])) / clockTicks;
-}
-
-function readProc(path: string): string {
-  return readFileSync(path, 'utf8');
-}
+// /proc readers: the one copy lives in src/bench/proc.ts.
+export { cpuSeconds, rssKiB } from '../../src/bench/proc.js';
 
 export interface BrokerUnderTest {
   name: 'mq' | 'mosquitto';

@@ -1,0 +1,436 @@
+/**
+ * The load engine of `mq bench` and `npm run bench:broker`: one run, its workers, its phases.
+ *
+ *   const report = await runBench({ mode: 'e2e', target, pubs: 8, subs: 1 }, { signal, onProgress });
+ *
+ * or, step by step (what runBench does, and what bench/broker.mjs needs to take turns between brokers):
+ *
+ *   const run = await BenchSession.open(options, hooks);   // workers started, every client connected
+ *   await run.run({ durationMs: 1000, record: false });    // warm-up
+ *   await run.run({ durationMs: 10_000, record: true });   // measured
+ *   const report = await run.close();                      // disconnect, merge, the report
+ *
+ * Each worker thread owns a share of the clients (settings.ts assignWorkers); counters live in
+ * shared memory, histograms come back encoded and are merged here (added, never averaged).
+ */
+import { Worker } from 'node:worker_threads';
+import { type BenchProgress, ReportBuilder } from './build-report.js';
+import {
+  allocateCounters,
+  C_CONNECTED,
+  C_INFLIGHT,
+  C_OPEN,
+  C_RECEIVED,
+  C_RECEIVED_REC,
+  C_SENT,
+  C_UNIQUE,
+  type SharedCounters,
+  sumCounter,
+} from './counters.js';
+import { nowMs } from './payload.js';
+import type { BenchReport, StopReason } from './report.js';
+import {
+  assignWorkers,
+  type BenchOptions,
+  pubTopic,
+  type ResolvedSettings,
+  receiversOf,
+  resolveSettings,
+  subFilter,
+} from './settings.js';
+import { type FromShare, type Role, Share, type ShareInit, type ToShare } from './share.js';
+
+export type { BenchProgress };
+
+export interface BenchHooks {
+  /** Aborting ends the run early (Ctrl-C): load stops, the report holds what was measured. */
+  signal?: AbortSignal;
+  /** Called once a second with the live figures (for a spinner line). */
+  onProgress?: (p: BenchProgress) => void;
+  /** The mq version for the report (default: package.json's). */
+  toolVersion?: string;
+  /** The worker script (default: dist/bench/worker.js next to this module). */
+  workerUrl?: URL;
+}
+
+/** A phase of load: a duration or a count per publisher; recorded or warm-up. */
+export interface PhaseRequest {
+  durationMs?: number;
+  count?: number;
+  record: boolean;
+}
+
+interface Channel {
+  send(m: ToShare): void;
+  stop(): Promise<void>;
+}
+
+/** The worker script next to this module (dist/bench/worker.js; from the sources, the built one). */
+function defaultWorkerUrl(): URL {
+  const here = import.meta.url;
+  // Run from src/ (tests): the TypeScript sources cannot be a worker; the build's copy can.
+  if (here.endsWith('.ts')) return new URL('../../dist/bench/worker.js', here);
+  // Both dist/bench/engine.js and the bundle (dist/cli/main.js as import.meta.url) resolve here.
+  return new URL('../bench/worker.js', here);
+}
+
+const POLL_MS = 20;
+
+export class BenchSession {
+  readonly settings: ResolvedSettings;
+  private readonly shared: SharedCounters;
+  private readonly workers: number;
+  private readonly channels: Channel[] = [];
+  private readonly builder: ReportBuilder;
+  private readonly hooks: BenchHooks;
+  private okPubs: number[] = [];
+  private okSubs: number[] = [];
+  /** Deliveries each publisher's message should make (its matching subscribers). */
+  private deliveries: number[] = [];
+  private pubTopics: string[];
+  private subFilters: string[];
+  private phaseId = 0;
+  private phaseSent = 0;
+  private connectedReplies: { role: Role; ok: number[]; firstError?: string }[] = [];
+  private finals = 0;
+  /** Worker threads that exited before sending their final figures. */
+  private gone = 0;
+  private fatal: string | undefined;
+  private stopReason: StopReason | undefined;
+  private recordStartMs: number | null = null;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private readonly onAbort = () => this.stop('aborted');
+  private closedReport: BenchReport | undefined;
+
+  private constructor(settings: ResolvedSettings, hooks: BenchHooks) {
+    this.settings = settings;
+    this.hooks = hooks;
+    this.workers = Math.max(1, settings.workers);
+    const a = assignWorkers(settings, this.workers);
+    this.pubTopics = a.pubWorker.map((w, i) => pubTopic(settings, i, w));
+    this.subFilters = a.subWorker.map((w, j) => subFilter(settings, j, w));
+    const windowed =
+      settings.mode === 'e2e' && settings.qos === 0 && settings.rate === null && settings.window > 0;
+    const shared = this.subFilters.some((f) => f.startsWith('$share/'));
+    const cells =
+      windowed && !shared && settings.subs * settings.pubs <= 1 << 22 ? settings.subs * settings.pubs : 0;
+    this.shared = allocateCounters(this.workers, settings.pubs, cells);
+    this.builder = new ReportBuilder(settings, this.workers, this.shared, hooks.toolVersion);
+    const init = (worker: number): ShareInit => ({
+      settings,
+      worker,
+      assignment: a,
+      pubTopics: this.pubTopics,
+      subFilters: this.subFilters,
+      shared: this.shared,
+    });
+    if (settings.workers === 0) this.channels.push(this.inline(init(0)));
+    else for (let w = 0; w < this.workers; w++) this.channels.push(this.thread(w, init(w), hooks.workerUrl));
+  }
+
+  /** Starts the workers and connects every client (subscribers first). Throws BenchSettingsError. */
+  static async open(options: BenchOptions, hooks: BenchHooks = {}): Promise<BenchSession> {
+    const runId = (Math.random() * 0x1_0000_0000) >>> 0;
+    const session = new BenchSession(resolveSettings(options, runId), hooks);
+    hooks.signal?.addEventListener('abort', session.onAbort, { once: true });
+    if (hooks.signal?.aborted) session.stop('aborted');
+    session.progressTimer = setInterval(() => session.progress(), 1000);
+    session.progressTimer.unref();
+    await session.connectAll();
+    return session;
+  }
+
+  private inline(init: ShareInit): Channel {
+    const share = new Share(init, (m) => setImmediate(() => this.onMessage(m)));
+    return { send: (m) => share.handle(m), stop: async () => {} };
+  }
+
+  private thread(w: number, init: ShareInit, url: URL | undefined): Channel {
+    const worker = new Worker(url ?? defaultWorkerUrl(), { workerData: init });
+    let exited = false;
+    worker.on('message', (m: FromShare) => this.onMessage(m));
+    worker.on('error', (err) => this.onFatal(`worker ${w}: ${err.message}`));
+    let final = false;
+    worker.on('message', (m: FromShare) => {
+      if (m.t === 'final') final = true;
+    });
+    worker.on('exit', (code) => {
+      exited = true;
+      if (final) return;
+      this.gone++;
+      this.onFatal(`worker ${w} exited (${code}) before the end of the run`);
+    });
+    return {
+      send: (m) => {
+        if (!exited) worker.postMessage(m);
+      },
+      stop: async () => {
+        if (!exited) await worker.terminate();
+      },
+    };
+  }
+
+  private onMessage(m: FromShare): void {
+    switch (m.t) {
+      case 'connected':
+        this.connectedReplies.push(m);
+        return;
+      case 'phase-sent':
+        if (m.id === this.phaseId) this.phaseSent++;
+        return;
+      case 'tick':
+        this.builder.addTick(m);
+        return;
+      case 'final':
+        this.finals++;
+        this.builder.addFinal(m);
+        return;
+      case 'fatal':
+        this.onFatal(m.message);
+        return;
+      default: {
+        const never: never = m;
+        throw new Error(`unknown message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private onFatal(message: string): void {
+    if (this.fatal === undefined) {
+      this.fatal = message;
+      this.builder.error('internal error', `mq bench: internal error: ${message.split('\n')[0]}`);
+    }
+    this.stop('failed');
+  }
+
+  private broadcast(m: ToShare): void {
+    for (const c of this.channels) c.send(m);
+  }
+
+  private stop(reason: StopReason): void {
+    this.stopReason ??= reason;
+    this.broadcast({ t: 'halt' });
+  }
+
+  /** Waits for `cond` (polled), the abort or `timeoutMs`; true when cond held. */
+  private async until(
+    cond: () => boolean,
+    timeoutMs = Number.POSITIVE_INFINITY,
+    stopOnAbort = true,
+  ): Promise<boolean> {
+    const deadline = nowMs() + timeoutMs;
+    while (!cond()) {
+      if (stopOnAbort && this.stopReason !== undefined) return false;
+      if (nowMs() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    return true;
+  }
+
+  private counter(slot: number): number {
+    return sumCounter(this.shared, this.workers, slot);
+  }
+
+  // --- connecting -------------------------------------------------------------------------------
+
+  private async connectRole(role: Role, receivers: number[][] | null): Promise<number[]> {
+    const s = this.settings;
+    const n = role === 'sub' ? s.subs : role === 'pub' ? s.pubs : s.mode === 'conn' ? s.clients : 0;
+    if (n === 0) return [];
+    this.connectedReplies = [];
+    const rate = s.connectRate === null ? null : s.connectRate / this.workers;
+    const concurrency = Math.max(1, Math.ceil(s.connectConcurrency / this.workers));
+    this.broadcast({ t: 'connect', role, rate, concurrency, receivers });
+    // Connecting goes on after an abort only until the replies come (each attempt is bounded).
+    await this.until(
+      () => this.connectedReplies.length === this.channels.length || this.fatal !== undefined,
+      Number.POSITIVE_INFINITY,
+      false,
+    );
+    const ok: number[] = [];
+    for (const r of this.connectedReplies) {
+      ok.push(...r.ok);
+      if (r.firstError !== undefined) this.builder.firstError(r.firstError);
+    }
+    return ok.sort((a, b) => a - b);
+  }
+
+  private async connectAll(): Promise<void> {
+    const s = this.settings;
+    this.builder.connectStarted();
+    this.okSubs = await this.connectRole('sub', null);
+    if (s.mode === 'e2e' && this.okSubs.length === 0) {
+      // No subscriber: publishing would measure nothing.
+      this.builder.connectEnded(this.counter(C_CONNECTED));
+      this.stopReason ??= 'connect-failed';
+      return;
+    }
+    const live = this.subFilters.map((f, j) => (this.okSubs.includes(j) ? f : undefined));
+    const reach = receiversOf(this.pubTopics, live);
+    this.deliveries = reach.deliveries;
+    this.okPubs = await this.connectRole('pub', this.shared.received !== null ? reach.subs : null);
+    await this.connectRole('conn', null);
+    this.builder.connectEnded(this.counter(C_CONNECTED));
+    const needPubs = s.mode === 'pub' || s.mode === 'e2e';
+    const needSubs = s.mode === 'sub' || s.mode === 'e2e';
+    const unusable =
+      (needPubs && this.okPubs.length === 0) ||
+      (needSubs && this.okSubs.length === 0) ||
+      (s.mode === 'conn' && this.counter(C_CONNECTED) === 0);
+    if (unusable) this.stopReason ??= 'connect-failed';
+  }
+
+  /** True when the run can send load (enough connected, not stopped). */
+  get usable(): boolean {
+    return this.stopReason === undefined;
+  }
+
+  // --- phases -----------------------------------------------------------------------------------
+
+  /** Expected deliveries so far (all phases) against distinct deliveries and acks still due. */
+  private drained(): boolean {
+    const s = this.settings;
+    if (this.counter(C_INFLIGHT) > 0) return false;
+    if (s.mode !== 'e2e') return true;
+    const sentAll = new Float64Array(this.shared.sentAll);
+    let expected = 0;
+    for (const i of this.okPubs) expected += sentAll[i]! * (this.deliveries[i] ?? 0);
+    return this.counter(C_UNIQUE) >= expected;
+  }
+
+  private everyConnectionLost(): boolean {
+    return this.counter(C_OPEN) <= 0;
+  }
+
+  /**
+   * Runs one phase: load for `durationMs` (or `count` messages per publisher, or in sub mode
+   * `count` messages received), then waits for what is still on its way (bounded, and cut short
+   * when nothing arrives for a second). Returns at once when the run cannot go on.
+   */
+  async run(req: PhaseRequest): Promise<void> {
+    if (!this.usable) return;
+    const s = this.settings;
+    const startMs = nowMs() + 20;
+    const endMs = req.durationMs !== undefined ? startMs + req.durationMs : Number.POSITIVE_INFINITY;
+    const count = req.count ?? Number.POSITIVE_INFINITY;
+    if (!Number.isFinite(endMs) && !Number.isFinite(count))
+      throw new Error('a phase needs a duration or a count');
+    this.phaseId++;
+    this.phaseSent = 0;
+    if (req.record && this.recordStartMs === null) this.recordStartMs = startMs;
+    this.builder.phaseStarted(req.record);
+    this.broadcast({
+      t: 'phase',
+      id: this.phaseId,
+      startMs,
+      endMs,
+      count: s.mode === 'sub' ? Number.POSITIVE_INFINITY : count,
+      record: req.record,
+      recordStartMs: this.recordStartMs ?? startMs,
+    });
+    const received0 = this.counter(C_RECEIVED_REC);
+    await this.until(() => {
+      if (this.everyConnectionLost()) return true;
+      if (s.mode === 'sub' && Number.isFinite(count))
+        return this.counter(C_RECEIVED_REC) - received0 >= count;
+      // Every share has sent its part (count phases), and the time is up (duration phases).
+      return this.phaseSent >= this.channels.length && (!Number.isFinite(endMs) || nowMs() >= endMs);
+    });
+    const sendingEnded = Math.min(nowMs(), endMs);
+    if (this.everyConnectionLost()) this.stopReason ??= 'connections-lost';
+    this.broadcast({ t: 'halt' });
+    if (this.stopReason !== 'connections-lost') await this.drain();
+    this.builder.phaseEnded(req.record, Math.max(0, sendingEnded - startMs));
+  }
+
+  private async drain(): Promise<void> {
+    const limit =
+      this.stopReason === 'aborted'
+        ? Math.min(1000, this.settings.drainTimeoutMs)
+        : this.settings.drainTimeoutMs;
+    const deadline = nowMs() + limit;
+    let last = -1;
+    let lastChange = nowMs();
+    await this.until(
+      () => {
+        if (this.drained() || this.everyConnectionLost() || nowMs() >= deadline) return true;
+        const progress = this.counter(C_UNIQUE) - this.counter(C_INFLIGHT);
+        if (progress !== last) {
+          last = progress;
+          lastChange = nowMs();
+        }
+        return nowMs() - lastChange > 1000;
+      },
+      limit + 100,
+      false,
+    );
+  }
+
+  /** conn mode: keeps the connections open (keepalive) for `durationMs`, or until aborted. */
+  async hold(durationMs: number | null): Promise<void> {
+    if (!this.usable) return;
+    this.builder.phaseStarted(true);
+    const t0 = nowMs();
+    await this.until(() => this.everyConnectionLost() || (durationMs !== null && nowMs() - t0 >= durationMs));
+    if (this.everyConnectionLost()) this.stopReason ??= 'connections-lost';
+    else if (this.stopReason === 'aborted') this.stopReason = 'held';
+    this.builder.phaseEnded(true, nowMs() - t0);
+  }
+
+  // --- the end ----------------------------------------------------------------------------------
+
+  private progress(): void {
+    const onProgress = this.hooks.onProgress;
+    if (onProgress === undefined) return;
+    onProgress(
+      this.builder.progress({
+        sent: this.counter(C_SENT),
+        received: this.counter(C_RECEIVED),
+        open: this.counter(C_OPEN),
+      }),
+    );
+  }
+
+  /** Disconnects every client, collects the workers' figures and builds the report. */
+  async close(): Promise<BenchReport> {
+    if (this.closedReport !== undefined) return this.closedReport;
+    this.hooks.signal?.removeEventListener('abort', this.onAbort);
+    if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
+    this.builder.closing();
+    this.broadcast({ t: 'close', timeoutMs: 2000 });
+    const all = await this.until(() => this.finals + this.gone >= this.channels.length, 10_000, false);
+    if (!all) this.builder.error('internal error', 'mq bench: a worker did not report its figures in time');
+    await Promise.all(this.channels.map((c) => c.stop()));
+    this.closedReport = this.builder.build({
+      stopReason: this.stopReason ?? 'finished',
+      okPubs: this.okPubs,
+      deliveries: this.deliveries,
+    });
+    return this.closedReport;
+  }
+}
+
+/**
+ * One whole run as the settings ask: connect, warm up, measure (or hold), disconnect. Resolves
+ * with the report even when the run stopped early (aborted, broker gone, nothing connected).
+ */
+export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): Promise<BenchReport> {
+  const session = await BenchSession.open(options, hooks);
+  try {
+    const s = session.settings;
+    if (s.mode === 'conn') {
+      if (s.hold) await session.hold(s.durationSec === null ? null : s.durationSec * 1000);
+    } else {
+      if (s.warmupSec > 0) await session.run({ durationMs: s.warmupSec * 1000, record: false });
+      const measured: PhaseRequest = { record: true };
+      if (s.count !== null) measured.count = s.count;
+      else if (s.durationSec !== null) measured.durationMs = s.durationSec * 1000;
+      await session.run(measured);
+    }
+  } catch (err) {
+    // The workers must not outlive the run.
+    await session.close();
+    throw err;
+  }
+  return session.close();
+}
