@@ -180,8 +180,13 @@ function base64(value: string, what: string): Buffer {
   return Buffer.from(value, 'base64');
 }
 
+/** Network text for an error message: cut, control characters escaped (it may reach a terminal). */
 function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
+  const cut = text.length > 40 ? `${text.slice(0, 40)}...` : text;
+  return cut.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 /** saslname (RFC 5802 §7): ',' and '=' as =2C and =3D. */

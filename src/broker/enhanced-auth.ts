@@ -1,0 +1,174 @@
+/**
+ * Enhanced authentication (MQTT 5.0 section 4.12) on the broker: SCRAM-SHA-1, SCRAM-SHA-256 and
+ * SCRAM-SHA-512 (src/auth/scram.ts) for the users of --auth. Their SCRAM credentials are derived
+ * from the password the first time a user authenticates with a method: a random salt per user and
+ * method, --scram-iterations (default 4096), kept for the broker's life so the salt a user is
+ * given never changes. The broker keeps StoredKey and ServerKey, as RFC 5802 asks.
+ *
+ * An AuthExchange is one exchange on one connection (at CONNECT, or a re-authentication); the
+ * packet handlers (handlers/auth.ts) drive it. Nothing here runs for a connection that names no
+ * Authentication Method: the AUTH path stays off the hot path.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  DEFAULT_ITERATIONS,
+  deriveCredentials,
+  isScramMethod,
+  SCRAM_METHODS,
+  type ScramCredentials,
+  ScramError,
+  type ScramMethod,
+  ScramServer,
+  saslPrep,
+} from '../auth/scram.js';
+import { ReasonCode } from '../protocol/index.js';
+import { quoteTopic } from '../protocol/topic.js';
+
+/** The Authentication Methods mq broker offers. */
+export const BROKER_AUTH_METHODS: readonly string[] = SCRAM_METHODS;
+
+/** The SCRAM credentials of the broker's users. */
+export class ScramUsers {
+  /** SASLprep(user name) -> password. */
+  private readonly passwords = new Map<string, string>();
+  /** `method user` -> credentials, derived on first use. */
+  private readonly derived = new Map<string, ScramCredentials>();
+  private readonly iterations: number;
+  /** Unknown users are given a salt made from their name with this key (RFC 5802 §5.1: tell nobody who exists). */
+  readonly fakeSaltKey = randomBytes(32);
+
+  constructor(users: Record<string, string> | undefined, iterations = DEFAULT_ITERATIONS) {
+    this.iterations = iterations;
+    for (const [name, password] of Object.entries(users ?? {})) {
+      try {
+        this.passwords.set(saslPrep(name), password);
+      } catch {
+        // A name SASLprep refuses cannot be sent in SCRAM: that user logs in with a password only.
+      }
+    }
+  }
+
+  /** Any user who can authenticate with SCRAM. */
+  get enabled(): boolean {
+    return this.passwords.size > 0;
+  }
+
+  readonly lookup = (username: string, method: ScramMethod): ScramCredentials | undefined => {
+    const key = `${method} ${username}`;
+    const known = this.derived.get(key);
+    if (known !== undefined) return known;
+    const password = this.passwords.get(username);
+    if (password === undefined) return undefined;
+    // PBKDF2 once per user and method (1.5 ms for 4096 rounds of SHA-256 here), then cached.
+    const creds = deriveCredentials(method, password, this.iterations);
+    this.derived.set(key, creds);
+    return creds;
+  };
+}
+
+/** Why an exchange ended without success: a v5 CONNACK reason code, and the words for the log. */
+export interface AuthFailure {
+  code: number;
+  why: string;
+}
+
+/** What an exchange step produced: data for the client (AUTH 0x18, or the final CONNACK / AUTH 0x00). */
+export interface AuthStep {
+  data: Buffer;
+}
+
+/** The user an exchange proved, with the server-final-message for the client. */
+export interface AuthSuccess {
+  username: string;
+  data: Buffer;
+}
+
+/** One enhanced authentication exchange on a connection. */
+export class AuthExchange {
+  readonly method: ScramMethod;
+  private readonly server: ScramServer;
+  /** Set for the CONNECT's exchange: carries on with its admission once the user is proven. */
+  resume: ((success: AuthSuccess) => void) | undefined = undefined;
+
+  private constructor(method: ScramMethod, users: ScramUsers) {
+    this.method = method;
+    this.server = new ScramServer(method, users.lookup, { fakeSaltKey: users.fakeSaltKey });
+  }
+
+  /**
+   * Starts an exchange for `method` with the client's first Authentication Data. `user`: the one
+   * SCRAM must authenticate when it is known already (the CONNECT's User Name, the user of a
+   * connection re-authenticating). The failure's code is the CONNACK one.
+   */
+  static start(
+    users: ScramUsers,
+    method: string,
+    data: Buffer | undefined,
+    user: string | undefined,
+  ): { exchange: AuthExchange; step: AuthStep } | AuthFailure {
+    // [MQTT-4.12.0-1] a method the server does not support: 0x8C.
+    if (!isScramMethod(method)) {
+      return {
+        code: ReasonCode.BadAuthenticationMethod,
+        why: `authentication method ${quoteTopic(method)} not supported (${SCRAM_METHODS.join(', ')} are)`,
+      };
+    }
+    if (!users.enabled) {
+      return {
+        code: ReasonCode.BadAuthenticationMethod,
+        why: `authentication method '${method}' needs users (--auth user:pass)`,
+      };
+    }
+    const exchange = new AuthExchange(method, users);
+    const text = scramText(data, 'client-first-message');
+    if (typeof text !== 'string') return text;
+    try {
+      const serverFirst = exchange.server.serverFirst(text);
+      const claimed = exchange.server.username;
+      if (user !== undefined && claimed !== user) {
+        return {
+          code: ReasonCode.BadUserNameOrPassword,
+          why: `${method} user '${claimed}' is not the connection's user ${quoteTopic(user)}`,
+        };
+      }
+      return { exchange, step: { data: Buffer.from(serverFirst) } };
+    } catch (err) {
+      return malformed(method, err);
+    }
+  }
+
+  /** The client's answer (client-final-message): the proven user, or why not. */
+  finish(data: Buffer | undefined): AuthSuccess | AuthFailure {
+    const text = scramText(data, 'client-final-message');
+    if (typeof text !== 'string') return text;
+    try {
+      const verdict = this.server.serverFinal(text);
+      if (!verdict.ok) {
+        return {
+          code: ReasonCode.BadUserNameOrPassword,
+          why: `${this.method} failed for user '${this.server.username}': ${verdict.reason ?? 'invalid proof'}`,
+        };
+      }
+      return { username: this.server.username!, data: Buffer.from(verdict.serverFinal) };
+    } catch (err) {
+      return malformed(this.method, err);
+    }
+  }
+}
+
+/** Authentication Data as the SCRAM message text it must be (UTF-8). */
+function scramText(data: Buffer | undefined, what: string): string | AuthFailure {
+  if (data === undefined || data.length === 0) {
+    return { code: ReasonCode.NotAuthorized, why: `no Authentication Data: SCRAM needs the ${what}` };
+  }
+  const text = data.toString('utf8');
+  if (!Buffer.from(text).equals(data)) {
+    return { code: ReasonCode.NotAuthorized, why: `the ${what} is not UTF-8` };
+  }
+  return text;
+}
+
+function malformed(method: string, err: unknown): AuthFailure {
+  if (!(err instanceof ScramError)) throw err;
+  return { code: ReasonCode.NotAuthorized, why: `${method}: ${err.message}` };
+}
