@@ -82,7 +82,7 @@ export class BrokerCore implements ConnectionContext {
   constructor(options: BrokerOptions) {
     this.opts = options;
     this.auth = new Authenticator(options.users, options.passwdFile);
-    this.scramUsers = new ScramUsers(options.users, options.scramIterations);
+    this.scramUsers = new ScramUsers(options.users, options.scramIterations, this.auth.scram);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
     this.aclReads = this.acl.checksReads;
     this.maxPacketSize = options.maxPacketSize;

@@ -1,9 +1,11 @@
 /**
  * Enhanced authentication (MQTT 5.0 section 4.12) on the broker: SCRAM-SHA-1, SCRAM-SHA-256 and
- * SCRAM-SHA-512 (src/auth/scram.ts) for the users of --auth. Their SCRAM credentials are derived
- * from the password the first time a user authenticates with a method: a random salt per user and
- * method, --scram-iterations (default 4096), kept for the broker's life so the salt a user is
- * given never changes. The broker keeps StoredKey and ServerKey, as RFC 5802 asks.
+ * SCRAM-SHA-512 (src/auth/scram.ts) for the users of --auth and the `$scram$` lines of --passwd.
+ * An --auth user's SCRAM credentials are derived from the password the first time the user
+ * authenticates with a method: a random salt per user and method, --scram-iterations (default
+ * 4096), kept for the broker's life so the salt a user is given never changes. A `$scram$` line
+ * holds StoredKey and ServerKey for the three methods (no password), as RFC 5802 asks; mq's
+ * scrypt lines cannot serve SCRAM (scrypt is not PBKDF2, and the password is not kept).
  *
  * An AuthExchange is one exchange on one connection (at CONNECT, or a re-authentication); the
  * packet handlers (handlers/auth.ts) drive it. Nothing here runs for a connection that names no
@@ -20,12 +22,77 @@ import {
   type ScramMethod,
   ScramServer,
   saslPrep,
+  verifyPassword,
 } from '../auth/scram.js';
 import { ReasonCode } from '../protocol/index.js';
 import { quoteTopic } from '../protocol/topic.js';
 
 /** The Authentication Methods mq broker offers. */
 export const BROKER_AUTH_METHODS: readonly string[] = SCRAM_METHODS;
+
+/** A password file line's SCRAM credentials: one salt and iteration count, a key pair per method. */
+export type ScramEntry = ReadonlyMap<ScramMethod, ScramCredentials>;
+
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * A password file line for SCRAM and plain logins alike (the password is not in it):
+ * `user:$scram$ITERATIONS$SALT$K1$K256$K512`, each K `StoredKey:ServerKey` of SCRAM-SHA-1, -256
+ * and -512, every value base64.
+ */
+export function makeScramPasswdLine(user: string, password: string, iterations = DEFAULT_ITERATIONS): string {
+  if (user.includes(':')) throw new Error(`a user name cannot contain ':' (${user})`);
+  const salt = randomBytes(16);
+  const keys = SCRAM_METHODS.map((m) => {
+    const c = deriveCredentials(m, password, iterations, salt);
+    return `${c.storedKey.toString('base64')}:${c.serverKey.toString('base64')}`;
+  });
+  return `${user}:$scram$${iterations}$${salt.toString('base64')}$${keys.join('$')}`;
+}
+
+/** The credentials of a `$scram$...` line (what follows `user:`); throws with `where` in the message. */
+export function parseScramPasswd(value: string, where: string): ScramEntry {
+  // ['', 'scram', iterations, salt, k1, k256, k512]
+  const parts = value.split('$');
+  const iterations = Number(parts[2]);
+  const salt = parts[3] ?? '';
+  if (parts.length !== 7 || !Number.isInteger(iterations) || iterations < 1 || !B64.test(salt)) {
+    throw new Error(
+      `${where}: expected user:$scram$ITERATIONS$SALT$K1$K256$K512 (make one with --make-passwd user:pass --scram)`,
+    );
+  }
+  const entry = new Map<ScramMethod, ScramCredentials>();
+  SCRAM_METHODS.forEach((method, i) => {
+    const [stored = '', server = ''] = parts[4 + i]!.split(':');
+    const creds: ScramCredentials = {
+      salt: Buffer.from(salt, 'base64'),
+      iterations,
+      storedKey: Buffer.from(stored, 'base64'),
+      serverKey: Buffer.from(server, 'base64'),
+    };
+    const length = credentialsLength(method);
+    if (
+      !B64.test(stored) ||
+      !B64.test(server) ||
+      creds.storedKey.length !== length ||
+      creds.serverKey.length !== length
+    ) {
+      throw new Error(`${where}: the ${method} keys are not two base64 keys of ${length} bytes`);
+    }
+    entry.set(method, creds);
+  });
+  return entry;
+}
+
+/** A plain CONNECT password checked against a `$scram$` line (with SCRAM-SHA-256's keys). */
+export function checkScramPasswd(entry: ScramEntry, password: string): boolean {
+  const creds = entry.get('SCRAM-SHA-256');
+  return creds !== undefined && verifyPassword('SCRAM-SHA-256', creds, password);
+}
+
+function credentialsLength(method: ScramMethod): number {
+  return method === 'SCRAM-SHA-1' ? 20 : method === 'SCRAM-SHA-256' ? 32 : 64;
+}
 
 /** The SCRAM credentials of the broker's users. */
 export class ScramUsers {
@@ -37,8 +104,22 @@ export class ScramUsers {
   /** Unknown users are given a salt made from their name with this key (RFC 5802 §5.1: tell nobody who exists). */
   readonly fakeSaltKey = randomBytes(32);
 
-  constructor(users: Record<string, string> | undefined, iterations = DEFAULT_ITERATIONS) {
+  /** The password file's `$scram$` users (SASLprep(user name) -> credentials). */
+  private readonly stored = new Map<string, ScramEntry>();
+
+  constructor(
+    users: Record<string, string> | undefined,
+    iterations = DEFAULT_ITERATIONS,
+    fileUsers: ReadonlyMap<string, ScramEntry> = new Map(),
+  ) {
     this.iterations = iterations;
+    for (const [name, entry] of fileUsers) {
+      try {
+        this.stored.set(saslPrep(name), entry);
+      } catch {
+        // As below: a name SCRAM cannot carry.
+      }
+    }
     for (const [name, password] of Object.entries(users ?? {})) {
       try {
         this.passwords.set(saslPrep(name), password);
@@ -50,7 +131,7 @@ export class ScramUsers {
 
   /** Any user who can authenticate with SCRAM. */
   get enabled(): boolean {
-    return this.passwords.size > 0;
+    return this.passwords.size > 0 || this.stored.size > 0;
   }
 
   readonly lookup = (username: string, method: ScramMethod): ScramCredentials | undefined => {
@@ -58,7 +139,7 @@ export class ScramUsers {
     const known = this.derived.get(key);
     if (known !== undefined) return known;
     const password = this.passwords.get(username);
-    if (password === undefined) return undefined;
+    if (password === undefined) return this.stored.get(username)?.get(method);
     // PBKDF2 once per user and method (1.5 ms for 4096 rounds of SHA-256 here), then cached.
     const creds = deriveCredentials(method, password, this.iterations);
     this.derived.set(key, creds);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
-import { Broker, type BrokerOptions, makePasswdLine } from '../broker/index.js';
+import { Broker, type BrokerOptions, makePasswdLine, makeScramPasswdLine } from '../broker/index.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { collect } from '../cli/options.js';
@@ -26,6 +26,7 @@ interface BrokerFlags {
   auth: string[];
   passwd?: string;
   makePasswd?: string;
+  scram?: boolean;
   scramIterations: string;
   acl?: string;
   denySubscribe: string[];
@@ -86,9 +87,10 @@ function addBrokerOptions(cmd: Command): void {
     )
     .option(
       '--passwd <file>',
-      'password file of user:$scrypt$... lines (see --make-passwd); anonymous refused',
+      'password file of user:$scrypt$... or user:$scram$... lines (see --make-passwd); anonymous refused',
     )
     .option('--make-passwd <user:pass>', 'print a password file line for user:pass and exit')
+    .option('--scram', 'with --make-passwd: a $scram$ line, for SCRAM (enhanced authentication) too')
     .option(
       '--scram-iterations <n>',
       'PBKDF2 iterations of the SCRAM credentials of --auth users (v5 enhanced authentication)',
@@ -166,6 +168,7 @@ Examples:
   mq broker --auth alice:secret --deny-publish 'secret/#'
   mq broker --auth alice:secret              then: mq sub -t '#' --auth-method SCRAM-SHA-256 -u alice -P secret
   mq broker --make-passwd alice:secret >> passwd && mq broker --passwd passwd --acl acl.conf
+  mq broker --make-passwd alice:secret --scram >> passwd    a line SCRAM logins can use too
   mq broker --max-qos 1 --receive-maximum 5 --drop-every 10    test how a client copes
   mq broker --persist broker.db               survive restarts (and kill -9)
 
@@ -198,8 +201,10 @@ SCRAM-SHA-256 or SCRAM-SHA-512 (RFC 5802/7677, Authentication Method as EMQX nam
 CONNECT with the client-first message, AUTH 0x18 back and forth, CONNACK 0x00 with the
 server's signature; a wrong password gets CONNACK 0x86, an unknown method 0x8C. Clients may
 re-authenticate (AUTH 0x19) with the same method and user; a failure gets DISCONNECT 0x87.
-Each user's salt is random, made at the first SCRAM login, kept while the broker runs. The
---passwd file stores no password SCRAM could use: its users log in with a password only.
+An --auth user's salt is random, made at the first SCRAM login, kept while the broker runs.
+In a --passwd file, $scram$ lines (--make-passwd user:pass --scram) hold the SCRAM keys of
+all three methods, and check plain passwords too; users of scrypt lines log in with a
+password only (scrypt is not what SCRAM needs, and the file keeps no password).
 The CONNECT timeout (10 s) covers the exchange. --trace and --record mask passwords and
 Authentication Data.
 
@@ -211,9 +216,13 @@ Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in
 async function brokerCommand(flags: BrokerFlags): Promise<number> {
   if (flags.makePasswd !== undefined) {
     const [user, pass] = splitUserPass(flags.makePasswd, '--make-passwd');
-    process.stdout.write(`${makePasswdLine(user, pass)}\n`);
+    const iterations = parseInteger(flags.scramIterations, '--scram-iterations', 4096, 1_000_000);
+    const line =
+      flags.scram === true ? makeScramPasswdLine(user, pass, iterations) : makePasswdLine(user, pass);
+    process.stdout.write(`${line}\n`);
     return ExitCode.Ok;
   }
+  if (flags.scram === true) throw new UsageError('--scram goes with --make-passwd');
   const options = toOptions(flags);
   // Memory per idle connection: without this, V8 grows the young generation up to 16x during a
   // connection storm and keeps it (about 4 KB of RSS per connection, measured with 2,000).

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { SCRAM_METHODS, ScramClient, type ScramMethod } from '../../src/auth/scram.js';
+import { makePasswdLine, makeScramPasswdLine } from '../../src/broker/index.js';
 import type { AuthPacket } from '../../src/protocol/index.js';
 import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
 
@@ -265,6 +266,66 @@ test('--trace and --record mask the password and every Authentication Data', asy
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('--passwd: $scram$ lines', () => {
+  test('a $scram$ line logs in with all three methods and with a plain password; a scrypt line does not do SCRAM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mq-scram-passwd-'));
+    try {
+      const file = join(dir, 'passwd');
+      const line = makeScramPasswdLine('carol', 'c4rol pass', 4096);
+      expect(line).toMatch(/^carol:\$scram\$4096\$[A-Za-z0-9+/=]{24}(\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+){3}$/);
+      expect(line).not.toContain('c4rol pass');
+      writeFileSync(file, `${line}\n${makePasswdLine('dave', 'd4ve')}\n`);
+      const b = await broker({ passwdFile: file });
+      for (const method of SCRAM_METHODS) {
+        const scram = new ScramClient(method, 'carol', 'c4rol pass');
+        const { c, challenge } = await startScram(b.port, method, scram, { clientId: `carol-${method}` });
+        expect(challenge.properties?.authenticationData?.toString()).toMatch(/,i=4096$/);
+        await answer(c, method, scram, challenge);
+        const connack = await c.nextPacket('CONNACK');
+        expect(connack.reasonCode).toBe(0);
+        scram.verifyServerFinal(connack.properties!.authenticationData!.toString());
+      }
+      const plain = await client(b.port, { version: 5, username: 'carol', password: 'c4rol pass' });
+      expect(plain.connack?.reasonCode).toBe(0);
+      const bad = await client(b.port, {
+        version: 4,
+        username: 'carol',
+        password: 'c4rol',
+        expectSuccess: false,
+      });
+      expect(bad.connack?.reasonCode).toBe(4);
+      const scrypt = new ScramClient('SCRAM-SHA-256', 'dave', 'd4ve');
+      const { c, challenge } = await startScram(b.port, 'SCRAM-SHA-256', scrypt);
+      await answer(c, 'SCRAM-SHA-256', scrypt, challenge);
+      expect((await c.nextPacket('CONNACK')).reasonCode).toBe(0x86);
+      await b.waitForLog(/no SCRAM-SHA-256 credentials for user 'dave'/);
+      expect(
+        (await client(b.port, { version: 5, username: 'dave', password: 'd4ve' })).connack?.reasonCode,
+      ).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a damaged $scram$ line is an error naming the file and line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mq-scram-passwd-'));
+    try {
+      const file = join(dir, 'passwd');
+      const line = makeScramPasswdLine('carol', 'x');
+      writeFileSync(file, `# users\n${line.slice(0, -10)}\n`);
+      await expect(broker({ passwdFile: file })).rejects.toThrow(
+        /passwd:2: the SCRAM-SHA-512 keys are not two base64 keys of 64 bytes/,
+      );
+      writeFileSync(file, 'carol:$scram$many$salt\n');
+      await expect(broker({ passwdFile: file })).rejects.toThrow(
+        /passwd:1: expected user:\$scram\$ITERATIONS/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('re-authentication [MQTT-4.12.1-1]', () => {

@@ -192,7 +192,10 @@ test('a conversation object can be any mechanism: the client passes the data alo
   // A toy method against a fake broker: one challenge, one answer, a final token.
   const fake = await startFakeBroker(
     (packet, session) => {
-      const data = packet.properties?.authenticationData?.toString();
+      const data =
+        packet.type === 'CONNECT' || packet.type === 'AUTH'
+          ? packet.properties?.authenticationData?.toString()
+          : undefined;
       if (packet.type === 'CONNECT') {
         expect(data).toBe('hello');
         session.send({

@@ -2,6 +2,9 @@
  * `--auth-method SCRAM-...` end to end: mq pub, sub and req (bin/mq) against `mq broker --auth`,
  * what a user sees (exit code, stdout, stderr), the trace masked, the usage errors.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MqttClient, scramAuth } from '../../src/client/index.js';
 import { killAll, type MqBroker, spawnMq, startMqBroker } from '../helpers/spawn.js';
@@ -194,6 +197,58 @@ describe('mq pub / sub / req --auth-method', () => {
     ]).exit(10_000);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/'PLAIN' is not SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512/);
+  });
+
+  it('mq broker --make-passwd --scram writes a line that --passwd serves to SCRAM logins', async () => {
+    const made = await spawnMq(['broker', '--make-passwd', 'erin:pa55', '--scram']).exit(10_000);
+    expect(made.code).toBe(0);
+    expect(made.stdout).toMatch(/^erin:\$scram\$4096\$\S+\n$/);
+    const dir = mkdtempSync(join(tmpdir(), 'mq-scram-e2e-'));
+    try {
+      writeFileSync(join(dir, 'passwd'), made.stdout);
+      const b = await startMqBroker(['--passwd', join(dir, 'passwd')]);
+      try {
+        const ok = await spawnMq([
+          'pub',
+          ...at(b),
+          '--auth-method',
+          'SCRAM-SHA-1',
+          '-u',
+          'erin',
+          '-P',
+          'pa55',
+          '-t',
+          'a',
+          '-m',
+          'x',
+          '-q',
+          '1',
+        ]).exit(10_000);
+        expect(ok).toMatchObject({ code: 0, stderr: '' });
+        const bad = await spawnMq([
+          'pub',
+          ...at(b),
+          '--auth-method',
+          'SCRAM-SHA-1',
+          '-u',
+          'erin',
+          '-P',
+          'pa56',
+          '-t',
+          'a',
+          '-m',
+          'x',
+        ]).exit(10_000);
+        expect(bad.code).toBe(2);
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const alone = await spawnMq(['broker', '--scram']).exit(10_000);
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toMatch(/--scram goes with --make-passwd/);
   });
 
   it('--help of pub, sub, req and broker describe it', async () => {

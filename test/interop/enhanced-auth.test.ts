@@ -127,7 +127,10 @@ describe.each(SCRAM_METHODS)('%s', (method) => {
     let perl: Spawned | undefined;
     const fake = await startFakeBroker(
       (packet, session) => {
-        const data = packet.properties?.authenticationData?.toString() ?? '';
+        const data =
+          packet.type === 'CONNECT' || packet.type === 'AUTH'
+            ? (packet.properties?.authenticationData?.toString() ?? '')
+            : '';
         if (packet.type === 'CONNECT') {
           perl = spawnProcess(PERL, ['-e', PERL_SERVER, DIGEST[method], 'alice', 'pass word']);
           perl.proc.stdin!.write(`${data}\n`);
