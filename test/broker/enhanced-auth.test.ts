@@ -35,6 +35,15 @@ async function startScram(
   return { c, challenge };
 }
 
+/** AUTH 0x19 Re-authenticate with the client-first-message. */
+function reauthenticate(c: TestClient, method: ScramMethod, scram: ScramClient): void {
+  c.send({
+    type: 'AUTH',
+    reasonCode: 0x19,
+    properties: { authenticationMethod: method, authenticationData: Buffer.from(scram.clientFirst()) },
+  });
+}
+
 /** The client's AUTH 0x18 with client-final for `challenge`. */
 async function answer(
   c: TestClient,
@@ -341,14 +350,7 @@ describe('re-authentication [MQTT-4.12.1-1]', () => {
     const b = await broker({ users: USERS });
     const c = await connected(b.port, 'SCRAM-SHA-512');
     const scram = new ScramClient('SCRAM-SHA-512', 'alice', 'wonder land');
-    c.send({
-      type: 'AUTH',
-      reasonCode: 0x19,
-      properties: {
-        authenticationMethod: 'SCRAM-SHA-512',
-        authenticationData: Buffer.from(scram.clientFirst()),
-      },
-    });
+    reauthenticate(c, 'SCRAM-SHA-512', scram);
     const challenge = await c.nextPacket('AUTH');
     expect(challenge.reasonCode).toBe(0x18);
     // Other packets flow during a re-authentication (section 4.12.1).
@@ -366,14 +368,7 @@ describe('re-authentication [MQTT-4.12.1-1]', () => {
     const b = await broker({ users: USERS });
     const c = await connected(b.port, 'SCRAM-SHA-256');
     const scram = new ScramClient('SCRAM-SHA-256', 'alice', 'not it');
-    c.send({
-      type: 'AUTH',
-      reasonCode: 0x19,
-      properties: {
-        authenticationMethod: 'SCRAM-SHA-256',
-        authenticationData: Buffer.from(scram.clientFirst()),
-      },
-    });
+    reauthenticate(c, 'SCRAM-SHA-256', scram);
     await answer(c, 'SCRAM-SHA-256', scram, await c.nextPacket('AUTH'));
     expect((await c.nextPacket('DISCONNECT')).reasonCode).toBe(0x87);
     await c.closed();
@@ -383,14 +378,7 @@ describe('re-authentication [MQTT-4.12.1-1]', () => {
     const b = await broker({ users: USERS });
     const c = await connected(b.port, 'SCRAM-SHA-256');
     const scram = new ScramClient('SCRAM-SHA-256', 'bob', 'builder');
-    c.send({
-      type: 'AUTH',
-      reasonCode: 0x19,
-      properties: {
-        authenticationMethod: 'SCRAM-SHA-256',
-        authenticationData: Buffer.from(scram.clientFirst()),
-      },
-    });
+    reauthenticate(c, 'SCRAM-SHA-256', scram);
     expect((await c.nextPacket('DISCONNECT')).reasonCode).toBe(0x87);
     await b.waitForLog(/user 'bob' is not the connection's user 'alice'/);
   });
@@ -399,14 +387,7 @@ describe('re-authentication [MQTT-4.12.1-1]', () => {
     const b = await broker({ users: USERS });
     const c = await connected(b.port, 'SCRAM-SHA-256');
     const scram = new ScramClient('SCRAM-SHA-1', 'alice', 'wonder land');
-    c.send({
-      type: 'AUTH',
-      reasonCode: 0x19,
-      properties: {
-        authenticationMethod: 'SCRAM-SHA-1',
-        authenticationData: Buffer.from(scram.clientFirst()),
-      },
-    });
+    reauthenticate(c, 'SCRAM-SHA-1', scram);
     expect((await c.nextPacket('DISCONNECT')).reasonCode).toBe(0x8c);
   });
 

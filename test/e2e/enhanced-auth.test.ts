@@ -49,18 +49,24 @@ afterAll(async () => {
 });
 
 const at = (b: MqBroker) => ['-p', String(b.port)];
+/** -p PORT --auth-method METHOD -u USER [-P PASS] */
+const scram = (b: MqBroker, method: string, user: string, pass?: string) => [
+  ...at(b),
+  '--auth-method',
+  method,
+  '-u',
+  user,
+  ...(pass !== undefined ? ['-P', pass] : []),
+];
+/** mq pub -t a -m x as USER with METHOD (and `extra` flags): its exit. */
+const pubAs = (b: MqBroker, method: string, user: string, pass: string, extra: string[] = []) =>
+  spawnMq(['pub', ...scram(b, method, user, pass), '-t', 'a', '-m', 'x', ...extra]).exit(10_000);
 
 describe('mq pub / sub / req --auth-method', () => {
   it('sub with SCRAM-SHA-256 receives what pub with SCRAM-SHA-512 sends; the broker logs them as alice', async () => {
     const sub = spawnMq([
       'sub',
-      ...at(broker),
-      '--auth-method',
-      'SCRAM-SHA-256',
-      '-u',
-      'alice',
-      '-P',
-      's3cret',
+      ...scram(broker, 'SCRAM-SHA-256', 'alice', 's3cret'),
       '-t',
       'scram/#',
       '-C',
@@ -70,20 +76,7 @@ describe('mq pub / sub / req --auth-method', () => {
     ]);
     await sub.waitForLine(/SUBACK/, 10_000, 'stderr');
     const pub = await spawnMq(
-      [
-        'pub',
-        ...at(broker),
-        '--auth-method',
-        'scram-sha-512',
-        '-u',
-        'alice',
-        '-t',
-        'scram/a',
-        '-m',
-        'hello',
-        '-q',
-        '1',
-      ],
+      ['pub', ...scram(broker, 'scram-sha-512', 'alice'), '-t', 'scram/a', '-m', 'hello', '-q', '1'],
       { env: { MQ_PASSWORD: 's3cret' } },
     ).exit(10_000);
     expect(pub).toMatchObject({ code: 0, stderr: '' });
@@ -104,13 +97,7 @@ describe('mq pub / sub / req --auth-method', () => {
   it('req with SCRAM-SHA-1 gets its reply', async () => {
     const r = await spawnMq([
       'req',
-      ...at(broker),
-      '--auth-method',
-      'SCRAM-SHA-1',
-      '-u',
-      'alice',
-      '-P',
-      's3cret',
+      ...scram(broker, 'SCRAM-SHA-1', 'alice', 's3cret'),
       '-t',
       'svc/echo',
       '-m',
@@ -120,20 +107,7 @@ describe('mq pub / sub / req --auth-method', () => {
   });
 
   it('a wrong password: exit 2, 0x86 on one line', async () => {
-    const r = await spawnMq([
-      'pub',
-      ...at(broker),
-      '--auth-method',
-      'SCRAM-SHA-256',
-      '-u',
-      'alice',
-      '-P',
-      'nope',
-      '-t',
-      'a',
-      '-m',
-      'x',
-    ]).exit(10_000);
+    const r = await pubAs(broker, 'SCRAM-SHA-256', 'alice', 'nope');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
       /^mq: connection refused by localhost:\d+: 0x86 Bad User Name or Password: check -u\/-P/,
@@ -142,20 +116,7 @@ describe('mq pub / sub / req --auth-method', () => {
   });
 
   it('a broker that does not offer the method: exit 2, 0x8C with a hint', async () => {
-    const r = await spawnMq([
-      'pub',
-      ...at(open),
-      '--auth-method',
-      'SCRAM-SHA-256',
-      '-u',
-      'alice',
-      '-P',
-      's3cret',
-      '-t',
-      'a',
-      '-m',
-      'x',
-    ]).exit(10_000);
+    const r = await pubAs(open, 'SCRAM-SHA-256', 'alice', 's3cret');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
       /0x8c Bad authentication method: the broker does not offer that authentication method \(--auth-method\)/,
@@ -183,18 +144,7 @@ describe('mq pub / sub / req --auth-method', () => {
   });
 
   it('an unknown method is a usage error naming the three', async () => {
-    const r = await spawnMq([
-      'sub',
-      ...at(broker),
-      '--auth-method',
-      'PLAIN',
-      '-u',
-      'a',
-      '-P',
-      'b',
-      '-t',
-      'a',
-    ]).exit(10_000);
+    const r = await spawnMq(['sub', ...scram(broker, 'PLAIN', 'a', 'b'), '-t', 'a']).exit(10_000);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/'PLAIN' is not SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512/);
   });
@@ -208,37 +158,9 @@ describe('mq pub / sub / req --auth-method', () => {
       writeFileSync(join(dir, 'passwd'), made.stdout);
       const b = await startMqBroker(['--passwd', join(dir, 'passwd')]);
       try {
-        const ok = await spawnMq([
-          'pub',
-          ...at(b),
-          '--auth-method',
-          'SCRAM-SHA-1',
-          '-u',
-          'erin',
-          '-P',
-          'pa55',
-          '-t',
-          'a',
-          '-m',
-          'x',
-          '-q',
-          '1',
-        ]).exit(10_000);
+        const ok = await pubAs(b, 'SCRAM-SHA-1', 'erin', 'pa55', ['-q', '1']);
         expect(ok).toMatchObject({ code: 0, stderr: '' });
-        const bad = await spawnMq([
-          'pub',
-          ...at(b),
-          '--auth-method',
-          'SCRAM-SHA-1',
-          '-u',
-          'erin',
-          '-P',
-          'pa56',
-          '-t',
-          'a',
-          '-m',
-          'x',
-        ]).exit(10_000);
+        const bad = await pubAs(b, 'SCRAM-SHA-1', 'erin', 'pa56');
         expect(bad.code).toBe(2);
       } finally {
         await b.stop();
