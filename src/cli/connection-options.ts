@@ -7,6 +7,7 @@
  * defaults. Every mistake is one UsageError. Kept light at load time: no TLS, no ws, no chalk here.
  */
 import { type Command, Option } from 'commander';
+import { saslPrep } from '../auth/scram.js';
 import { scramAuth, scramMethod } from '../client/enhanced-auth.js';
 import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.js';
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
@@ -451,6 +452,11 @@ function applyAuthMethod(out: ResolvedConnection, opts: ConnectionFlags): void {
   }
   if (out.username === undefined || out.password === undefined) {
     throw new UsageError(`--auth-method ${method} needs -u and -P (or MQ_USERNAME and MQ_PASSWORD)`);
+  }
+  try {
+    saslPrep(out.username);
+  } catch (err) {
+    throw new UsageError(`-u: SCRAM cannot carry this user name: ${(err as Error).message}`);
   }
   out.auth = scramAuth(method, out.username, out.password.toString('utf8'));
   delete out.password;

@@ -196,17 +196,17 @@ subscription to '#' allowed by 'topic read #' receives nothing a deny rule cover
 resumed under another user keeps only the queued messages that user may read. A publish
 with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
 
-Enhanced authentication (MQTT 5): the --auth users may also log in with SCRAM-SHA-1,
-SCRAM-SHA-256 or SCRAM-SHA-512 (RFC 5802/7677, Authentication Method as EMQX names them):
-CONNECT with the client-first message, AUTH 0x18 back and forth, CONNACK 0x00 with the
-server's signature; a wrong password gets CONNACK 0x86, an unknown method 0x8C. Clients may
-re-authenticate (AUTH 0x19) with the same method and user; a failure gets DISCONNECT 0x87.
-An --auth user's salt is random, made at the first SCRAM login, kept while the broker runs.
-In a --passwd file, $scram$ lines (--make-passwd user:pass --scram) hold the SCRAM keys of
-all three methods, and check plain passwords too; users of scrypt lines log in with a
-password only (scrypt is not what SCRAM needs, and the file keeps no password).
-The CONNECT timeout (10 s) covers the exchange. --trace and --record mask passwords and
-Authentication Data.
+Enhanced authentication (MQTT 5): users may also log in with SCRAM-SHA-1, SCRAM-SHA-256 or
+SCRAM-SHA-512 (RFC 5802/7677; Authentication Method named as EMQX names it): CONNECT with
+the client-first message, AUTH 0x18 both ways, CONNACK 0x00 with the server's signature. A
+wrong password gets CONNACK 0x86, a malformed SCRAM message 0x87, an unknown method 0x8C.
+Clients may re-authenticate (AUTH 0x19) with the same method and user; a failure gets
+DISCONNECT 0x87. The --auth users' SCRAM keys are made at start (a random salt; about 6 ms
+per user at the default --scram-iterations 4096). In a --passwd file, $scram$ lines
+(--make-passwd user:pass --scram) hold the SCRAM keys of all three methods and check plain
+passwords too; users of scrypt lines log in with a password only (scrypt is not what SCRAM
+needs, and the file keeps no password). The CONNECT timeout (10 s) covers the exchange.
+--trace and --record mask passwords and Authentication Data.
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
