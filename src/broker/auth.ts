@@ -5,6 +5,7 @@
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { matches, validateTopicFilter } from '../protocol/index.js';
+import { checkScramPasswd, parseScramPasswd, type ScramEntry } from './enhanced-auth.js';
 
 const SCRYPT_N = 16_384;
 const SCRYPT_R = 8;
@@ -30,6 +31,8 @@ interface PasswdEntry {
 export class Authenticator {
   private readonly plain = new Map<string, string>();
   private readonly hashed = new Map<string, PasswdEntry>();
+  /** `$scram$` lines (enhanced-auth.ts): SCRAM credentials that also check plain passwords. */
+  readonly scram = new Map<string, ScramEntry>();
   /** user\0password -> verdict: scrypt is slow on purpose, a reconnect storm should not pay it each time. */
   private readonly verified = new Map<string, boolean>();
 
@@ -40,7 +43,7 @@ export class Authenticator {
 
   /** Anonymous access is refused as soon as any user is configured. */
   get enabled(): boolean {
-    return this.plain.size > 0 || this.hashed.size > 0;
+    return this.plain.size > 0 || this.hashed.size > 0 || this.scram.size > 0;
   }
 
   check(username: string | undefined, password: Buffer | undefined): boolean {
@@ -50,17 +53,22 @@ export class Authenticator {
     const plain = this.plain.get(username);
     if (plain !== undefined && plain === pass) return true;
     const entry = this.hashed.get(username);
-    if (entry === undefined) return false;
+    const scram = this.scram.get(username);
+    if (entry === undefined && scram === undefined) return false;
     const key = `${username}\0${pass}`;
     const known = this.verified.get(key);
     if (known !== undefined) return known;
+    if (entry === undefined) return this.remember(key, checkScramPasswd(scram!, pass));
     const got = scryptSync(pass, entry.salt, entry.hash.length, {
       N: entry.n,
       r: entry.r,
       p: entry.p,
       maxmem: 256 * entry.n * entry.r + 1024 * 1024,
     });
-    const ok = timingSafeEqual(got, entry.hash);
+    return this.remember(key, timingSafeEqual(got, entry.hash));
+  }
+
+  private remember(key: string, ok: boolean): boolean {
     if (this.verified.size > 1000) this.verified.clear();
     this.verified.set(key, ok);
     return ok;
@@ -74,11 +82,15 @@ export class Authenticator {
       const line = rawLine.trim();
       if (line === '' || line.startsWith('#')) continue;
       const colon = line.indexOf(':');
+      if (colon > 0 && line.startsWith('$scram$', colon + 1)) {
+        this.scram.set(line.slice(0, colon), parseScramPasswd(line.slice(colon + 1), `${file}:${lineNo}`));
+        continue;
+      }
       const parts = colon > 0 ? line.slice(colon + 1).split('$') : [];
       // ['', 'scrypt', N, r, p, salt, hash]
       if (parts.length !== 7 || parts[1] !== 'scrypt') {
         throw new Error(
-          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash (make one with mq broker --make-passwd user:pass)`,
+          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash or user:$scram$... (make one with mq broker --make-passwd user:pass)`,
         );
       }
       const entry: PasswdEntry = {

@@ -23,6 +23,7 @@ import {
   reframedPublishLength,
   writeReframedPublish,
 } from '../protocol/packets/publish.js';
+import type { AuthExchange } from './enhanced-auth.js';
 import type { Message } from './message.js';
 import type { BrokerStats } from './options.js';
 import type { Session } from './session.js';
@@ -105,6 +106,10 @@ export class Connection {
   private connectLevel = 0;
   /** Set when the connection limit was reached as it was accepted: its CONNECT is refused. */
   overLimit = false;
+  /** v5 enhanced authentication: the method the connection authenticated with (for re-authentication). */
+  authMethod: string | undefined = undefined;
+  /** An enhanced authentication exchange in progress (of the CONNECT while AwaitingConnect). */
+  authExchange: AuthExchange | undefined = undefined;
 
   /** The client's limits (v5 CONNECT properties). */
   inflightLimit = 65_535;
@@ -186,8 +191,11 @@ export class Connection {
       // [MQTT-3.1.2-2] an unsupported protocol level gets return code 1 (3.1.1 form), then close.
       if (code === ReasonCode.UnsupportedProtocolVersion) {
         this.writeBytes(Buffer.from([0x20, 0x02, 0x00, 0x01]));
-      } else if (this.connectLevel === 5 && isValidReasonCode(code, 'CONNACK')) {
-        // A malformed v5 CONNECT may be answered with a CONNACK carrying the reason (3.1.4).
+      } else if (
+        (this.connectLevel === 5 || this.authExchange !== undefined) &&
+        isValidReasonCode(code, 'CONNACK')
+      ) {
+        // A malformed v5 CONNECT (or AUTH before the CONNACK) may be answered with a CONNACK carrying the reason (3.1.4).
         this.writeBytes(Buffer.from([0x20, 0x03, 0x00, code, 0x00]));
       }
       this.closeNow();

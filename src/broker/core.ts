@@ -7,6 +7,7 @@
 import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol/index.js';
 import { AccessControl, Authenticator } from './auth.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
+import { ScramUsers } from './enhanced-auth.js';
 import { handlePacket } from './handlers/index.js';
 import type { Message } from './message.js';
 import type { BrokerOptions, BrokerStats } from './options.js';
@@ -46,6 +47,8 @@ export class BrokerCore implements ConnectionContext {
   readonly connections = new Set<Connection>();
   persist: Persistence | undefined = undefined;
   readonly auth: Authenticator;
+  /** SCRAM credentials for enhanced authentication (--auth users). */
+  readonly scramUsers: ScramUsers;
   readonly acl: AccessControl;
   /** --acl given: every delivery checks read access (off otherwise, so the fan-out path pays nothing). */
   readonly aclReads: boolean;
@@ -79,6 +82,7 @@ export class BrokerCore implements ConnectionContext {
   constructor(options: BrokerOptions) {
     this.opts = options;
     this.auth = new Authenticator(options.users, options.passwdFile);
+    this.scramUsers = new ScramUsers(options.users, options.scramIterations, this.auth.scram);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
     this.aclReads = this.acl.checksReads;
     this.maxPacketSize = options.maxPacketSize;
@@ -184,7 +188,9 @@ export class BrokerCore implements ConnectionContext {
     for (const conn of this.connections) {
       if (conn.state === ConnState.AwaitingConnect) {
         if (now - conn.acceptedAt > connectTimeout) {
-          this.log(`[${conn.label}] no CONNECT within ${connectTimeout / 1000} s: closing`);
+          // The timeout covers an enhanced authentication exchange too.
+          const what = conn.authExchange === undefined ? 'no CONNECT' : 'authentication not done';
+          this.log(`[${conn.label}] ${what} within ${connectTimeout / 1000} s: closing`);
           conn.closeNow();
         }
         continue;

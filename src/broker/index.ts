@@ -8,5 +8,6 @@
  */
 export { makePasswdLine } from './auth.js';
 export { Broker } from './broker.js';
+export { makeScramPasswdLine } from './enhanced-auth.js';
 export type { BrokerAddresses, BrokerOptions, BrokerStats } from './options.js';
 export type { TraceFormatter } from './trace.js';

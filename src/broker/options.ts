@@ -17,6 +17,8 @@ export interface BrokerOptions {
   users?: Record<string, string>;
   /** Path of a password file (`user:scrypt$...` lines, see makePasswdLine). */
   passwdFile?: string;
+  /** PBKDF2 iterations of the SCRAM credentials derived for `users` (default 4096). */
+  scramIterations?: number;
   /** Path of a mosquitto-style acl_file. */
   aclFile?: string;
   /** Topic filters nobody may subscribe to (SUBACK 0x80 / 0x87). */

@@ -4,6 +4,7 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { decode, type Packet, type ProtocolVersion } from '../protocol/index.js';
+import { inspectPacket } from '../proxy/inspect.js';
 import type { Connection } from './connection.js';
 
 /** Formats a packet for --trace; the CLI passes render.ts's formatter, embedders may pass their own. */
@@ -31,12 +32,21 @@ export class Tracer {
     const mode = this.mode;
     const version = packet.type === 'CONNECT' ? packet.protocolVersion : conn.version;
     const who = packet.type === 'CONNECT' ? packet.clientId || conn.label : conn.label;
-    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.format(packet, version, mode)}`);
-    if (this.record !== undefined) this.writeRecord(who, 'in', raw);
+    let shown = packet;
+    let bytes = raw;
+    if (mayHoldSecrets(raw)) {
+      // The password and Authentication Data never reach a trace or a file: masked copies do.
+      const masked = inspectPacket(raw, version);
+      shown = masked.packet ?? packet;
+      bytes = masked.bytes;
+    }
+    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.format(shown, version, mode)}`);
+    if (this.record !== undefined) this.writeRecord(who, 'in', bytes);
   }
 
-  out(conn: Connection, bytes: Buffer): void {
+  out(conn: Connection, raw: Buffer): void {
     const mode = this.mode;
+    const bytes = mayHoldSecrets(raw) ? inspectPacket(raw, conn.version).bytes : raw;
     if (mode !== undefined) {
       let text: string;
       try {
@@ -64,6 +74,12 @@ export class Tracer {
     });
     this.record!.write(`${line}\n`);
   }
+}
+
+/** CONNECT, CONNACK and AUTH: the packets that may carry a password or Authentication Data. */
+function mayHoldSecrets(raw: Buffer): boolean {
+  const type = (raw[0] ?? 0) >> 4;
+  return type === 1 || type === 2 || type === 15;
 }
 
 function defaultTraceFormat(packet: Packet, _version: ProtocolVersion, mode: 'line' | 'full'): string {

@@ -7,6 +7,8 @@
  * defaults. Every mistake is one UsageError. Kept light at load time: no TLS, no ws, no chalk here.
  */
 import { type Command, Option } from 'commander';
+import { saslPrep } from '../auth/scram.js';
+import { scramAuth, scramMethod } from '../client/enhanced-auth.js';
 import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.js';
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
 import { validateTopicName } from '../protocol/topic.js';
@@ -29,6 +31,7 @@ export interface ConnectionFlags {
   sessionExpiry?: string;
   username?: string;
   password?: string;
+  authMethod?: string;
   willTopic?: string;
   willPayload?: string;
   willQos?: string;
@@ -89,6 +92,10 @@ export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolea
         new Option('-k, --keepalive <seconds>', 'keepalive interval, 0 = off (default: 60)'),
         new Option('-u, --username <user>', 'user name (or MQ_USERNAME)'),
         new Option('-P, --password <pass>', 'password (or MQ_PASSWORD, which keeps it out of ps)'),
+        new Option(
+          '--auth-method <method>',
+          'v5 enhanced authentication with -u/-P: SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512 (the password is not sent)',
+        ),
         new Option('--profile <name>', 'use a profile from ~/.config/mq/config.json (or MQ_PROFILE)'),
         new Option('--connect-timeout <seconds>', 'give up when no CONNACK arrives in time (default: 10)'),
         new Option('--ws-path <path>', 'WebSocket path (default: /mqtt)'),
@@ -428,6 +435,33 @@ function applyCredentials(out: ResolvedConnection, merged: Layer): void {
   }
 }
 
+/**
+ * --auth-method: SCRAM (v5 enhanced authentication) as -u with -P; the password then proves the
+ * user without being sent, and the broker must prove it knows it too.
+ */
+function applyAuthMethod(out: ResolvedConnection, opts: ConnectionFlags): void {
+  if (opts.authMethod === undefined) return;
+  const method = scramMethod(opts.authMethod);
+  if (method === undefined) {
+    throw new UsageError(
+      `--auth-method: '${opts.authMethod}' is not SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512`,
+    );
+  }
+  if (out.version !== 5) {
+    throw new UsageError('--auth-method needs MQTT 5 (-V 5): enhanced authentication is new in 5.0');
+  }
+  if (out.username === undefined || out.password === undefined) {
+    throw new UsageError(`--auth-method ${method} needs -u and -P (or MQ_USERNAME and MQ_PASSWORD)`);
+  }
+  try {
+    saslPrep(out.username);
+  } catch (err) {
+    throw new UsageError(`-u: SCRAM cannot carry this user name: ${(err as Error).message}`);
+  }
+  out.auth = scramAuth(method, out.username, out.password.toString('utf8'));
+  delete out.password;
+}
+
 /** Every -D, per packet; the CONNECT ones go on the connection (a session expiry one too, unless -x). */
 async function applyPropertyFlags(out: ResolvedConnection, opts: ConnectionFlags): Promise<void> {
   if (opts.property === undefined || opts.property.length === 0) return;
@@ -555,6 +589,7 @@ export async function resolveConnectionOptions(
   applyClientId(out, opts, profile);
   applySession(out, opts, profile);
   applyCredentials(out, merged);
+  applyAuthMethod(out, opts);
   await applyPropertyFlags(out, opts);
   await applyWill(out, opts);
   if (transport === 'mqtts' || transport === 'wss') out.tls = await tlsOptions(opts, tls);
@@ -566,7 +601,8 @@ export async function resolveConnectionOptions(
 
 /**
  * The `trace` callback for `--trace` (`--trace=hex` adds the bytes): one line per packet on
- * stderr, `-> ` for sent, `<- ` for received. undefined when --trace is off.
+ * stderr, `-> ` for sent, `<- ` for received, passwords and Authentication Data masked ('*').
+ * undefined when --trace is off.
  */
 export async function traceWriter(
   opts: { trace?: boolean | string },
@@ -580,7 +616,14 @@ export async function traceWriter(
   const hex = opts.trace === 'hex';
   // Loaded only with --trace: the renderer is not needed for a plain publish.
   const { formatPacketLine } = await import('./render.js');
+  const { inspectPacket } = await import('../proxy/inspect.js');
   return (direction, packet, raw) => {
+    if (packet.type === 'CONNECT' || packet.type === 'CONNACK' || packet.type === 'AUTH') {
+      // The password and Authentication Data are never shown: masked copies are.
+      const masked = inspectPacket(raw, version);
+      packet = masked.packet ?? packet;
+      raw = masked.bytes;
+    }
     let line = `${direction === 'out' ? '->' : '<-'} ${formatPacketLine(packet, version)}\n`;
     if (hex) line += `   ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')}\n`;
     write(line);

@@ -37,6 +37,7 @@ Examples:
   mq req -t svc/echo -m hi -e replies/me -v         choose the response topic; print topic too
   mq req -t svc/calc -m '{"op":"add","a":1,"b":2}' --content-type application/json --json
   mq req -t svc/slow -m x -W 60                     wait up to a minute
+  mq req -t svc/time -m now --auth-method SCRAM-SHA-1 -u alice -P secret   enhanced authentication
 
 Needs MQTT 5 (Response Topic and Correlation Data are v5 properties). Responses on the response
 topic whose Correlation Data differs are ignored. Default timeout ${DEFAULT_TIMEOUT_S} s (-W 0: forever).

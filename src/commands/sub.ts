@@ -81,6 +81,7 @@ Examples:
   mq sub -t 'jobs/+/status' --until 'payload=done'   exit when a job says done
   mq sub -t 'a/#' --retained-only --remove-retained -E   clear retained messages under a/
   mq sub -t 'a/#' | head -1                       ends quietly when head closes the pipe
+  mq sub -t 'a/#' --auth-method SCRAM-SHA-512 -u alice -P secret   SCRAM: the password is not sent
 
 --until EXPR: /regex/flags on the payload; topic=FILTER (MQTT wildcards); payload=TEXT (exact);
 otherwise a substring of the payload.

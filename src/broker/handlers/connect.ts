@@ -18,6 +18,7 @@ import type { BrokerCore } from '../core.js';
 import { dropUnreadable, pump, resend } from '../routing.js';
 import { NEVER_EXPIRES, Session } from '../session.js';
 import { endSession } from '../session-end.js';
+import { beginAuthentication } from './auth.js';
 
 /** What the admission steps settle about a CONNECT. */
 interface Admission {
@@ -28,16 +29,26 @@ interface Admission {
   keepalive: number;
   /** --max-keepalive changed the keepalive: the v5 CONNACK says so. */
   serverKeepAlive: number | undefined;
+  /** Enhanced authentication succeeded: the CONNACK carries its method and last data [MQTT-4.12.0-5]. */
+  auth: { method: string; data: Buffer } | undefined;
 }
 
 /** Why a CONNECT is refused: a v5 reason code (3.1.1 clients get the nearest return code). */
-interface Refusal {
+export interface Refusal {
   code: number;
   why: string;
 }
 
-/** One admission check: a refusal, or undefined to go on to the next. */
-type AdmissionStep = (core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission) => Refusal | undefined;
+/** A step's answer when admission waits for more packets (an enhanced authentication exchange). */
+const WAIT = 'wait';
+
+/** One admission check: a refusal, WAIT, or undefined to go on to the next. */
+type AdmissionStep = (
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+) => Refusal | typeof WAIT | undefined;
 
 /** --refuse-connect (fault injection) refuses everyone. */
 const refuseConnectFault: AdmissionStep = (core) => {
@@ -52,11 +63,15 @@ const connectionLimit: AdmissionStep = (core, c) => {
   return { code: ReasonCode.ServerBusy, why };
 };
 
-/** Enhanced authentication (v5 Authentication Method, AUTH packets) is not supported. */
-const authenticationMethod: AdmissionStep = (_core, _c, p) => {
+/**
+ * Enhanced authentication (v5 Authentication Method): SCRAM sends its challenge (AUTH 0x18) and
+ * admission waits for the answer (handlers/auth.ts); another method is refused with 0x8C
+ * [MQTT-4.12.0-1].
+ */
+const authenticationMethod: AdmissionStep = (core, c, p) => {
   const method = p.protocolVersion === 5 ? p.properties?.authenticationMethod : undefined;
   if (method === undefined) return undefined;
-  return { code: ReasonCode.BadAuthenticationMethod, why: `authentication method '${method}' not supported` };
+  return beginAuthentication(core, c, method, p.properties?.authenticationData, p.username) ?? WAIT;
 };
 
 /** An empty client id is assigned one, where the protocol level allows it. */
@@ -71,9 +86,9 @@ const clientIdentifier: AdmissionStep = (_core, _c, p, a) => {
   return undefined;
 };
 
-/** User name and password (--user, --passwd-file). */
-const credentials: AdmissionStep = (core, _c, p) => {
-  if (core.auth.check(p.username, p.password)) return undefined;
+/** User name and password (--user, --passwd-file), unless enhanced authentication proved the user. */
+const credentials: AdmissionStep = (core, _c, p, a) => {
+  if (a.auth !== undefined || core.auth.check(p.username, p.password)) return undefined;
   return {
     code: ReasonCode.BadUserNameOrPassword,
     why: `bad user name or password (user ${p.username ?? '(none)'})`,
@@ -139,15 +154,58 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
     assigned: false,
     keepalive: p.keepalive,
     serverKeepAlive: undefined,
+    auth: undefined,
   };
-  for (let i = 0; i < ADMISSION.length; i++) {
-    const refusal = ADMISSION[i]!(core, c, p, a);
-    if (refusal !== undefined) {
-      refuse(core, c, refusal);
+  admit(core, c, p, a, 0);
+}
+
+/** Runs the admission steps from `from` on; the first refusal answers, a WAIT pauses them. */
+function admit(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission, from: number): void {
+  for (let i = from; i < ADMISSION.length; i++) {
+    const result = ADMISSION[i]!(core, c, p, a);
+    if (result === WAIT) {
+      waitForAuthentication(core, c, p, a, i + 1);
+      return;
+    }
+    if (result !== undefined) {
+      refuse(core, c, result);
       return;
     }
   }
+  accept(core, c, p, a);
+}
+
+/**
+ * The CONNECT waits for its enhanced authentication exchange, kept out of the read buffer (its
+ * will copied, its password dropped); the exchange's success carries on from step `next` with the
+ * user SCRAM proved as the connection's user.
+ */
+function waitForAuthentication(
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+  next: number,
+): void {
+  const exchange = c.authExchange!;
+  const kept: ConnectPacket = { ...p };
+  delete kept.password;
+  if (p.will !== undefined) kept.will = ownWill(p.will);
+  if (p.properties !== undefined) {
+    kept.properties = { ...p.properties };
+    delete kept.properties.authenticationData;
+  }
+  exchange.resume = (success) => {
+    kept.username = success.username;
+    a.auth = { method: exchange.method, data: success.data };
+    admit(core, c, kept, a, next);
+  };
+}
+
+/** The CONNECT passed every check: the connection, its session and the CONNACK. */
+function accept(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission): void {
   if (p.will !== undefined) c.will = ownWill(p.will);
+  c.authMethod = a.auth?.method;
   takeClientLimits(core, c, p, a);
   const present = !p.clean && core.sessions.has(a.clientId);
   const session = openSession(core, p, a.clientId, present);
@@ -253,12 +311,16 @@ function connack(core: BrokerCore, p: ConnectPacket, a: Admission, present: bool
   if (core.topicAliasMax > 0) cp.topicAliasMaximum = core.topicAliasMax;
   if (core.maxQoS < 2) cp.maximumQoS = core.maxQoS;
   if (core.noRetain) cp.retainAvailable = 0;
+  if (a.auth !== undefined) {
+    cp.authenticationMethod = a.auth.method;
+    cp.authenticationData = a.auth.data;
+  }
   if (Object.keys(cp).length > 0) ack.properties = cp;
   return ack;
 }
 
 /** CONNACK with the refusal's code (in the client's protocol level), then the close. */
-function refuse(core: BrokerCore, c: Connection, r: Refusal): void {
+export function refuse(core: BrokerCore, c: Connection, r: Refusal): void {
   const v5 = c.version === 5;
   const rc = v5 ? toV5ConnackCode(r.code) : toV4ReturnCode(r.code);
   c.writePacket({ type: 'CONNACK', sessionPresent: false, reasonCode: rc }, true);
