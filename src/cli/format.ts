@@ -16,10 +16,14 @@
  *   Escapes: \n \t \r \v \a \e (ESC) \0 (NUL) \\.
  *
  * The output is bytes (payloads need not be text). Everything here is pure: the arrival time is
- * passed in.
+ * passed in. With `escape` (stdout is a terminal) what the codes print from the message (topic,
+ * payload, properties, JSON) is escaped for a terminal (escape.ts); the format's own text, `\e`
+ * included, is printed as written. Without it (a pipe or a file) the output is byte-exact, as
+ * mosquitto_sub's.
  */
 import { isUtf8 } from 'node:buffer';
 import type { Properties, QoS } from '../protocol/types.js';
+import { escapeBytesForTerminal, escapeForTerminal, safeJson } from './escape.js';
 
 /** The parts of a received PUBLISH the formats read. */
 export interface MessageView {
@@ -426,8 +430,31 @@ function blank(spec: Spec, fill: ' ' | '0'): Buffer {
   return Buffer.alloc(spec.width, fill);
 }
 
+/** How the codes print what came from the network: as it is, or escaped for a terminal. */
+interface Shown {
+  text(value: string): string;
+  /** A payload shown as text (keeps its line feeds and tabs). */
+  payload(value: Buffer): Buffer;
+  binary(value: Buffer): Buffer;
+  json(value: string): string;
+}
+
+const AS_IS: Shown = {
+  text: (v) => v,
+  payload: (v) => v,
+  binary: (v) => v,
+  json: (v) => v,
+};
+
+const ESCAPED: Shown = {
+  text: (v) => escapeForTerminal(v),
+  payload: (v) => Buffer.from(escapeBytesForTerminal(v, { keepLayout: true }), 'utf8'),
+  binary: (v) => Buffer.from(escapeBytesForTerminal(v), 'utf8'),
+  json: safeJson,
+};
+
 /** mosquitto's write_payload: a width also caps the bytes shown (hex: width / 2 bytes). */
-function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2): Buffer {
+function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2, shown: Shown = AS_IS): Buffer {
   let n = payload.length;
   let padLen: number;
   if (spec.width > 0) {
@@ -444,7 +471,7 @@ function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2): Buffer {
   const slice = payload.subarray(0, n);
   const body =
     hex === 0
-      ? slice
+      ? shown.payload(slice)
       : Buffer.from(hex === 1 ? slice.toString('hex') : slice.toString('hex').toUpperCase(), 'latin1');
   if (padLen <= 0) return body;
   return spec.align === '-'
@@ -452,15 +479,15 @@ function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2): Buffer {
     : Buffer.concat([Buffer.alloc(padLen, spec.pad), body]);
 }
 
-function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): Buffer {
+function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[], shown: Shown): Buffer {
   const p = m.properties;
   switch (spec.code) {
     case 'A':
       return p?.topicAlias !== undefined ? formatInt(p.topicAlias, spec) : blank(spec, spec.pad);
     case 'C':
-      return p?.contentType !== undefined ? formatStr(p.contentType, spec) : blank(spec, ' ');
+      return p?.contentType !== undefined ? formatStr(shown.text(p.contentType), spec) : blank(spec, ' ');
     case 'D':
-      return p?.correlationData ?? Buffer.alloc(0);
+      return p?.correlationData !== undefined ? shown.binary(p.correlationData) : Buffer.alloc(0);
     case 'E':
       return p?.messageExpiryInterval !== undefined
         ? formatInt(p.messageExpiryInterval, spec)
@@ -474,27 +501,30 @@ function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): 
       return formatStr(`${strftime1('F', d)}T${strftime1('T', d)}${tzOffset(d)}`, spec);
     }
     case 'j':
-      return Buffer.from(mosquittoJson(m, stamp, true) ?? '', 'utf8');
+      return Buffer.from(shown.json(mosquittoJson(m, stamp, true) ?? ''), 'utf8');
     case 'J': {
       const json = mosquittoJson(m, stamp, false);
       if (json === undefined) {
         warnings.push(`message payload is not valid JSON on topic '${m.topic}' (%J)`);
         return Buffer.alloc(0);
       }
-      return Buffer.from(json, 'utf8');
+      return Buffer.from(shown.json(json), 'utf8');
     }
     case 'l':
       return formatInt(m.payload.length, spec);
     case 'm':
       return formatInt(m.packetId ?? 0, spec);
     case 'P':
-      return Buffer.from((p?.userProperties ?? []).map(([k, v]) => `${k}:${v}`).join(' '), 'utf8');
+      return Buffer.from(
+        shown.text((p?.userProperties ?? []).map(([k, v]) => `${k}:${v}`).join(' ')),
+        'utf8',
+      );
     case 'p':
-      return formatPayload(m.payload, spec, 0);
+      return formatPayload(m.payload, spec, 0, shown);
     case 'q':
       return Buffer.from(String(m.qos), 'latin1');
     case 'R':
-      return p?.responseTopic !== undefined ? formatStr(p.responseTopic, spec) : Buffer.alloc(0);
+      return p?.responseTopic !== undefined ? formatStr(shown.text(p.responseTopic), spec) : Buffer.alloc(0);
     case 'r':
       return Buffer.from(m.retain ? '1' : '0', 'latin1');
     case 'S': {
@@ -502,7 +532,7 @@ function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): 
       return id !== undefined ? formatInt(id, spec) : blank(spec, spec.pad);
     }
     case 't':
-      return formatStr(m.topic, spec);
+      return formatStr(shown.text(m.topic), spec);
     case 'U':
       return Buffer.from(`${stamp.sec}.${pad(stamp.nsec, 9)}`, 'latin1');
     case 'x':
@@ -516,10 +546,11 @@ function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): 
 
 /**
  * Compiles a `-F` format once; the returned function formats one message (no trailing newline:
- * the caller adds it unless -N).
+ * the caller adds it unless -N). `escape`: for a terminal (see the module comment).
  */
-export function compileFormat(format: string): Formatter {
+export function compileFormat(format: string, options: { escape?: boolean } = {}): Formatter {
   const parts = parse(format);
+  const shown = options.escape === true ? ESCAPED : AS_IS;
   return (message, stamp) => {
     const warnings: string[] = [];
     const chunks: Buffer[] = [];
@@ -530,7 +561,7 @@ export function compileFormat(format: string): Formatter {
           chunks.push(part.bytes);
           break;
         case 'percent':
-          chunks.push(percent(part.spec, message, stamp, warnings));
+          chunks.push(percent(part.spec, message, stamp, warnings, shown));
           break;
         case 'time':
           if (part.code === 'N') {

@@ -1,6 +1,12 @@
-/** stdin and stdout for commands whose input or output is data. */
+/** stdin and stdout for commands whose input or output is data; one-line notes on stderr. */
 import { readFileSync } from 'node:fs';
 import { CliError, ExitCode, UsageError } from './errors.js';
+import { escapeForTerminal } from './escape.js';
+
+/** One diagnostic line on stderr, `mq: ...`, escaped for the terminal (it may quote a broker or a topic). */
+export function note(message: string): void {
+  process.stderr.write(`mq: ${escapeForTerminal(message)}\n`);
+}
 
 /** Reads all of stdin (for `-` values and piped input). */
 export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<Buffer> {

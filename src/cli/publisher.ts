@@ -8,6 +8,7 @@ import type { MqttClient, PublishResult } from '../client/index.js';
 import { PublishRefusedError } from '../client/index.js';
 import { type QoS, reasonCodeName } from '../protocol/index.js';
 import { CliError, ExitCode } from './errors.js';
+import { note } from './io.js';
 import { type PublishOpts, parseNdjsonLine } from './ndjson-input.js';
 import { asCliError, refusedOn } from './session.js';
 import type { Stop } from './signals.js';
@@ -63,7 +64,7 @@ export function outcome(run: PublishRun, lostError: unknown): number {
   }
   if (tally.firstFailure !== undefined) {
     if (tally.failures > 1 && !quiet) {
-      process.stderr.write(`mq: ${tally.failures} of ${tally.sent} messages failed\n`);
+      note(`${tally.failures} of ${tally.sent} messages failed`);
     }
     throw tally.firstFailure;
   }
@@ -105,8 +106,7 @@ function handlersFor(tally: Tally, conn: { json: boolean; quiet: boolean }, stop
           ? new CliError(refusalMessage(topic, err), cli.exitCode)
           : cli;
       tally.firstFailure ??= failure;
-      if (!conn.quiet && tally.failures > 1 && tally.failures <= 5)
-        process.stderr.write(`mq: ${failure.message}\n`);
+      if (!conn.quiet && tally.failures > 1 && tally.failures <= 5) note(failure.message);
     },
   });
 }

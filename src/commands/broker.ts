@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { Broker, type BrokerOptions, makePasswdLine } from '../broker/index.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { escapeForTerminal } from '../cli/escape.js';
 import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
 import { formatPacketFull, formatPacketLine } from '../cli/render.js';
@@ -207,8 +208,9 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
   const quiet = flags.quiet === true;
   const err = colors(process.stderr);
   const stamp = () => err.dim(new Date().toISOString().slice(11, 23));
-  options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${line}\n`);
-  options.traceOut = (line) => process.stderr.write(`${stamp()} ${line}\n`);
+  const sink = terminalSink();
+  options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
+  options.traceOut = (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
   let broker: Broker;
   try {
     broker = new Broker(options);
@@ -217,9 +219,11 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
   }
   if (options.trace !== undefined) {
     broker.setTraceFormatter((packet, version, mode) =>
-      mode === 'full'
-        ? formatPacketFull(packet, version, { colors: err })
-        : formatPacketLine(packet, version, { colors: err }),
+      sink.rendered(
+        mode === 'full'
+          ? formatPacketFull(packet, version, { colors: err })
+          : formatPacketLine(packet, version, { colors: err }),
+      ),
     );
   }
   if (!isLoopback(options.host ?? '127.0.0.1')) {
@@ -248,6 +252,29 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
     process.stderr.write(`mq broker: error while closing: ${e instanceof Error ? e.message : String(e)}\n`);
   }
   return ExitCode.Ok;
+}
+
+/**
+ * What the broker writes to stderr, made safe for a terminal: client ids, user names, topics and
+ * reason strings come from the network (before authentication too), so every log and trace line is
+ * escaped (control characters, bidi overrides: escape.ts) before it is written, and a client cannot
+ * set the terminal's title, clear it or forge a line. The packet text a trace line ends with is
+ * render.ts's, which escapes every packet string before colouring it: `rendered()` notes it, and
+ * `line()` keeps it (with its colours and, for --trace=full, its lines) and escapes the rest.
+ */
+function terminalSink(): { rendered(text: string): string; line(line: string): string } {
+  let last: string | undefined;
+  return {
+    rendered(text) {
+      last = text;
+      return text;
+    },
+    line(line) {
+      const trusted = last !== undefined && line.endsWith(last) ? last : '';
+      last = undefined;
+      return escapeForTerminal(line.slice(0, line.length - trusted.length)) + trusted;
+    },
+  };
 }
 
 /** "mq broker listening on mqtt://HOST:PORT" for each listener (scripts read these lines). */

@@ -15,6 +15,7 @@ import {
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { now } from '../cli/format.js';
+import { note } from '../cli/io.js';
 import { addOutputOptions, type MessageOutput, type OutputFlags, outputFor } from '../cli/message-output.js';
 import { collect, exactlyOne } from '../cli/options.js';
 import { checkTopicName, type PublishFlags, publishProperties, readPayload } from '../cli/publish-flags.js';
@@ -164,8 +165,8 @@ function printResponse(session: Session, r: Request, output: MessageOutput): voi
     if (got === undefined || !got.equals(r.correlation)) {
       if (!ignoredNoted && !r.conn.quiet) {
         ignoredNoted = true;
-        process.stderr.write(
-          `mq: ignoring a message on '${packet.topic}': its correlation data ${got === undefined ? 'is missing' : 'does not match'}\n`,
+        note(
+          `ignoring a message on '${packet.topic}': its correlation data ${got === undefined ? 'is missing' : 'does not match'}`,
         );
       }
       return;

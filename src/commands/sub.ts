@@ -13,6 +13,7 @@ import {
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { now } from '../cli/format.js';
+import { note } from '../cli/io.js';
 import { addOutputOptions, type MessageOutput, type OutputFlags, outputFor } from '../cli/message-output.js';
 import { collect } from '../cli/options.js';
 import { reportReconnects, Session } from '../cli/session.js';
@@ -273,9 +274,7 @@ function printMessages(
       seen.removals.push(
         client.publish(packet.topic, Buffer.alloc(0), { qos: 1, retain: true }).catch((err: unknown) => {
           if (!quiet)
-            process.stderr.write(
-              `mq: could not remove the retained message on '${packet.topic}': ${(err as Error).message}\n`,
-            );
+            note(`could not remove the retained message on '${packet.topic}': ${(err as Error).message}`);
         }),
       );
     }
@@ -308,16 +307,14 @@ async function subscribeAll(
     if (refused.length === p.subscriptions.length) {
       session.end(new CliError(refused.join('; '), ExitCode.Connection));
     } else if (!conn.quiet) {
-      for (const r of refused) process.stderr.write(`mq: ${r}\n`);
+      for (const r of refused) note(r);
     }
   }
   if (p.unsubscribe.length > 0 && !session.ended) {
     const unsuback = await client.unsubscribe(p.unsubscribe, nonEmpty(conn.properties.unsubscribe));
     unsuback.reasonCodes.forEach((code, i) => {
       if (code >= 0x80 && !conn.quiet) {
-        process.stderr.write(
-          `mq: unsubscribe from '${p.unsubscribe[i]}' refused: ${formatReasonCode(code, 'UNSUBACK')}\n`,
-        );
+        note(`unsubscribe from '${p.unsubscribe[i]}' refused: ${formatReasonCode(code, 'UNSUBACK')}`);
       }
     });
   }
