@@ -5,18 +5,11 @@
  * sees is checked on a real pseudo-terminal (spawnMqOnTty), on stderr (traces, broker logs, error
  * lines) and on stdout of decode; payload-only and -v output on a pipe stays byte-exact.
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import mqtt, { type MqttClient as JsClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encode, Framer } from '../../src/protocol/index.js';
-import {
-  killAll,
-  type MqBroker,
-  type Spawned,
-  spawnMq,
-  spawnMqOnTty,
-  startMqBroker,
-} from '../helpers/spawn.js';
+import { encode } from '../../src/protocol/index.js';
+import { fakeBroker } from '../helpers/fake-broker.js';
+import { killAll, type MqBroker, spawnMq, spawnMqOnTty, startMqBroker } from '../helpers/spawn.js';
 
 /** What a terminal would act on: C0 (but LF), DEL, C1, bidi controls, U+2028/9. */
 const ACTIVE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
@@ -189,59 +182,42 @@ describe('mq broker log and trace lines', () => {
   });
 });
 
-/** A hostile broker on a real socket: answers CONNECT with `reply` (and then, maybe, more). */
-async function hostileBroker(onConnect: (socket: Socket) => void): Promise<{ port: number; server: Server }> {
-  const server = createServer((socket) => {
-    const framer = new Framer(5);
-    socket.on('data', (chunk) => {
-      framer.push(chunk, (packet) => {
-        if (packet.type === 'CONNECT') onConnect(socket);
-      });
-    });
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  return { port: typeof address === 'object' && address !== null ? address.port : 0, server };
-}
-
 describe("a broker's reason strings", () => {
   const REASON = `go away${TITLE}\r\nmq: FAKE everything is fine${CLEAR}`;
 
   it('a CONNACK refusal: one escaped line, exit 2', async () => {
-    const { port, server } = await hostileBroker((s) =>
-      s.end(
-        encode(
-          { type: 'CONNACK', sessionPresent: false, reasonCode: 0x87, properties: { reasonString: REASON } },
-          5,
-        ),
-      ),
+    const refusal = encode(
+      { type: 'CONNACK', sessionPresent: false, reasonCode: 0x87, properties: { reasonString: REASON } },
+      5,
     );
+    const fake = await fakeBroker((socket, packet) => {
+      if (packet.type === 'CONNECT') socket.end(refusal);
+    });
     try {
-      const r = await spawnMq(['pub', '-p', String(port), '-t', 't', '-m', 'x']).exit(15_000);
+      const r = await spawnMq(['pub', '-p', String(fake.port), '-t', 't', '-m', 'x']).exit(15_000);
       expect(r.code).toBe(2);
       expect(activeIn(r.stderr)).toBeUndefined();
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
       expect(r.stderr).toContain('go away\\x1b]0;pwned\\x07\\r\\nmq: FAKE');
     } finally {
-      server.close();
+      await fake.close();
     }
   });
 
   it('a DISCONNECT: the reconnect notice of mq sub is escaped', async () => {
-    const { port, server } = await hostileBroker((s) => {
-      s.write(encode({ type: 'CONNACK', sessionPresent: false, reasonCode: 0 }, 5));
-      s.end(encode({ type: 'DISCONNECT', reasonCode: 0x89, properties: { reasonString: REASON } }, 5));
+    const fake = await fakeBroker((socket, packet) => {
+      if (packet.type !== 'CONNECT') return;
+      socket.write(encode({ type: 'CONNACK', sessionPresent: false, reasonCode: 0 }, 5));
+      socket.end(encode({ type: 'DISCONNECT', reasonCode: 0x89, properties: { reasonString: REASON } }, 5));
     });
-    let p: Spawned | undefined;
+    const p = spawnMq(['sub', '-p', String(fake.port), '-t', 't', '--reconnect', '5']);
     try {
-      p = spawnMq(['sub', '-p', String(port), '-t', 't', '--reconnect', '5']);
       await p.waitForLine(/reconnecting/, 10_000, 'stderr');
       expect(activeIn(p.stderr)).toBeUndefined();
       expect(p.stderr).toContain('go away\\x1b]0;pwned\\x07\\r\\nmq: FAKE');
     } finally {
-      await p?.kill('SIGINT');
-      server.close();
+      await p.kill('SIGINT');
+      await fake.close();
     }
   });
 });
