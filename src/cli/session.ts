@@ -91,13 +91,15 @@ export class Session {
     this.resolve(result);
   }
 
-  /** Runs `work` (subscribe, publish...); its failure ends the session with the CliError for it. */
+  /**
+   * Runs `work` (subscribe, publish...); its failure ends the session with the CliError for it.
+   * Resolves when the work is done or the session ends, whichever is first: a SUBACK that never
+   * comes (the broker drops every connection, and the client keeps reconnecting) does not keep
+   * Ctrl-C or -W from ending the command.
+   */
   async run(work: () => Promise<void>): Promise<void> {
-    try {
-      await work();
-    } catch (err) {
-      this.end(asCliError(err));
-    }
+    const done = work().catch((err: unknown) => this.end(asCliError(err)));
+    await Promise.race([done, this.done]);
   }
 
   /**

@@ -5,6 +5,8 @@
  */
 import mqtt, { type IClientPublishOptions, type MqttClient as JsClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encode } from '../../src/protocol/index.js';
+import { fakeBroker } from '../helpers/fake-broker.js';
 import {
   killAll,
   MQ_BIN,
@@ -354,6 +356,25 @@ describe('mq sub: connection', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('after reconnect\n');
   }, 40_000);
+
+  it('-W and SIGTERM end mq sub while the broker drops every connection before its SUBACK', async () => {
+    const fake = await fakeBroker((socket, packet) => {
+      if (packet.type !== 'CONNECT') return;
+      socket.write(encode({ type: 'CONNACK', sessionPresent: false, reasonCode: 0 }, 5));
+      socket.end(encode({ type: 'DISCONNECT', reasonCode: 0x89 }, 5));
+    });
+    try {
+      const timed = await sub(['-t', 'x', '-W', '1', '--reconnect', '0.2..0.5'], fake.port).exit(10_000);
+      expect(timed.code).toBe(3);
+      expect(timed.stderr).toMatch(/timed out after 1 s/);
+      const p = sub(['-t', 'x', '--reconnect', '0.2..0.5'], fake.port);
+      await p.waitForLine(/reconnecting/, 10_000, 'stderr');
+      const r = await p.kill('SIGTERM', 5000);
+      expect(r).toMatchObject({ code: 0, signal: null });
+    } finally {
+      await fake.close();
+    }
+  });
 
   it('--no-reconnect: a lost connection exits 2 with the reason', async () => {
     const r = await sub(['-t', 'rc/y', '--no-reconnect'], flaky.port).exit(10_000);
