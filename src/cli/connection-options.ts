@@ -130,7 +130,7 @@ export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolea
         new Option('--no-reconnect', 'exit when the connection is lost'),
         new Option(
           '--trace [hex]',
-          'print every packet sent and received to stderr (--trace=hex adds bytes)',
+          'print every packet sent and received to stderr (--trace=hex adds bytes); passwords and authentication data are masked',
         ),
         new Option('--quiet', 'no diagnostics on stderr'),
         new Option('--json', 'machine output: one JSON object per line'),
@@ -177,14 +177,31 @@ function decode(text: string): string {
 }
 
 /**
+ * A URL as messages show it: the password in its user info replaced by `***`
+ * (`mqtt://alice:***@host`), with or without a scheme.
+ */
+export function redactUrl(text: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)?(.*)$/is.exec(text);
+  const scheme = m?.[1] ?? '';
+  const rest = m?.[2] ?? text;
+  const slash = rest.indexOf('/');
+  const authority = slash >= 0 ? rest.slice(0, slash) : rest;
+  const at = authority.lastIndexOf('@');
+  const colon = authority.indexOf(':');
+  if (at < 0 || colon < 0 || colon > at) return text;
+  return `${scheme}${authority.slice(0, colon)}:***${rest.slice(at)}`;
+}
+
+/**
  * `mqtt://user:pass@host:port/topic`, `mqtts://...`, `ws://host:port/path`, `wss://...`,
- * `unix:///path/to.sock`. The topic keeps `#` and `+` as typed (not a URL fragment).
+ * `unix:///path/to.sock`. The topic keeps `#` and `+` as typed (not a URL fragment). A message
+ * that quotes the URL shows it without its password (redactUrl).
  */
 export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/is.exec(text.trim());
   if (!m) {
     throw new UsageError(
-      `${what}: '${text}' is not a broker URL (expected e.g. mqtt://host:1883 or mqtts://host)`,
+      `${what}: '${redactUrl(text)}' is not a broker URL (expected e.g. mqtt://host:1883 or mqtts://host)`,
     );
   }
   const scheme = m[1]!.toLowerCase();
@@ -194,7 +211,8 @@ export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
   }
   let rest = m[2]!;
   if (transport === 'unix') {
-    if (rest === '') throw new UsageError(`${what}: '${text}' names no socket path (unix:///path/to/socket)`);
+    if (rest === '')
+      throw new UsageError(`${what}: '${redactUrl(text)}' names no socket path (unix:///path/to/socket)`);
     return { transport, path: decode(rest) };
   }
   const slash = rest.indexOf('/');
@@ -215,7 +233,7 @@ export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
     }
   }
   const hp = /^\[([^\]]+)\](?::(\d*))?$/.exec(rest) ?? /^([^:[\]]*)(?::(\d*))?$/.exec(rest);
-  if (!hp) throw new UsageError(`${what}: cannot read a host and port in '${text}'`);
+  if (!hp) throw new UsageError(`${what}: cannot read a host and port in '${redactUrl(text)}'`);
   if (hp[1] !== undefined && hp[1] !== '') out.host = hp[1];
   if (hp[2] !== undefined && hp[2] !== '') out.port = parseInteger(hp[2], `${what} port`, 1, 65535);
   if (transport === 'ws' || transport === 'wss') {
@@ -579,10 +597,10 @@ export async function traceWriter(
   }
   const hex = opts.trace === 'hex';
   // Loaded only with --trace: the renderer is not needed for a plain publish.
-  const { formatPacketLine } = await import('./render.js');
+  const { formatPacketLine, traceHex } = await import('./render.js');
   return (direction, packet, raw) => {
     let line = `${direction === 'out' ? '->' : '<-'} ${formatPacketLine(packet, version)}\n`;
-    if (hex) line += `   ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')}\n`;
+    if (hex) line += `   ${traceHex(raw, packet, version)}\n`;
     write(line);
   };
 }

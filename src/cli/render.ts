@@ -16,6 +16,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { formatReasonCode, PACKET_TYPE_CODE } from '../protocol/constants.js';
+import { decode } from '../protocol/decode.js';
 import { PROPERTY_BY_NAME } from '../protocol/properties.js';
 import type {
   ConnectPacket,
@@ -509,6 +510,33 @@ function connectFields(b: Block, packet: ConnectPacket): void {
 
 /** The byte map's names of the fields that hold secrets (the codec's field names). */
 const SECRET_FIELDS = new Set(['password', PROPERTY_BY_NAME.get('authenticationData')?.name ?? '']);
+
+/** Does the packet carry a secret (a password, Authentication Data)? */
+function hasSecret(packet: Packet): boolean {
+  if (packet.type === 'CONNECT' && packet.password !== undefined) return true;
+  return 'properties' in packet && packet.properties?.authenticationData !== undefined;
+}
+
+/**
+ * A packet's bytes as spaced hex for --trace=hex, the bytes of its secrets (password,
+ * Authentication Data) written as `**`: the same masking rule as the rendered packet.
+ */
+export function traceHex(raw: Buffer, packet: Packet, version: ProtocolVersion): string {
+  const digits = (raw.toString('hex').match(/../g) ?? []) as string[];
+  if (hasSecret(packet)) {
+    const notes: FieldNote[] = [];
+    try {
+      decode(raw, version, { annotate: notes, errors: [] });
+    } catch {
+      return `(${plural(raw.length, 'byte')}, not shown: they hold a secret)`;
+    }
+    for (const note of notes) {
+      if (!SECRET_FIELDS.has(note.field)) continue;
+      for (let i = note.offset; i < note.offset + note.length && i < digits.length; i++) digits[i] = '**';
+    }
+  }
+  return digits.join(' ');
+}
 
 /**
  * The annotated byte map of `mq decode --bytes`: one row per field (offset, bytes, section, field,

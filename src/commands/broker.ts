@@ -119,7 +119,10 @@ function addBrokerOptions(cmd: Command): void {
       '--max-keepalive <s>',
       'largest keepalive; v5 clients asking more (or 0) are told this, 3.1.1 ones refused',
     )
-    .option('--trace [mode]', 'print every packet in and out per client on stderr: line (default) or full')
+    .option(
+      '--trace [mode]',
+      'print every packet in and out per client on stderr: line (default) or full; passwords and authentication data are masked',
+    )
     .option(
       '--record <file>',
       'append all traffic as NDJSON {time, client, direction, hex} (mq decode reads hex)',
@@ -166,6 +169,9 @@ Examples:
 Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts:// lines) on stdout once
 listening; log lines on stderr (-q silences them); --trace lines on stderr as
 "[client-id] -> PACKET" (client to broker) and "[client-id] <- PACKET" (broker to client).
+--trace (line and full) shows a CONNECT's password and any Authentication Data by length only,
+"(7 bytes, masked)". Client ids, user names, topics and reason strings in log and trace lines
+are shown with control characters escaped (\\x1b, \\n, \\u202e): a client cannot drive the terminal.
 
 Limits: a session's queue holds --max-queued QoS>0 messages; further messages to it are
 dropped (the queue keeps the oldest), counted in $SYS/broker/publish/messages/dropped and

@@ -80,6 +80,10 @@ Versions (-V): 3.1, 3.1.1, 5 (also 31, 311, mqttv5) or auto: a CONNECT in the in
 version of what follows; before one, each packet is read as 5.0 and as 3.1.1 and the output says
 which reading is valid, or that the bytes are ambiguous.
 
+Secrets: a CONNECT's password and Authentication Data are shown by length only, "(7 bytes,
+masked)", in the block, --line and --bytes views; --json keeps them, for mq encode to write back.
+Strings from the bytes are shown with control characters escaped (\\x1b, \\n, \\u202e).
+
 Exit codes: 0 every packet valid, 1 usage error (bad hex, bad flag), 4 malformed input: every
 violation is listed with its byte offset and spec rule id.`;
 
