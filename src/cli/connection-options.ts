@@ -157,16 +157,17 @@ export interface ParsedUrl {
   topic?: string;
 }
 
-const SCHEMES: Record<string, TransportKind> = {
-  mqtt: 'mqtt',
-  tcp: 'mqtt',
-  mqtts: 'mqtts',
-  ssl: 'mqtts',
-  tls: 'mqtts',
-  ws: 'ws',
-  wss: 'wss',
-  unix: 'unix',
-};
+/** URL schemes and their transport (a Map: the scheme comes from the user). */
+const SCHEMES = new Map<string, TransportKind>([
+  ['mqtt', 'mqtt'],
+  ['tcp', 'mqtt'],
+  ['mqtts', 'mqtts'],
+  ['ssl', 'mqtts'],
+  ['tls', 'mqtts'],
+  ['ws', 'ws'],
+  ['wss', 'wss'],
+  ['unix', 'unix'],
+]);
 
 function decode(text: string): string {
   try {
@@ -205,7 +206,7 @@ export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
     );
   }
   const scheme = m[1]!.toLowerCase();
-  const transport = SCHEMES[scheme];
+  const transport = SCHEMES.get(scheme);
   if (transport === undefined) {
     throw new UsageError(`${what}: unknown scheme '${scheme}://' (use mqtt, mqtts, ws, wss or unix)`);
   }
@@ -389,13 +390,14 @@ function applyPaths(out: ResolvedConnection, opts: ConnectionFlags, merged: Laye
     if (transport !== 'ws' && transport !== 'wss') {
       throw new UsageError('--ws-header needs a WebSocket URL: -L ws://host:port or wss://');
     }
-    const headers: Record<string, string> = {};
+    const headers: [string, string][] = [];
     for (const h of opts.wsHeader) {
       const eq = h.indexOf('=');
       if (eq <= 0) throw new UsageError(`--ws-header: '${h}' is not NAME=VALUE`);
-      headers[h.slice(0, eq).trim()] = h.slice(eq + 1);
+      headers.push([h.slice(0, eq).trim(), h.slice(eq + 1)]);
     }
-    out.wsHeaders = headers;
+    // fromEntries defines own properties: a header named __proto__ is a header, not a prototype.
+    out.wsHeaders = Object.fromEntries(headers);
   }
 }
 

@@ -77,7 +77,7 @@ Exit codes: 0 ok, 1 usage, 2 connection refused or lost, 3 timeout, 4 malformed 
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
 
-  const invoked = first !== undefined ? COMMANDS[first] : undefined;
+  const invoked = first !== undefined && Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   for (const [name, entry] of Object.entries(COMMANDS)) {
     if (entry === invoked) {
       const mod = await entry.load();

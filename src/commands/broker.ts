@@ -338,11 +338,9 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     throw new UsageError('--cert/--key given without --tls-port');
   }
   if (f.auth.length > 0) {
-    o.users = {};
-    for (const a of f.auth) {
-      const [user, pass] = splitUserPass(a, '--auth');
-      o.users[user] = pass;
-    }
+    // fromEntries defines own properties: a user named __proto__ is a user (not the prototype of
+    // an empty map, which turned authentication off).
+    o.users = Object.fromEntries(f.auth.map((a) => splitUserPass(a, '--auth')));
   }
   if (f.passwd !== undefined) o.passwdFile = f.passwd;
   if (f.acl !== undefined) o.aclFile = f.acl;
