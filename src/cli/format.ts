@@ -10,7 +10,9 @@
  *                  %R response topic  %S subscription identifier
  *   Flags, width and precision between % and the code: `-` left align, `0` zero pad, `%10t`,
  *   `%10.10t` (as mosquitto: width on A C E F I l m p R S t x X, precision on C I R t; a width on
- *   %p/%x/%X also cuts the payload to that many characters, as mosquitto does).
+ *   %p/%x/%X also cuts the payload to that many characters, as mosquitto does). Width and precision
+ *   are at most FORMAT_MAX_WIDTH (65535): more is refused by formatProblem (mosquitto has no limit,
+ *   and `%300000000t` would write 300 MB per message).
  *   `@X` is strftime's %X on the local time of arrival (`@Y-@m-@d @H:@M:@S`), `@N` nanoseconds,
  *   `@@` a literal @.
  *   Escapes: \n \t \r \v \a \e (ESC) \0 (NUL) \\.
@@ -326,6 +328,14 @@ const ESCAPES: Record<string, string> = {
 /** The codes `-F` knows (for checking a format before connecting). */
 export const FORMAT_CODES = '%ACDEFIjJlmPpqRrStUxX';
 
+/** The largest width or precision of a `-F` code. */
+export const FORMAT_MAX_WIDTH = 65_535;
+
+/** A decimal number read digit by digit, held at FORMAT_MAX_WIDTH + 1 once it is over the limit. */
+function addDigit(n: number, digit: string): number {
+  return Math.min(n * 10 + (digit.charCodeAt(0) - 48), FORMAT_MAX_WIDTH + 1);
+}
+
 /**
  * Parses a format string the way mosquitto_sub does (including its edge cases: a trailing `%`, `@`
  * or `\` prints nothing; an unknown `%` code or `\` escape prints nothing).
@@ -353,17 +363,19 @@ function parse(format: string): Part[] {
           if (i < len - 1) i++;
         }
         while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') {
-          spec.width = spec.width * 10 + (format.charCodeAt(i) - 48);
+          spec.width = addDigit(spec.width, format[i]!);
           i++;
         }
         if (format[i] === '.' && i < len - 1) {
           i++;
           spec.precision = 0;
           while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') {
-            spec.precision = spec.precision * 10 + (format.charCodeAt(i) - 48);
+            spec.precision = addDigit(spec.precision, format[i]!);
             i++;
           }
         }
+        spec.width = Math.min(spec.width, FORMAT_MAX_WIDTH);
+        spec.precision = Math.min(spec.precision, FORMAT_MAX_WIDTH);
         if (i < len) {
           spec.code = format[i]!;
           if (spec.code === '%') {
@@ -592,13 +604,17 @@ export function formatProblem(format: string): string | undefined {
     const c = format[i]!;
     if (c === '%') {
       if (i === len - 1) return 'incomplete format specifier (a % at the end)';
+      const start = i;
       i++;
       if (format[i] === '-' && i < len - 1) i++;
       if (format[i] === '0' && i < len - 1) i++;
-      while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') i++;
+      let width = 0;
+      let precision = 0;
+      while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') width = addDigit(width, format[i++]!);
       if (format[i] === '.' && i < len - 1) {
         i++;
-        while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') i++;
+        while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9')
+          precision = addDigit(precision, format[i++]!);
       }
       const code = format[i]!;
       if (/[-0-9.]/.test(code)) return `incomplete format specifier at the end of '${format}'`;
@@ -606,6 +622,11 @@ export function formatProblem(format: string): string | undefined {
         return `invalid format specifier '${code}' (codes: ${FORMAT_CODES.split('')
           .map((x) => `%${x}`)
           .join(' ')})`;
+      if (width > FORMAT_MAX_WIDTH || precision > FORMAT_MAX_WIDTH) {
+        const spec = format.slice(start, i + 1);
+        const shown = spec.length > 40 ? `${spec.slice(0, 20)}...${spec.slice(-10)}` : spec;
+        return `'${shown}': the ${width > FORMAT_MAX_WIDTH ? 'width' : 'precision'} of %${code} is over the limit of ${FORMAT_MAX_WIDTH}`;
+      }
     } else if (c === '@') {
       if (i === len - 1) return 'incomplete time specifier (an @ at the end; @@ prints an @)';
       i++;

@@ -84,3 +84,20 @@ describe("names that are Object.prototype's (item 10)", () => {
     }
   });
 });
+
+describe('-F widths and precisions are bounded (item 12)', () => {
+  it.each([
+    ['%999999999999t', /'%999999999999t': the width of %t is over the limit of 65535/],
+    ['%300000000t', /'%300000000t': the width of %t is over the limit of 65535/],
+    ['%-0300000000p', /the width of %p is over the limit of 65535/],
+    ['%10.99999999R', /the precision of %R is over the limit of 65535/],
+    [`%${'9'.repeat(400)}x`, /'%9{19}\.\.\.9{9}x': the width of %x is over the limit/],
+  ])('-F %s is a usage error before connecting (sub and req): exit 1', async (format, message) => {
+    const sub = await spawnMq(['sub', '-t', 'x', '-p', '1', '-F', format]).exit(10_000);
+    const req = await spawnMq(['req', '-t', 'x', '-m', 'x', '-p', '1', '-F', format]).exit(10_000);
+    for (const r of [sub, req]) {
+      expect(r.code).toBe(1);
+      expect(oneLine(r)).toMatch(message);
+    }
+  });
+});
