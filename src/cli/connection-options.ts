@@ -11,6 +11,7 @@ import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.j
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
 import { validateTopicName } from '../protocol/topic.js';
 import { UsageError } from './errors.js';
+import { PEM_LIMIT } from './io.js';
 import { collect } from './options.js';
 import { loadProfile, type Profile } from './profile.js';
 import { emptyPacketProperties, type PacketProperties, parsePropertyFlags } from './properties-flag.js';
@@ -498,12 +499,12 @@ async function tlsOptions(opts: ConnectionFlags, choice: TlsChoice): Promise<Tls
   }
   const t: TlsOptions = { insecure: choice.insecure };
   if (cafile !== undefined) {
-    t.ca = await readFileValue(cafile, '--cafile');
+    t.ca = await readFileValue(cafile, '--cafile', PEM_LIMIT);
     t.caFile = cafile;
   }
   if (certFile !== undefined && keyFile !== undefined) {
-    t.cert = await readFileValue(certFile, '--cert');
-    t.key = await readFileValue(keyFile, '--key');
+    t.cert = await readFileValue(certFile, '--cert', PEM_LIMIT);
+    t.key = await readFileValue(keyFile, '--key', PEM_LIMIT);
     t.certFile = certFile;
     t.keyFile = keyFile;
   }

@@ -2,9 +2,10 @@
  * Connection profiles: named sets of connection settings in the config file
  * ({"profiles": {"NAME": {"url": ..., "username": ...}}}), chosen with --profile or MQ_PROFILE.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from './errors.js';
+import { CONFIG_LIMIT, readFileBounded } from './io.js';
 
 export interface Profile {
   url?: string;
@@ -47,14 +48,12 @@ const PROFILE_FIELDS = new Map<string, 'string' | 'number' | 'boolean'>([
 /** Reads profile `name` from the config file; UsageError when the file or the profile is missing or wrong. */
 export async function loadProfile(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Profile> {
   const file = configPath(env);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
+  if (!existsSync(file)) {
     throw new UsageError(
       `--profile ${name}: no config file at ${file} (create it: {"profiles": {"${name}": {"url": "mqtts://host", "username": "..."}}})`,
     );
   }
+  const text = readFileBounded(file, CONFIG_LIMIT, `--profile ${name}`).toString('utf8');
   let data: unknown;
   try {
     data = JSON.parse(text);

@@ -2,18 +2,23 @@
  * Value parsers shared by every command's flags: binary values (`hex:`, `base64:`, `@file`, `-`),
  * bounded integers, seconds. Each failure is one UsageError naming the flag.
  */
-import { readFile } from 'node:fs/promises';
 import { UsageError } from './errors.js';
-import { readStdin } from './io.js';
-
-export { readStdin } from './io.js';
+import { type Limit, PAYLOAD_LIMIT, readFileBounded, readStdin } from './io.js';
 
 /**
  * A binary value from the command line: `hex:0a0b` (spaces and colons ignored), `base64:AAEC`,
- * `@file` (the file's bytes), `-` (all of stdin), anything else as UTF-8 text.
- * `what` names the flag in error messages.
+ * `@file` (the file's bytes), `-` (all of stdin), anything else as UTF-8 text; at most `limit`
+ * bytes (an MQTT payload by default). `what` names the flag in error messages.
  */
-export async function parseBinaryValue(text: string, what = 'value'): Promise<Buffer> {
+export async function parseBinaryValue(text: string, what = 'value', limit = PAYLOAD_LIMIT): Promise<Buffer> {
+  const value = await binaryValue(text, what, limit);
+  if (value.length > limit.bytes) {
+    throw new UsageError(`${what}: the value is larger than ${limit.bytes} bytes (${limit.why})`);
+  }
+  return value;
+}
+
+async function binaryValue(text: string, what: string, limit: Limit): Promise<Buffer> {
   if (text.startsWith('hex:')) {
     const digits = text.slice(4).replace(/[\s:]/g, '');
     if (!/^[0-9a-fA-F]*$/.test(digits)) {
@@ -31,27 +36,17 @@ export async function parseBinaryValue(text: string, what = 'value'): Promise<Bu
     }
     return Buffer.from(body, body.includes('-') || body.includes('_') ? 'base64url' : 'base64');
   }
-  if (text.startsWith('@') && text.length > 1) return readFileValue(text.slice(1), what);
-  if (text === '-') return readStdin();
+  if (text.startsWith('@') && text.length > 1) return readFileValue(text.slice(1), what, limit);
+  if (text === '-') return readStdin(limit, what);
   return Buffer.from(text, 'utf8');
 }
 
-/** A file's bytes; a missing or unreadable file is a UsageError naming the flag. */
-export async function readFileValue(file: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : (err as Error).message;
-    throw new UsageError(`${what}: cannot read ${file}: ${why}`);
-  }
+/**
+ * A file's bytes, at most `limit` (an MQTT payload by default); a missing, unreadable or too large
+ * file is a UsageError naming the flag.
+ */
+export async function readFileValue(file: string, what: string, limit = PAYLOAD_LIMIT): Promise<Buffer> {
+  return readFileBounded(file, limit, what);
 }
 
 /** An integer in [min, max]; `what` names the flag. */

@@ -2,13 +2,13 @@
  * `mq broker`: a local MQTT 3.1 / 3.1.1 / 5.0 broker for testing. Parses and checks the flags,
  * starts src/broker, prints where it listens, stops cleanly on SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { Broker, type BrokerOptions, makePasswdLine } from '../broker/index.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { escapeForTerminal } from '../cli/escape.js';
+import { PEM_LIMIT, readFileBounded } from '../cli/io.js';
 import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
 import { formatPacketFull, formatPacketLine } from '../cli/render.js';
@@ -312,11 +312,7 @@ function parseCode(text: string, what: string): number {
 }
 
 function readPem(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new UsageError(`${what}: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  return readFileBounded(file, PEM_LIMIT, what);
 }
 
 function toOptions(f: BrokerFlags): BrokerOptions {

@@ -7,7 +7,7 @@ import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { type InputFormat, type InputRecord, parseInput, stripCaptureHeaders } from '../cli/hex.js';
 import { decodeRecords, formatItem, formatItemLine, itemToJson, iterateRecords } from '../cli/inspect.js';
-import { readCommandInput, writeStdout } from '../cli/io.js';
+import { parseMaxInput, readCommandInput, writeStdout } from '../cli/io.js';
 import { colors, warn } from '../cli/output.js';
 import { parseProtocolVersion } from '../cli/packet-json.js';
 import type { ProtocolVersion } from '../protocol/types.js';
@@ -20,6 +20,7 @@ interface DecodeOpts {
   bytes?: boolean;
   json?: boolean;
   line?: boolean;
+  maxInput?: string;
 }
 
 /**
@@ -56,10 +57,15 @@ function readInput(opts: DecodeOpts, args: string[]): Promise<Buffer | string> {
   if (opts.raw && args.length > 0 && opts.file === undefined) {
     throw new UsageError('--raw reads binary bytes from -f FILE or stdin, not from arguments');
   }
-  return readCommandInput(args, opts.file, {
-    both: 'give the bytes as arguments or with -f, not both',
-    none: 'no input: give the bytes as arguments (mq decode 300d0004...), with -f FILE, or on stdin',
-  });
+  return readCommandInput(
+    args,
+    opts.file,
+    {
+      both: 'give the bytes as arguments or with -f, not both',
+      none: 'no input: give the bytes as arguments (mq decode 300d0004...), with -f FILE, or on stdin',
+    },
+    parseMaxInput(opts.maxInput),
+  );
 }
 
 const EXAMPLES = `
@@ -84,8 +90,11 @@ Secrets: a CONNECT's password and Authentication Data are shown by length only, 
 masked)", in the block, --line and --bytes views; --json keeps them, for mq encode to write back.
 Strings from the bytes are shown with control characters escaped (\\x1b, \\n, \\u202e).
 
-Exit codes: 0 every packet valid, 1 usage error (bad hex, bad flag), 4 malformed input: every
-violation is listed with its byte offset and spec rule id.`;
+Input from -f or stdin is read up to --max-input (64 MiB by default, at most 1G): a larger input
+is a usage error (exit 1), found without reading more than the limit (-f /dev/zero is refused).
+
+Exit codes: 0 every packet valid, 1 usage error (bad hex, bad flag, input over --max-input),
+4 malformed input: every violation is listed with its byte offset and spec rule id.`;
 
 export function command(): Command {
   const cmd = newCommand('decode')
@@ -100,6 +109,7 @@ export function command(): Command {
     .option('--bytes', 'print an annotated byte map: offset, bytes, section, field, value')
     .option('--json', 'one JSON object per packet (mq encode reads it back)')
     .option('--line', 'one line per packet, as --trace shows them')
+    .option('--max-input <size>', 'largest input read from -f or stdin: bytes, or with K, M, G (default 64M)')
     .addHelpText('after', EXAMPLES);
 
   return run<DecodeOpts>(cmd, async (opts, args) => {

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
 import { ExitCode, UsageError } from '../cli/errors.js';
-import { readCommandInput, writeStdout } from '../cli/io.js';
+import { parseMaxInput, readCommandInput, writeStdout } from '../cli/io.js';
 import { encodeJson, parseProtocolVersion } from '../cli/packet-json.js';
 
 interface EncodeOpts {
@@ -14,6 +14,7 @@ interface EncodeOpts {
   raw?: boolean;
   spaced?: boolean;
   base64?: boolean;
+  maxInput?: string;
 }
 
 const EXAMPLES = `
@@ -46,6 +47,7 @@ export function command(): Command {
     .option('--raw', 'write binary bytes instead of hex')
     .option('--spaced', 'hex with a space between bytes')
     .option('--base64', 'write base64, one line per packet')
+    .option('--max-input <size>', 'largest input read from -f or stdin: bytes, or with K, M, G (default 64M)')
     .addHelpText('after', EXAMPLES);
 
   return run<EncodeOpts>(cmd, async (opts, args) => {
@@ -56,10 +58,15 @@ export function command(): Command {
     if ([opts.raw, opts.spaced, opts.base64].filter(Boolean).length > 1) {
       throw new UsageError('choose one of --raw, --spaced and --base64');
     }
-    const input = await readCommandInput(args, opts.file, {
-      both: 'give the JSON as an argument or with -f, not both',
-      none: 'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
-    });
+    const input = await readCommandInput(
+      args,
+      opts.file,
+      {
+        both: 'give the JSON as an argument or with -f, not both',
+        none: 'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
+      },
+      parseMaxInput(opts.maxInput),
+    );
     const text = typeof input === 'string' ? input : input.toString('utf8');
 
     const packets = encodeJson(text, version);

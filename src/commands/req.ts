@@ -15,7 +15,7 @@ import {
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { now } from '../cli/format.js';
-import { note } from '../cli/io.js';
+import { BINARY_PROPERTY_LIMIT, note } from '../cli/io.js';
 import { addOutputOptions, type MessageOutput, type OutputFlags, outputFor } from '../cli/message-output.js';
 import { collect, exactlyOne } from '../cli/options.js';
 import { checkTopicName, type PublishFlags, publishProperties, readPayload } from '../cli/publish-flags.js';
@@ -123,7 +123,7 @@ async function plan(opts: ReqFlags): Promise<Request> {
   checkTopicName(responseTopic, '-e');
   const correlation =
     opts.correlationData !== undefined
-      ? await parseBinaryValue(opts.correlationData, '--correlation-data')
+      ? await parseBinaryValue(opts.correlationData, '--correlation-data', BINARY_PROPERTY_LIMIT)
       : Buffer.from(randomBytes(8).toString('hex'));
   const properties = await publishProperties(
     { ...opts, responseTopic: undefined, correlationData: undefined },

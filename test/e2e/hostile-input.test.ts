@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ExitResult, killAll, spawnMq, startMqBroker } from '../helpers/spawn.js';
+import { type ExitResult, killAll, MQ_BIN, spawnMq, spawnProcess, startMqBroker } from '../helpers/spawn.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mq-hostile-input-'));
 
@@ -99,5 +99,101 @@ describe('-F widths and precisions are bounded (item 12)', () => {
       expect(r.code).toBe(1);
       expect(oneLine(r)).toMatch(message);
     }
+  });
+});
+
+/** `bin/mq ARGS < FILE` (stdin is the file itself, as a shell redirection makes it). */
+function mqWithStdinFrom(file: string, args: string[]) {
+  return spawnProcess('sh', [
+    '-c',
+    'f=$1; shift; exec "$@" < "$f"',
+    'sh',
+    file,
+    process.execPath,
+    MQ_BIN,
+    ...args,
+  ]);
+}
+
+describe('inputs are read within a limit (item 13)', () => {
+  const payload = /is larger than 268435455 bytes \(the largest MQTT payload\)/;
+
+  it.each([
+    [
+      ['pub', '-t', 'x', '-m', '@/dev/zero'],
+      /^mq: -m: \/dev\/zero is larger than 268435455 bytes \(the largest MQTT payload\)$/,
+    ],
+    [['pub', '-t', 'x', '-f', '/dev/zero'], /^mq: -f: \/dev\/zero /],
+    [['pub', '-t', 'x', '-m', 'x', '--will-topic', 'w', '--will-payload', '@/dev/zero'], /--will-payload: /],
+    [
+      ['pub', '-t', 'x', '-m', 'x', '--correlation-data', '@/dev/zero'],
+      /larger than 65535 bytes \(the largest MQTT binary value\)/,
+    ],
+    [['req', '-t', 'x', '-m', 'x', '--correlation-data', '@/dev/zero'], /larger than 65535 bytes/],
+    [
+      ['pub', '-t', 'x', '-m', 'x', '-D', 'connect', 'authentication-data', '@/dev/zero'],
+      /larger than 65535 bytes/,
+    ],
+    [
+      ['pub', '-t', 'x', '-m', 'x', '--cafile', '/dev/zero'],
+      /--cafile: \/dev\/zero is larger than 16777216 bytes/,
+    ],
+    [['decode', '--raw', '-f', '/dev/zero'], /^mq: -f: \/dev\/zero is larger than 67108864 bytes/],
+    [['encode', '-f', '/dev/zero'], /larger than 67108864 bytes/],
+    [['decode', '-f', '/dev/zero', '--max-input', '1k'], /larger than 1024 bytes \(--max-input\)/],
+    [
+      ['broker', '--port', '0', '--tls-port', '0', '--cert', '/dev/zero', '--key', '/dev/zero'],
+      /--cert: \/dev\/zero is larger/,
+    ],
+  ])('%j: exit 1, one line', async (args, message) => {
+    const r = await spawnMq([...args, ...(args[0] === 'pub' || args[0] === 'req' ? ['-p', '1'] : [])]).exit(
+      20_000,
+    );
+    expect(r.code).toBe(1);
+    expect(oneLine(r)).toMatch(message);
+  });
+
+  it('a profiles file that never ends: exit 1', async () => {
+    const r = await spawnMq(['pub', '-t', 'x', '-m', 'x', '--profile', 'p'], {
+      env: { MQ_CONFIG: '/dev/zero' },
+    }).exit(20_000);
+    expect(r.code).toBe(1);
+    expect(oneLine(r)).toMatch(/--profile p: \/dev\/zero is larger than 1048576 bytes/);
+  });
+
+  it.each([
+    [['pub', '-t', 'x', '-s', '-p', '1'], payload],
+    [['decode', '--raw'], /input: stdin is larger than 67108864 bytes/],
+  ])('stdin that never ends: %j exits 1', async (args, message) => {
+    const r = await mqWithStdinFrom('/dev/zero', args).exit(20_000);
+    expect(r.code).toBe(1);
+    expect(oneLine(r)).toMatch(message);
+  });
+
+  it('pub -l and --ndjson: a line that never ends is refused once it passes the limit', async () => {
+    const b = await startMqBroker();
+    try {
+      const lines = await mqWithStdinFrom('/dev/zero', ['pub', '-t', 'x', '-l', '-p', String(b.port)]).exit(
+        20_000,
+      );
+      expect(lines.code).toBe(1);
+      expect(oneLine(lines)).toMatch(/-l: line 1 is longer than 268435455 bytes/);
+      const ndjson = await mqWithStdinFrom('/dev/zero', ['pub', '--ndjson', '-p', String(b.port)]).exit(
+        20_000,
+      );
+      expect(ndjson.code).toBe(1);
+      expect(oneLine(ndjson)).toMatch(/--ndjson: line 1 is longer than 402653184 bytes/);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  it('--max-input raises or lowers the limit of decode', async () => {
+    const input = `${'c000'.repeat(600)}\n`;
+    const low = await spawnMq(['decode', '--line', '--max-input', '1000'], { input }).exit(10_000);
+    expect(low.code).toBe(1);
+    const ok = await spawnMq(['decode', '--line', '--max-input', '1M'], { input }).exit(10_000);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout.trimEnd().split('\n')).toHaveLength(600);
   });
 });
