@@ -15,7 +15,14 @@ import { PEM_LIMIT } from './io.js';
 import { collect } from './options.js';
 import { loadProfile, type Profile } from './profile.js';
 import { emptyPacketProperties, type PacketProperties, parsePropertyFlags } from './properties-flag.js';
-import { parseBinaryValue, parseInteger, parseQos, parseSeconds, readFileValue } from './values.js';
+import {
+  MAX_SECONDS,
+  parseBinaryValue,
+  parseInteger,
+  parseQos,
+  parseSeconds,
+  readFileValue,
+} from './values.js';
 
 /** What commander hands over for the shared flags (all optional; defaults are applied here). */
 export interface ConnectionFlags {
@@ -269,9 +276,9 @@ export function parseReconnect(
   const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:\.\.\s*(\d+(?:\.\d+)?))?\s*$/.exec(value);
   const min = m ? Number(m[1]) : Number.NaN;
   const max = m?.[2] !== undefined ? Number(m[2]) : Math.max(30, min);
-  if (!Number.isFinite(min) || !Number.isFinite(max) || min <= 0 || max < min) {
+  if (!Number.isFinite(min) || !Number.isFinite(max) || min <= 0 || max < min || max > MAX_SECONDS) {
     throw new UsageError(
-      `--reconnect: '${value}' is not a range of seconds MIN..MAX with 0 < MIN <= MAX (e.g. --reconnect 0.5..10)`,
+      `--reconnect: '${value}' is not a range of seconds MIN..MAX with 0 < MIN <= MAX <= ${MAX_SECONDS} (e.g. --reconnect 0.5..10)`,
     );
   }
   return { minMs: Math.round(min * 1000), maxMs: Math.round(max * 1000) };
@@ -329,7 +336,10 @@ function mergeLayers(
   layers.push(
     dropUndefined({
       host: profile.host,
-      port: profile.port,
+      port:
+        profile.port !== undefined
+          ? parseInteger(profile.port, `profile ${profileName} port`, 1, 65535)
+          : undefined,
       username: profile.username,
       password: profile.password,
     }),
@@ -423,10 +433,15 @@ function applyClientId(out: ResolvedConnection, opts: ConnectionFlags, profile: 
 }
 
 /** Keepalive and session expiry. */
-function applySession(out: ResolvedConnection, opts: ConnectionFlags, profile: Profile): void {
+function applySession(
+  out: ResolvedConnection,
+  opts: ConnectionFlags,
+  profile: Profile,
+  profileName: string | undefined,
+): void {
   if (opts.keepalive !== undefined) out.keepalive = parseInteger(opts.keepalive, '-k', 0, 65535);
   else if (profile.keepalive !== undefined)
-    out.keepalive = parseInteger(profile.keepalive, 'profile keepalive', 0, 65535);
+    out.keepalive = parseInteger(profile.keepalive, `profile ${profileName} keepalive`, 0, 65535);
   if (opts.sessionExpiry !== undefined) {
     if (out.version !== 5)
       throw new UsageError('-x (session expiry) needs MQTT 5 (-V 5); use -c for a persistent session');
@@ -574,7 +589,7 @@ export async function resolveConnectionOptions(
   if (merged.topic !== undefined) out.topic = merged.topic;
   applyPaths(out, opts, merged);
   applyClientId(out, opts, profile);
-  applySession(out, opts, profile);
+  applySession(out, opts, profile, profileName);
   applyCredentials(out, merged);
   await applyPropertyFlags(out, opts);
   await applyWill(out, opts);

@@ -49,6 +49,38 @@ export async function readFileValue(file: string, what: string, limit = PAYLOAD_
   return readFileBounded(file, limit, what);
 }
 
+/**
+ * The deepest JSON nesting mq reads (packets need 5 levels; an embedded payload gets the rest).
+ * Deeper values overflow the stack of every recursive walk over them (JSON.stringify, checks).
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/**
+ * How deep the arrays and objects of JSON text nest, counted up to MAX_JSON_DEPTH + 1 (a scan of
+ * the text, without parsing it: brackets inside strings do not count).
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      depth++;
+      if (depth > deepest && (deepest = depth) > MAX_JSON_DEPTH) return deepest;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
 /** An integer in [min, max]; `what` names the flag. */
 export function parseInteger(text: string | number, what: string, min: number, max: number): number {
   const n = typeof text === 'number' ? text : /^\s*[+-]?\d+\s*$/.test(text) ? Number(text) : Number.NaN;
@@ -58,10 +90,18 @@ export function parseInteger(text: string | number, what: string, min: number, m
   return n;
 }
 
-/** A non-negative number of seconds (fractions allowed): `0.5`, `10`. */
+/** The longest time mq waits for anything: Node's timers hold at most 2^31 - 1 ms (24.8 days). */
+export const MAX_SECONDS = 2_147_483;
+
+/** A non-negative number of seconds (fractions allowed): `0.5`, `10`; at most MAX_SECONDS. */
 export function parseSeconds(text: string | number, what: string): number {
   const n = typeof text === 'number' ? text : /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`${what}: '${text}' is not a number of seconds`);
+  if (n > MAX_SECONDS) {
+    throw new UsageError(
+      `${what}: '${text}' seconds is more than ${MAX_SECONDS} (24 days), the longest wait`,
+    );
+  }
   return n;
 }
 

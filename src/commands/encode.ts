@@ -32,7 +32,9 @@ reasonCode, subscriptions, topicFilters, reasonCodes, and for CONNECT protocolVe
 keepalive, clientId, will, username, password. A packet's "version" field wins over -V.
 
 Output: hex, one line per packet (--spaced: "30 0d 00 ..."), --base64, or --raw binary bytes.
-Exit codes: 0 ok, 1 a field is missing or wrong (the message names it).`;
+Input from -f or stdin is read up to --max-input (64 MiB by default).
+Exit codes: 0 ok, 1 a field is missing or wrong (the message names it), the input is not JSON or is
+over --max-input; 4 malformed input: JSON nested more than 256 levels deep (no packet is).`;
 
 export function command(): Command {
   const cmd = newCommand('encode')

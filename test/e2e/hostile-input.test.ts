@@ -197,3 +197,67 @@ describe('inputs are read within a limit (item 13)', () => {
     expect(ok.stdout.trimEnd().split('\n')).toHaveLength(600);
   });
 });
+
+describe('deep JSON and numbers out of range are documented errors, never exit 70 (item 14)', () => {
+  const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+
+  it('mq encode of JSON nested 100,000 deep: malformed input, exit 4', async () => {
+    for (const input of [deep(100_000), `{"type":"PUBLISH","topic":"a","properties":${deep(100_000)}}`]) {
+      const r = await spawnMq(['encode'], { input }).exit(10_000);
+      expect(r.code).toBe(4);
+      expect(oneLine(r)).toBe(
+        'mq: malformed input: the JSON nests more than 256 levels deep (a packet needs 5)',
+      );
+    }
+  });
+
+  it('mq pub --ndjson with a deeply nested payload: the line is refused, exit 1', async () => {
+    const b = await startMqBroker();
+    try {
+      const input = `{"topic":"a","payload":${deep(100_000)}}\n`;
+      const r = await spawnMq(['pub', '--ndjson', '-p', String(b.port)], { input }).exit(10_000);
+      expect(r.code).toBe(1);
+      expect(oneLine(r)).toMatch(/--ndjson line 1: the JSON nests more than 256 levels deep/);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  it.each([
+    ['port', 1.5],
+    ['port', 99999],
+    ['port', 0],
+    ['keepalive', 1.5],
+    ['keepalive', 70000],
+  ])('a profile with %s: %d is a usage error, exit 1', async (field, value) => {
+    const r = await spawnMq(['pub', '-t', 't', '-m', 'x', '--profile', 'p'], {
+      env: { MQ_CONFIG: config({ p: { host: '127.0.0.1', [field]: value } }) },
+    }).exit(10_000);
+    expect(r.code).toBe(1);
+    expect(oneLine(r)).toMatch(new RegExp(`profile p ${field}: '${value}' is not a whole number`));
+  });
+
+  it.each([
+    [
+      ['pub', '-t', 't', '-m', 'x', '--connect-timeout', '4294967296'],
+      /--connect-timeout: '4294967296' seconds is more than 2147483/,
+    ],
+    [
+      ['sub', '-t', 't', '-W', '99999999999999999999'],
+      /-W: '99999999999999999999' seconds is more than 2147483/,
+    ],
+    [['req', '-t', 't', '-m', 'x', '-W', '4294967296'], /-W: .* is more than 2147483/],
+    [
+      ['pub', '-t', 't', '-m', 'x', '--repeat', '2', '--repeat-delay', '4294967296'],
+      /--repeat-delay: .* is more than 2147483/,
+    ],
+    [['sub', '-t', 't', '--reconnect', '1..4294967296'], /--reconnect: .* <= 2147483/],
+    [['broker', '--sys-interval', '4294967296'], /--sys-interval: .* is more than 2147483/],
+  ])('%j: a wait longer than a timer can hold is refused, exit 1', async (args, message) => {
+    const r = await spawnMq([...args, ...(args[0] === 'broker' ? ['--port', '0'] : ['-p', '1'])]).exit(
+      10_000,
+    );
+    expect(r.code).toBe(1);
+    expect(oneLine(r)).toMatch(message);
+  });
+});
