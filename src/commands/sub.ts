@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { BoundedRegex } from '../cli/bounded-regex.js';
 import { commandOf } from '../cli/command.js';
 import {
   addConnectionOptions,
@@ -42,21 +43,36 @@ interface SubFlags extends ConnectionFlags, OutputFlags {
 /** A compiled --until expression. */
 export type UntilMatcher = (message: PublishPacket) => boolean;
 
+/** How long --until's regex may run on one message: 1 s, plus 1 s per 10 MB of payload. */
+export function untilTimeLimitMs(payloadBytes: number): number {
+  return 1000 + Math.ceil(payloadBytes / 10_000);
+}
+
 /**
- * --until EXPR: `/regex/flags` (tested on the payload text), `topic=FILTER` (the topic matches an
+ * --until EXPR: `/regex/flags` (tested on the payload text, within untilTimeLimitMs: a regex that
+ * runs longer is treated as no match, and `warn` says so), `topic=FILTER` (the topic matches an
  * MQTT filter, wildcards allowed), `payload=TEXT` (the payload is exactly TEXT), anything else: the
  * payload contains EXPR.
  */
-export function parseUntil(expr: string): UntilMatcher {
+export function parseUntil(expr: string, warn: (message: string) => void = note): UntilMatcher {
   const re = /^\/(.*)\/([a-z]*)$/s.exec(expr);
   if (re) {
-    let regex: RegExp;
     try {
-      regex = new RegExp(re[1]!, re[2]);
+      new RegExp(re[1]!, re[2]);
     } catch (err) {
       throw new UsageError(`--until: '${expr}' is not a valid regular expression: ${(err as Error).message}`);
     }
-    return (m) => regex.test(m.payload.toString('utf8'));
+    const regex = new BoundedRegex(re[1]!, re[2]!);
+    return (m) => {
+      const limitMs = untilTimeLimitMs(m.payload.length);
+      const hit = regex.test(m.payload.toString('utf8'), limitMs);
+      if (hit === undefined) {
+        warn(
+          `--until ${expr}: gave up on the message on '${m.topic}' after ${(limitMs / 1000).toFixed(1)} s (counted as no match)`,
+        );
+      }
+      return hit === true;
+    };
   }
   if (expr.startsWith('topic=')) {
     const filter = expr.slice(6);
@@ -84,7 +100,9 @@ Examples:
   mq sub -t 'a/#' | head -1                       ends quietly when head closes the pipe
 
 --until EXPR: /regex/flags on the payload; topic=FILTER (MQTT wildcards); payload=TEXT (exact);
-otherwise a substring of the payload.
+otherwise a substring of the payload. A regex runs in a worker thread with a time limit per message
+(1 s, plus 1 s per 10 MB of payload): one that backtracks longer, like /(a+)+$/ on "aaa...ab", is
+counted as no match, with a note on stderr, and mq sub goes on with the next message.
 Output: payload only when stdout is a pipe or file (like mosquitto_sub), -v adds the topic; on a
 terminal a coloured view (topic, QoS, retained, properties, pretty JSON). NO_COLOR turns colour off.
 
@@ -122,7 +140,7 @@ function subOptions(): Option[] {
     new Option('-W, --timeout <seconds>', 'give up after this many seconds: exit 3'),
     new Option(
       '--until <expr>',
-      'exit 0 after a message that matches: /regex/, topic=FILTER, payload=TEXT, or a substring of the payload',
+      'exit 0 after a message that matches: /regex/ (time-limited, see below), topic=FILTER, payload=TEXT, or a substring of the payload',
     ),
     new Option('-R, --ignore-retained', 'do not print stale (retained) messages'),
     new Option('--retained-only', 'print only retained messages; exit at the first live one'),
@@ -209,7 +227,8 @@ function plan(opts: SubFlags, urlTopic: string | undefined, version: number): Su
     filterOut: opts.filterOut ?? [],
     count,
     timeoutMs,
-    until: opts.until !== undefined ? parseUntil(opts.until) : undefined,
+    until:
+      opts.until !== undefined ? parseUntil(opts.until, opts.quiet === true ? () => {} : note) : undefined,
   };
 }
 

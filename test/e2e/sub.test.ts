@@ -275,6 +275,18 @@ describe('mq sub: what gets printed', () => {
     expect(r.stdout).toBe(expected);
   });
 
+  it('--until /regex/ that backtracks for hours on a message: counted as no match after 1 s, and the next message still ends it', async () => {
+    const p = await subscribed(['-t', 'until-slow/#', '--until', '/^(a+)+$/', '-v']);
+    await pub('until-slow/1', `${'a'.repeat(40)}b`);
+    await pub('until-slow/2', 'aaa');
+    const r = await p.exit(15_000);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`until-slow/1 ${'a'.repeat(40)}b\nuntil-slow/2 aaa\n`);
+    expect(r.stderr).toMatch(
+      /^mq: --until \/\^\(a\+\)\+\$\/: gave up on the message on 'until-slow\/1' after 1\.0 s \(counted as no match\)$/m,
+    );
+  });
+
   it('-W exits 3 when time runs out, saying how many messages came', async () => {
     const r = await sub(['-t', 'nothing/here', '-C', '2', '-W', '0.5']).exit(10_000);
     expect(r.code).toBe(3);
