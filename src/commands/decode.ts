@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { safeJson } from '../cli/escape.js';
 import { type InputFormat, type InputRecord, parseInput, stripCaptureHeaders } from '../cli/hex.js';
 import { decodeRecords, formatItem, formatItemLine, itemToJson, iterateRecords } from '../cli/inspect.js';
 import { parseMaxInput, readCommandInput, writeStdout } from '../cli/io.js';
@@ -137,7 +138,7 @@ export function command(): Command {
         count += item.violations.length;
       }
       if (total > 1) out += separator;
-      if (opts.json) out += JSON.stringify(itemToJson(item));
+      if (opts.json) out += safeJson(JSON.stringify(itemToJson(item)));
       else if (opts.line) out += formatItemLine(item, c);
       else out += formatItem(item, opts.bytes === true, c);
       if (out.length > 65_536) {
