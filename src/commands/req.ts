@@ -42,6 +42,8 @@ Examples:
 Needs MQTT 5 (Response Topic and Correlation Data are v5 properties). Responses on the response
 topic whose Correlation Data differs are ignored. Default timeout ${DEFAULT_TIMEOUT_S} s (-W 0: forever).
 
+The request payload (-m @file, -f, -s) is at most 268435455 bytes, --correlation-data 65535.
+
 Exit codes: 0 response printed, 1 usage error, 2 connection refused or lost, 3 no response in time,
 5 the broker refused the request, 130 Ctrl-C.`;
 

@@ -105,6 +105,9 @@ otherwise a substring of the payload. A regex runs in a worker thread with a tim
 counted as no match, with a note on stderr, and mq sub goes on with the next message.
 Output: payload only when stdout is a pipe or file (like mosquitto_sub), -v adds the topic; on a
 terminal a coloured view (topic, QoS, retained, properties, pretty JSON). NO_COLOR turns colour off.
+On a terminal whatever the network sent (topics, payloads, properties) is shown with control
+characters escaped (\\x1b, \\u202e): a publisher cannot drive your terminal. On a pipe or a file the
+output is byte-exact; --output raw is never escaped. -F widths and precisions are at most 65535.
 
 Exit codes: 0 done (-C, --until, -E, Ctrl-C, closed pipe), 1 usage error, 2 connection refused or
 lost (with --no-reconnect) or every subscription refused, 3 -W timeout.`;
