@@ -10,13 +10,13 @@ import { escapeForTerminal } from './escape.js';
 /** The most bytes a value or an input may have, and what that limit is, for the message. */
 export interface Limit {
   bytes: number;
-  /** 'the largest MQTT payload', shown as "(268435455 bytes: the largest MQTT payload)". */
+  /** What the limit is, for the message: "... is larger than 268435455 bytes (the largest MQTT payload)". */
   why: string;
 }
 
-/** A message's payload: the largest remaining length MQTT can express [MQTT-1.5.5]. */
+/** A message's payload: the largest remaining length MQTT can express (MQTT 5.0 §1.5.5). */
 export const PAYLOAD_LIMIT: Limit = { bytes: 268_435_455, why: 'the largest MQTT payload' };
-/** Correlation data, authentication data: binary data has a two-byte length [MQTT-1.5.6]. */
+/** Correlation data, authentication data: Binary Data has a two-byte length (MQTT 5.0 §1.5.6). */
 export const BINARY_PROPERTY_LIMIT: Limit = { bytes: 65_535, why: 'the largest MQTT binary value' };
 /** A PEM file (--cafile, --cert, --key): far more than any certificate bundle. */
 export const PEM_LIMIT: Limit = { bytes: 16 * 1024 * 1024, why: "mq's limit for a PEM file" };
