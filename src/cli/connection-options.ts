@@ -13,10 +13,18 @@ import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.j
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
 import { validateTopicName } from '../protocol/topic.js';
 import { UsageError } from './errors.js';
+import { PEM_LIMIT } from './io.js';
 import { collect } from './options.js';
 import { loadProfile, type Profile } from './profile.js';
 import { emptyPacketProperties, type PacketProperties, parsePropertyFlags } from './properties-flag.js';
-import { parseBinaryValue, parseInteger, parseQos, parseSeconds, readFileValue } from './values.js';
+import {
+  MAX_SECONDS,
+  parseBinaryValue,
+  parseInteger,
+  parseQos,
+  parseSeconds,
+  readFileValue,
+} from './values.js';
 
 /** What commander hands over for the shared flags (all optional; defaults are applied here). */
 export interface ConnectionFlags {
@@ -137,7 +145,7 @@ export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolea
         new Option('--no-reconnect', 'exit when the connection is lost'),
         new Option(
           '--trace [hex]',
-          'print every packet sent and received to stderr (--trace=hex adds bytes)',
+          'print every packet sent and received to stderr (--trace=hex adds bytes); passwords and authentication data are masked',
         ),
         new Option('--quiet', 'no diagnostics on stderr'),
         new Option('--json', 'machine output: one JSON object per line'),
@@ -164,16 +172,17 @@ export interface ParsedUrl {
   topic?: string;
 }
 
-const SCHEMES: Record<string, TransportKind> = {
-  mqtt: 'mqtt',
-  tcp: 'mqtt',
-  mqtts: 'mqtts',
-  ssl: 'mqtts',
-  tls: 'mqtts',
-  ws: 'ws',
-  wss: 'wss',
-  unix: 'unix',
-};
+/** URL schemes and their transport (a Map: the scheme comes from the user). */
+const SCHEMES = new Map<string, TransportKind>([
+  ['mqtt', 'mqtt'],
+  ['tcp', 'mqtt'],
+  ['mqtts', 'mqtts'],
+  ['ssl', 'mqtts'],
+  ['tls', 'mqtts'],
+  ['ws', 'ws'],
+  ['wss', 'wss'],
+  ['unix', 'unix'],
+]);
 
 function decode(text: string): string {
   try {
@@ -184,24 +193,42 @@ function decode(text: string): string {
 }
 
 /**
+ * A URL as messages show it: the password in its user info replaced by `***`
+ * (`mqtt://alice:***@host`), with or without a scheme.
+ */
+export function redactUrl(text: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)?(.*)$/is.exec(text);
+  const scheme = m?.[1] ?? '';
+  const rest = m?.[2] ?? text;
+  const slash = rest.indexOf('/');
+  const authority = slash >= 0 ? rest.slice(0, slash) : rest;
+  const at = authority.lastIndexOf('@');
+  const colon = authority.indexOf(':');
+  if (at < 0 || colon < 0 || colon > at) return text;
+  return `${scheme}${authority.slice(0, colon)}:***${rest.slice(at)}`;
+}
+
+/**
  * `mqtt://user:pass@host:port/topic`, `mqtts://...`, `ws://host:port/path`, `wss://...`,
- * `unix:///path/to.sock`. The topic keeps `#` and `+` as typed (not a URL fragment).
+ * `unix:///path/to.sock`. The topic keeps `#` and `+` as typed (not a URL fragment). A message
+ * that quotes the URL shows it without its password (redactUrl).
  */
 export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/is.exec(text.trim());
   if (!m) {
     throw new UsageError(
-      `${what}: '${text}' is not a broker URL (expected e.g. mqtt://host:1883 or mqtts://host)`,
+      `${what}: '${redactUrl(text)}' is not a broker URL (expected e.g. mqtt://host:1883 or mqtts://host)`,
     );
   }
   const scheme = m[1]!.toLowerCase();
-  const transport = SCHEMES[scheme];
+  const transport = SCHEMES.get(scheme);
   if (transport === undefined) {
     throw new UsageError(`${what}: unknown scheme '${scheme}://' (use mqtt, mqtts, ws, wss or unix)`);
   }
   let rest = m[2]!;
   if (transport === 'unix') {
-    if (rest === '') throw new UsageError(`${what}: '${text}' names no socket path (unix:///path/to/socket)`);
+    if (rest === '')
+      throw new UsageError(`${what}: '${redactUrl(text)}' names no socket path (unix:///path/to/socket)`);
     return { transport, path: decode(rest) };
   }
   const slash = rest.indexOf('/');
@@ -222,7 +249,7 @@ export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
     }
   }
   const hp = /^\[([^\]]+)\](?::(\d*))?$/.exec(rest) ?? /^([^:[\]]*)(?::(\d*))?$/.exec(rest);
-  if (!hp) throw new UsageError(`${what}: cannot read a host and port in '${text}'`);
+  if (!hp) throw new UsageError(`${what}: cannot read a host and port in '${redactUrl(text)}'`);
   if (hp[1] !== undefined && hp[1] !== '') out.host = hp[1];
   if (hp[2] !== undefined && hp[2] !== '') out.port = parseInteger(hp[2], `${what} port`, 1, 65535);
   if (transport === 'ws' || transport === 'wss') {
@@ -256,9 +283,9 @@ export function parseReconnect(
   const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:\.\.\s*(\d+(?:\.\d+)?))?\s*$/.exec(value);
   const min = m ? Number(m[1]) : Number.NaN;
   const max = m?.[2] !== undefined ? Number(m[2]) : Math.max(30, min);
-  if (!Number.isFinite(min) || !Number.isFinite(max) || min <= 0 || max < min) {
+  if (!Number.isFinite(min) || !Number.isFinite(max) || min <= 0 || max < min || max > MAX_SECONDS) {
     throw new UsageError(
-      `--reconnect: '${value}' is not a range of seconds MIN..MAX with 0 < MIN <= MAX (e.g. --reconnect 0.5..10)`,
+      `--reconnect: '${value}' is not a range of seconds MIN..MAX with 0 < MIN <= MAX <= ${MAX_SECONDS} (e.g. --reconnect 0.5..10)`,
     );
   }
   return { minMs: Math.round(min * 1000), maxMs: Math.round(max * 1000) };
@@ -316,7 +343,10 @@ function mergeLayers(
   layers.push(
     dropUndefined({
       host: profile.host,
-      port: profile.port,
+      port:
+        profile.port !== undefined
+          ? parseInteger(profile.port, `profile ${profileName} port`, 1, 65535)
+          : undefined,
       username: profile.username,
       password: profile.password,
     }),
@@ -378,13 +408,14 @@ function applyPaths(out: ResolvedConnection, opts: ConnectionFlags, merged: Laye
     if (transport !== 'ws' && transport !== 'wss') {
       throw new UsageError('--ws-header needs a WebSocket URL: -L ws://host:port or wss://');
     }
-    const headers: Record<string, string> = {};
+    const headers: [string, string][] = [];
     for (const h of opts.wsHeader) {
       const eq = h.indexOf('=');
       if (eq <= 0) throw new UsageError(`--ws-header: '${h}' is not NAME=VALUE`);
-      headers[h.slice(0, eq).trim()] = h.slice(eq + 1);
+      headers.push([h.slice(0, eq).trim(), h.slice(eq + 1)]);
     }
-    out.wsHeaders = headers;
+    // fromEntries defines own properties: a header named __proto__ is a header, not a prototype.
+    out.wsHeaders = Object.fromEntries(headers);
   }
 }
 
@@ -409,10 +440,15 @@ function applyClientId(out: ResolvedConnection, opts: ConnectionFlags, profile: 
 }
 
 /** Keepalive and session expiry. */
-function applySession(out: ResolvedConnection, opts: ConnectionFlags, profile: Profile): void {
+function applySession(
+  out: ResolvedConnection,
+  opts: ConnectionFlags,
+  profile: Profile,
+  profileName: string | undefined,
+): void {
   if (opts.keepalive !== undefined) out.keepalive = parseInteger(opts.keepalive, '-k', 0, 65535);
   else if (profile.keepalive !== undefined)
-    out.keepalive = parseInteger(profile.keepalive, 'profile keepalive', 0, 65535);
+    out.keepalive = parseInteger(profile.keepalive, `profile ${profileName} keepalive`, 0, 65535);
   if (opts.sessionExpiry !== undefined) {
     if (out.version !== 5)
       throw new UsageError('-x (session expiry) needs MQTT 5 (-V 5); use -c for a persistent session');
@@ -512,12 +548,12 @@ async function tlsOptions(opts: ConnectionFlags, choice: TlsChoice): Promise<Tls
   }
   const t: TlsOptions = { insecure: choice.insecure };
   if (cafile !== undefined) {
-    t.ca = await readFileValue(cafile, '--cafile');
+    t.ca = await readFileValue(cafile, '--cafile', PEM_LIMIT);
     t.caFile = cafile;
   }
   if (certFile !== undefined && keyFile !== undefined) {
-    t.cert = await readFileValue(certFile, '--cert');
-    t.key = await readFileValue(keyFile, '--key');
+    t.cert = await readFileValue(certFile, '--cert', PEM_LIMIT);
+    t.key = await readFileValue(keyFile, '--key', PEM_LIMIT);
     t.certFile = certFile;
     t.keyFile = keyFile;
   }
@@ -587,7 +623,7 @@ export async function resolveConnectionOptions(
   if (merged.topic !== undefined) out.topic = merged.topic;
   applyPaths(out, opts, merged);
   applyClientId(out, opts, profile);
-  applySession(out, opts, profile);
+  applySession(out, opts, profile, profileName);
   applyCredentials(out, merged);
   applyAuthMethod(out, opts);
   await applyPropertyFlags(out, opts);
@@ -615,17 +651,10 @@ export async function traceWriter(
   }
   const hex = opts.trace === 'hex';
   // Loaded only with --trace: the renderer is not needed for a plain publish.
-  const { formatPacketLine } = await import('./render.js');
-  const { inspectPacket } = await import('../proxy/inspect.js');
+  const { formatPacketLine, traceHex } = await import('./render.js');
   return (direction, packet, raw) => {
-    if (packet.type === 'CONNECT' || packet.type === 'CONNACK' || packet.type === 'AUTH') {
-      // The password and Authentication Data are never shown: masked copies are.
-      const masked = inspectPacket(raw, version);
-      packet = masked.packet ?? packet;
-      raw = masked.bytes;
-    }
     let line = `${direction === 'out' ? '->' : '<-'} ${formatPacketLine(packet, version)}\n`;
-    if (hex) line += `   ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')}\n`;
+    if (hex) line += `   ${traceHex(raw, packet, version)}\n`;
     write(line);
   };
 }

@@ -2,12 +2,13 @@
  * `mq broker`: a local MQTT 3.1 / 3.1.1 / 5.0 broker for testing. Parses and checks the flags,
  * starts src/broker, prints where it listens, stops cleanly on SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { Broker, type BrokerOptions, makePasswdLine, makeScramPasswdLine } from '../broker/index.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { escapeForTerminal } from '../cli/escape.js';
+import { PEM_LIMIT, readFileBounded } from '../cli/io.js';
 import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
 import { formatPacketFull, formatPacketLine } from '../cli/render.js';
@@ -126,7 +127,10 @@ function addBrokerOptions(cmd: Command): void {
       '--max-keepalive <s>',
       'largest keepalive; v5 clients asking more (or 0) are told this, 3.1.1 ones refused',
     )
-    .option('--trace [mode]', 'print every packet in and out per client on stderr: line (default) or full')
+    .option(
+      '--trace [mode]',
+      'print every packet in and out per client on stderr: line (default) or full; passwords and authentication data are masked',
+    )
     .option(
       '--record <file>',
       'append all traffic as NDJSON {time, client, direction, hex} (mq decode reads hex)',
@@ -175,6 +179,9 @@ Examples:
 Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts:// lines) on stdout once
 listening; log lines on stderr (-q silences them); --trace lines on stderr as
 "[client-id] -> PACKET" (client to broker) and "[client-id] <- PACKET" (broker to client).
+--trace (line and full) shows a CONNECT's password and any Authentication Data by length only,
+"(7 bytes, masked)". Client ids, user names, topics and reason strings in log and trace lines
+are shown with control characters escaped (\\x1b, \\n, \\u202e): a client cannot drive the terminal.
 
 Limits: a session's queue holds --max-queued QoS>0 messages; further messages to it are
 dropped (the queue keeps the oldest), counted in $SYS/broker/publish/messages/dropped and
@@ -233,8 +240,9 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
   const quiet = flags.quiet === true;
   const err = colors(process.stderr);
   const stamp = () => err.dim(new Date().toISOString().slice(11, 23));
-  options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${line}\n`);
-  options.traceOut = (line) => process.stderr.write(`${stamp()} ${line}\n`);
+  const sink = terminalSink();
+  options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
+  options.traceOut = (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
   let broker: Broker;
   try {
     broker = new Broker(options);
@@ -243,9 +251,11 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
   }
   if (options.trace !== undefined) {
     broker.setTraceFormatter((packet, version, mode) =>
-      mode === 'full'
-        ? formatPacketFull(packet, version, { colors: err })
-        : formatPacketLine(packet, version, { colors: err }),
+      sink.rendered(
+        mode === 'full'
+          ? formatPacketFull(packet, version, { colors: err })
+          : formatPacketLine(packet, version, { colors: err }),
+      ),
     );
   }
   if (!isLoopback(options.host ?? '127.0.0.1')) {
@@ -274,6 +284,29 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
     process.stderr.write(`mq broker: error while closing: ${e instanceof Error ? e.message : String(e)}\n`);
   }
   return ExitCode.Ok;
+}
+
+/**
+ * What the broker writes to stderr, made safe for a terminal: client ids, user names, topics and
+ * reason strings come from the network (before authentication too), so every log and trace line is
+ * escaped (control characters, bidi overrides: escape.ts) before it is written, and a client cannot
+ * set the terminal's title, clear it or forge a line. The packet text a trace line ends with is
+ * render.ts's, which escapes every packet string before colouring it: `rendered()` notes it, and
+ * `line()` keeps it (with its colours and, for --trace=full, its lines) and escapes the rest.
+ */
+function terminalSink(): { rendered(text: string): string; line(line: string): string } {
+  let last: string | undefined;
+  return {
+    rendered(text) {
+      last = text;
+      return text;
+    },
+    line(line) {
+      const trusted = last !== undefined && line.endsWith(last) ? last : '';
+      last = undefined;
+      return escapeForTerminal(line.slice(0, line.length - trusted.length)) + trusted;
+    },
+  };
 }
 
 /** "mq broker listening on mqtt://HOST:PORT" for each listener (scripts read these lines). */
@@ -305,11 +338,7 @@ function parseCode(text: string, what: string): number {
 }
 
 function readPem(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new UsageError(`${what}: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  return readFileBounded(file, PEM_LIMIT, what);
 }
 
 function toOptions(f: BrokerFlags): BrokerOptions {
@@ -331,11 +360,9 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     throw new UsageError('--cert/--key given without --tls-port');
   }
   if (f.auth.length > 0) {
-    o.users = {};
-    for (const a of f.auth) {
-      const [user, pass] = splitUserPass(a, '--auth');
-      o.users[user] = pass;
-    }
+    // fromEntries defines own properties: a user named __proto__ is a user (not the prototype of
+    // an empty map, which turned authentication off).
+    o.users = Object.fromEntries(f.auth.map((a) => splitUserPass(a, '--auth')));
   }
   o.scramIterations = parseInteger(f.scramIterations, '--scram-iterations', 4096, 1_000_000);
   if (f.passwd !== undefined) o.passwdFile = f.passwd;
