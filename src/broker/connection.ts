@@ -288,11 +288,23 @@ export class Connection {
     if (!this.dirty) ctx.scheduleFlush(this);
   }
 
-  /** Sends a packet through the codec. `force` skips the drop-every fault (CONNACK, DISCONNECT). */
+  /**
+   * Sends a packet through the codec. `force` skips the drop-every fault (CONNACK, DISCONNECT). A
+   * packet larger than the client's Maximum Packet Size is never sent [MQTT-3.1.2-24]: a SUBACK or
+   * UNSUBACK the client would wait for in vain closes the connection instead.
+   */
   writePacket(packet: Packet, force = false): void {
     if (this.state === ConnState.Closed) return;
     if (!force && this.ctx.faultDrop()) return;
     const size = packetSize(packet, this.version);
+    if (size > this.maxOut) {
+      if (packet.type === 'DISCONNECT') return;
+      this.ctx.log(
+        `[${this.label}] ${packet.type} of ${size} bytes exceeds the client's Maximum Packet Size ${this.maxOut}: closing [MQTT-3.1.2-24]`,
+      );
+      this.closeNow();
+      return;
+    }
     const buf = this.reserve(size);
     const start = this.outLen;
     this.outLen += encodeInto(packet, this.version, buf, start);

@@ -10,6 +10,7 @@ import {
   formatReasonCode,
   type Packet,
   type Properties,
+  packetSize,
   ReasonCode,
   type Will,
 } from '../../protocol/index.js';
@@ -147,9 +148,22 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
       return;
     }
   }
+  // [MQTT-3.2.2-2] a session is present when the broker kept it: one that ends with its
+  // connection (3.1.1 Clean Session 1, v5 Session Expiry 0) is not, even while that connection is
+  // still open to be taken over [MQTT-3.2.2-3].
+  const present = !p.clean && (core.sessions.get(a.clientId)?.expiryInterval ?? 0) > 0;
+  const ack = connack(core, p, a, present);
+  const maxOut = p.protocolVersion === 5 ? p.properties?.maximumPacketSize : undefined;
+  if (maxOut !== undefined && packetSize(ack, 5) > maxOut) {
+    // [MQTT-3.1.2-24] not even a CONNACK larger than the client allows: close without it.
+    core.log(
+      `[${c.label}] CONNACK of ${packetSize(ack, 5)} bytes exceeds the client's Maximum Packet Size ${maxOut}: closing without it [MQTT-3.1.2-24]`,
+    );
+    c.closeNow();
+    return;
+  }
   if (p.will !== undefined) c.will = ownWill(p.will);
   takeClientLimits(core, c, p, a);
-  const present = !p.clean && core.sessions.has(a.clientId);
   const session = openSession(core, p, a.clientId, present);
   session.conn = c;
   c.session = session;
@@ -159,7 +173,7 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
   if (core.opts.disconnectAfterS !== undefined)
     c.disconnectAt = core.now() + core.opts.disconnectAfterS * 1000;
 
-  c.writePacket(connack(core, p, a, present), true);
+  c.writePacket(ack, true);
   const v = p.protocolVersion;
   const how = `${v === 5 ? 'MQTT 5.0' : v === 4 ? 'MQTT 3.1.1' : 'MQTT 3.1'}, ${p.clean ? 'clean' : present ? 'session resumed' : 'new session'}, keepalive ${a.keepalive}`;
   core.log(
@@ -206,7 +220,8 @@ function takeClientLimits(core: BrokerCore, c: Connection, p: ConnectPacket, a: 
 
 /**
  * The session for client `id`: taken over from another connection [MQTT-3.1.4-3] (v5: with
- * DISCONNECT 0x8E); resumed when `present` (it exists and the CONNECT is not clean), else new.
+ * DISCONNECT 0x8E); resumed when `present` (kept past its connection, and the CONNECT is not
+ * clean), else new.
  */
 function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: boolean): Session {
   const v = p.protocolVersion;
@@ -217,13 +232,17 @@ function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: bo
     old.takenOver = true;
     old.disconnect(ReasonCode.SessionTakenOver, 'another connection with the same client id');
   }
-  if (session !== undefined && present) {
-    clearTimeout(session.expiryTimer);
-    session.expiryTimer = undefined;
-    // [MQTT-3.1.3-9] reconnecting before the Will Delay Interval cancels the pending will.
+  if (session !== undefined) {
+    // [MQTT-3.1.3-9] a new connection with this client id before the Will Delay Interval ended:
+    // the will waiting for it is not published, whether the session is resumed or not (as
+    // Mosquitto does; a will without a delay was published as the old connection ended).
     clearTimeout(session.willTimer);
     session.willTimer = undefined;
     session.pendingWill = undefined;
+  }
+  if (session !== undefined && present) {
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
     if (session.version !== v) {
       session.version = v;
       core.trie.invalidate();
