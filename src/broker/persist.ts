@@ -152,8 +152,12 @@ export class Persistence {
   restore(): Replayed {
     if (!existsSync(this.file)) return { sessions: new Map(), retained: new Map(), queued: 0 };
     const text = readFileSync(this.file, 'utf8');
-    const state = replay(text, (line, err) =>
-      this.hooks.log(`--persist ${this.file}: skipping line ${line}: ${err}`),
+    const state = replay(text, (line, err, torn) =>
+      this.hooks.log(
+        torn
+          ? `--persist ${this.file}: line ${line} is incomplete (a write cut short, as kill -9 leaves it): dropped (${err})`
+          : `--persist ${this.file}: skipping line ${line}: ${err}`,
+      ),
     );
     if (state.sessions.size > 0 || state.retained.size > 0) {
       this.hooks.log(
