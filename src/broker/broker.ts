@@ -64,9 +64,9 @@ export class Broker {
         }),
       );
     }
-    if (o.recordFile !== undefined) core.tracer.openRecord(o.recordFile, (line) => core.log(line));
     let addresses: BrokerAddresses;
     try {
+      if (o.recordFile !== undefined) core.tracer.openRecord(o.recordFile, (line) => core.log(line));
       addresses = await this.listeners.open(o);
     } catch (err) {
       await this.close();

@@ -9,6 +9,7 @@
 import {
   closeSync,
   existsSync,
+  fchmodSync,
   fdatasyncSync,
   fsyncSync,
   openSync,
@@ -194,7 +195,10 @@ export class Persistence {
         for (const p of s.incomingQos2) this.push({ o: 'I', c: s.clientId, p });
     }
     const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w');
+    // 0600: the log holds sessions, user names and message payloads (a tmp file left by a crash
+    // may have another mode: set it too).
+    const fd = openSync(tmp, 'w', 0o600);
+    fchmodSync(fd, 0o600);
     writeSync(fd, this.pendingLines.join(''));
     fsyncSync(fd);
     closeSync(fd);

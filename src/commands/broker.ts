@@ -121,7 +121,7 @@ function addBrokerOptions(cmd: Command): void {
     .option('--trace [mode]', 'print every packet in and out per client on stderr: line (default) or full')
     .option(
       '--record <file>',
-      'append all traffic as NDJSON {time, client, direction, hex} (mq decode reads hex)',
+      'append all traffic as NDJSON {time, client, direction, hex}, file mode 0600, secrets masked (mq decode -f FILE --line reads it)',
     )
     .option(
       '--refuse-connect <code>',
@@ -145,7 +145,10 @@ function addBrokerOptions(cmd: Command): void {
     .option('--disconnect-after <s>', 'fault: disconnect every client this many seconds after it connects')
     .option('--reason <code>', 'reason code for --disconnect-after (default 0x98 Administrative action)')
     .option('--topic-alias-out', 'assign topic aliases on PUBLISH to clients that accept them')
-    .option('--persist <file>', 'keep sessions, queued QoS>0 and retained messages in this write-ahead log')
+    .option(
+      '--persist <file>',
+      'keep sessions, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
+    )
     .option('--sys-interval <s>', 'seconds between $SYS/broker/... updates (0 = off)', '10')
     .option('-q, --quiet', 'no log lines (connections, refusals, malformed packets, drops)');
 }
@@ -188,6 +191,13 @@ with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
+
+Secrets and files: a CONNECT's password and the Authentication Data of CONNECT, CONNACK and AUTH
+never reach --trace (line or full) or --record: they are masked byte for byte ('*', the length
+kept, as mq proxy --record does), so mq decode -f FILE --line still reads a recording. The
+--record and --persist files are created mode 0600 (an existing recording is set to it).
+--persist skips a record it cannot use with a warning naming the file and line, and drops a torn
+last line (a write cut short by kill -9) with a warning too.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`;
 
