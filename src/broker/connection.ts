@@ -3,6 +3,7 @@
  * and batches everything it sends into one write per tick. It sees the broker only through
  * ConnectionContext.
  */
+import { escapeForTerminal } from '../cli/escape.js';
 import {
   decode,
   encodeInto,
@@ -128,9 +129,9 @@ export class Connection {
     this.framer = new Framer(4, { maxPacketSize: this.maxIn });
   }
 
-  /** `[client-id]` or the remote address before CONNECT, for log lines. */
+  /** The client id (escaped for a terminal), or the remote address before CONNECT: log and trace lines. */
   get label(): string {
-    if (this.clientId !== '') return this.clientId;
+    if (this.clientId !== '') return escapeForTerminal(this.clientId);
     return `${this.transport.remoteAddress ?? '?'}:${this.transport.remotePort ?? '?'}`;
   }
 
@@ -179,7 +180,8 @@ export class Connection {
     const message = err instanceof Error ? err.message : String(err);
     if (e === undefined) {
       this.ctx.log(`[${this.label}] internal error handling a packet: ${message}`);
-      if (process.env.MQ_DEBUG === '1' && err instanceof Error) this.ctx.log(String(err.stack));
+      if (process.env.MQ_DEBUG === '1' && err instanceof Error)
+        for (const line of String(err.stack).split('\n')) this.ctx.log(line);
     } else this.ctx.log(`[${this.label}] malformed packet: ${message}`);
     const code = e?.reasonCode ?? ReasonCode.UnspecifiedError;
     if (this.state === ConnState.AwaitingConnect) {

@@ -72,7 +72,10 @@ export interface BrokerOptions {
   /** Seconds between $SYS/broker/... updates (default 10; 0 = off). */
   sysInterval?: number;
 
-  /** Where log lines go (default: stderr); pass () => {} for silence. */
+  /**
+   * Where log lines go (default: stderr); pass () => {} for silence. Each is one line, control
+   * characters from the network escaped (\x1b, \n, \u202e).
+   */
   log?: (line: string) => void;
   /** Where --trace lines go (default: the log). */
   traceOut?: (line: string) => void;

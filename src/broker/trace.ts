@@ -3,14 +3,20 @@
  * {time, client, direction, hex}, as `mq proxy --record` writes it). The connection calls in only
  * while `tracing` is on. Secrets never reach either: a CONNECT's password and the Authentication
  * Data of CONNECT, CONNACK and AUTH are masked, byte for byte ('*'), in the packet a trace line is
- * made from and in the recorded bytes (protocol/inspect.ts, shared with the proxy).
+ * made from and in the recorded bytes (protocol/inspect.ts, shared with the proxy). Client ids in
+ * trace lines, and the default formatter's text, are escaped for a terminal (cli/escape.ts); a
+ * formatter set by Broker.setTraceFormatter escapes what it renders itself (mq's render.ts does).
  */
+import { escapeForTerminal } from '../cli/escape.js';
 import { Recorder } from '../cli/record.js';
 import { decode, type Packet, type ProtocolVersion } from '../protocol/index.js';
 import { inspectPacket, mayHoldSecret } from '../protocol/inspect.js';
 import type { Connection } from './connection.js';
 
-/** Formats a packet for --trace; the CLI passes render.ts's formatter, embedders may pass their own. */
+/**
+ * Formats a packet for --trace; the CLI passes render.ts's formatter, embedders may pass their own
+ * (its text is printed as it is: it must escape the packet's strings for a terminal itself).
+ */
 export type TraceFormatter = (packet: Packet, version: ProtocolVersion, mode: 'line' | 'full') => string;
 
 export class Tracer {
@@ -40,7 +46,7 @@ export class Tracer {
   in(conn: Connection, packet: Packet, raw: Buffer): void {
     const mode = this.mode;
     const version = packet.type === 'CONNECT' ? packet.protocolVersion : conn.version;
-    const who = packet.type === 'CONNECT' ? packet.clientId || conn.label : conn.label;
+    const who = packet.type === 'CONNECT' ? escapeForTerminal(packet.clientId) || conn.label : conn.label;
     let shown = packet;
     let bytes = raw;
     if (packet.type === 'CONNECT' || packet.type === 'AUTH') {
@@ -86,7 +92,12 @@ export class Tracer {
   }
 }
 
-function defaultTraceFormat(packet: Packet, _version: ProtocolVersion, mode: 'line' | 'full'): string {
+/** The trace line of a packet without mq's CLI renderer: its strings escaped for a terminal. */
+function defaultTraceFormat(packet: Packet, version: ProtocolVersion, mode: 'line' | 'full'): string {
+  return escapeForTerminal(plainTraceFormat(packet, version, mode));
+}
+
+function plainTraceFormat(packet: Packet, _version: ProtocolVersion, mode: 'line' | 'full'): string {
   if (mode === 'full') {
     return `${packet.type} ${JSON.stringify(packet, (_k, v: unknown) => (isBufferJson(v) ? Buffer.from(v.data).toString('hex') : v))}`;
   }
