@@ -24,6 +24,7 @@ import {
   reframedPublishLength,
   writeReframedPublish,
 } from '../protocol/packets/publish.js';
+import type { AuthJob } from './auth.js';
 import type { Message } from './message.js';
 import type { BrokerStats } from './options.js';
 import type { Session } from './session.js';
@@ -75,6 +76,14 @@ export type ConnState = (typeof ConnState)[keyof typeof ConnState];
 
 /** The largest packet the MQTT wire format can carry (remaining length 268,435,455 + 5 header bytes). */
 const WIRE_MAX = 268_435_460;
+/** Bytes held while a CONNECT's password is checked; beyond them the connection stops reading. */
+const HELD_MAX = 64 * 1024;
+
+/** A packet that arrived while the CONNECT's password was checked: its bytes (a copy). */
+interface HeldFrame {
+  raw: Buffer;
+  headerLength: number;
+}
 const FIRST_BUFFER = 1024;
 const MAX_HINT = 1 << 20;
 
@@ -106,6 +115,12 @@ export class Connection {
   private connectLevel = 0;
   /** Set when the connection limit was reached as it was accepted: its CONNECT is refused. */
   overLimit = false;
+  /** The CONNECT's password check, while it runs (or waits for its turn). */
+  private authJob: AuthJob | undefined = undefined;
+  /** What the client sent meanwhile, in order (undefined: no check running). */
+  private held: HeldFrame[] | undefined = undefined;
+  private heldBytes = 0;
+  private paused = false;
 
   /** The client's limits (v5 CONNECT properties). */
   inflightLimit = 65_535;
@@ -154,6 +169,7 @@ export class Connection {
    */
   private readonly onFrame = (raw: Buffer, headerLength: number): boolean => {
     if (this.state >= ConnState.Closing) return false;
+    if (this.held !== undefined) return this.hold(raw, headerLength);
     const type = raw[0]! >> 4;
     let packet: Packet;
     if ((type === 8 || type === 10) && this.state === ConnState.Connected) {
@@ -174,6 +190,56 @@ export class Connection {
     this.onPacket(packet, raw);
     return true;
   };
+
+  /** A frame that came during the password check: kept (a copy) until it is done. */
+  private hold(raw: Buffer, headerLength: number): boolean {
+    this.held!.push({ raw: Buffer.from(raw), headerLength });
+    this.heldBytes += raw.length;
+    if (this.heldBytes > HELD_MAX && !this.paused && this.transport.pause !== undefined) {
+      // Bounded: a client that keeps sending is not read from (TCP pushes back) until then.
+      this.paused = true;
+      this.transport.pause();
+    }
+    return true;
+  }
+
+  /** The CONNECT waits for its password check (`job`): frames are held until afterAuth(). */
+  awaitAuth(job: AuthJob): void {
+    this.authJob = job;
+    this.held = [];
+    this.heldBytes = 0;
+  }
+
+  /**
+   * The password check is done: `then` answers the CONNECT, then the frames held meanwhile are
+   * handled, in order. Nothing happens when the connection closed in between. Runs outside any
+   * read, so it catches what a read would.
+   */
+  afterAuth(then: () => void): void {
+    const held = this.held ?? [];
+    this.authJob = undefined;
+    this.held = undefined;
+    this.heldBytes = 0;
+    if (this.state !== ConnState.AwaitingConnect) return;
+    try {
+      then();
+      for (let i = 0; i < held.length && this.state < ConnState.Closing; i++)
+        this.onFrame(held[i]!.raw, held[i]!.headerLength);
+    } catch (err) {
+      this.onMalformed(err);
+    }
+    if (this.paused) {
+      this.paused = false;
+      this.transport.resume?.();
+    }
+  }
+
+  /** A password check still waiting for its turn is dropped with the connection. */
+  private cancelAuth(): void {
+    this.authJob?.cancel();
+    this.authJob = undefined;
+    this.held = undefined;
+  }
 
   private onMalformed(err: unknown): void {
     const e = err instanceof MalformedPacketError ? err : undefined;
@@ -235,6 +301,7 @@ export class Connection {
     if (this.state >= ConnState.Closing) return;
     const wasConnected = this.state === ConnState.Connected;
     this.state = ConnState.Closing;
+    this.cancelAuth();
     // Acks queued for this client go out now, so what they acknowledge must be on disk first.
     this.ctx.syncPersist();
     this.flush();
@@ -251,6 +318,7 @@ export class Connection {
   onClose(): void {
     const wasConnected = this.state === ConnState.Connected;
     this.state = ConnState.Closed;
+    this.cancelAuth();
     this.out = undefined;
     if (wasConnected) this.ctx.connectionEnded(this);
     this.ctx.connectionClosed(this);

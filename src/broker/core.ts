@@ -79,7 +79,7 @@ export class BrokerCore implements ConnectionContext {
 
   constructor(options: BrokerOptions) {
     this.opts = options;
-    this.auth = new Authenticator(options.users, options.passwdFile);
+    this.auth = new Authenticator(options.users, options.passwdFile, options.maxAuthPending);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
     this.aclReads = this.acl.checksReads;
     this.maxPacketSize = options.maxPacketSize;

@@ -17,6 +17,11 @@ export interface BrokerOptions {
   users?: Record<string, string>;
   /** Path of a password file (`user:scrypt$...` lines, see makePasswdLine). */
   passwdFile?: string;
+  /**
+   * Most CONNECTs waiting for their password file (scrypt) check, which runs off the event loop a
+   * few at a time (default 64); more get CONNACK Server busy (3.1.1: Server unavailable).
+   */
+  maxAuthPending?: number;
   /** Path of a mosquitto-style acl_file. */
   aclFile?: string;
   /** Topic filters nobody may subscribe to (SUBACK 0x80 / 0x87). */

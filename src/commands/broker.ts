@@ -25,6 +25,7 @@ interface BrokerFlags {
   key?: string;
   auth: string[];
   passwd?: string;
+  maxAuthPending?: string;
   makePasswd?: string;
   acl?: string;
   denySubscribe: string[];
@@ -86,6 +87,10 @@ function addBrokerOptions(cmd: Command): void {
     .option(
       '--passwd <file>',
       'password file of user:$scrypt$... lines (see --make-passwd); anonymous refused',
+    )
+    .option(
+      '--max-auth-pending <n>',
+      'most CONNECTs waiting for their --passwd check; more get CONNACK Server busy/unavailable (default 64)',
     )
     .option('--make-passwd <user:pass>', 'print a password file line for user:pass and exit')
     .option(
@@ -191,6 +196,13 @@ with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
+
+Authentication: --passwd passwords are checked with scrypt off the event loop (other clients are
+not held up), a few at a time; CONNECTs waiting beyond --max-auth-pending are refused with Server
+busy (3.1.1: Server unavailable); what a client sends while its CONNECT waits is handled after it,
+in order. An unknown user name costs the same check as a known one, and --auth passwords are
+compared in constant time, so timing tells no one which users exist. --acl without --auth or
+--passwd is warned about at start-up: user names are then whatever clients claim.
 
 Secrets and files: a CONNECT's password and the Authentication Data of CONNECT, CONNACK and AUTH
 never reach --trace (line or full) or --record: they are masked byte for byte ('*', the length
@@ -322,6 +334,8 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     }
   }
   if (f.passwd !== undefined) o.passwdFile = f.passwd;
+  if (f.maxAuthPending !== undefined)
+    o.maxAuthPending = parseInteger(f.maxAuthPending, '--max-auth-pending', 0, 1_000_000);
   if (f.acl !== undefined) o.aclFile = f.acl;
   for (const [list, what] of [
     [f.denySubscribe, '--deny-subscribe'],

@@ -1,12 +1,15 @@
 /**
  * CONNECT: the admission checks as a list of steps (the first refusal answers with a CONNACK and
- * closes), then the connection takes the client's limits, the session is opened, resumed or taken
- * over [MQTT-3.1.4-3], the CONNACK goes out and whatever the session held is sent again.
+ * closes), the user name and password checked (scrypt ones off the event loop: the connection holds
+ * what the client sends meanwhile), then the connection takes the client's limits, the session is
+ * opened, resumed or taken over [MQTT-3.1.4-3], the CONNACK goes out and whatever the session held
+ * is sent again.
  */
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import {
   type ConnectPacket,
+  decode,
   formatReasonCode,
   type Packet,
   type Properties,
@@ -14,6 +17,7 @@ import {
   ReasonCode,
   type Will,
 } from '../../protocol/index.js';
+import type { AuthVerdict } from '../auth.js';
 import { type Connection, ConnState } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 import { dropUnreadable, pump, resend } from '../routing.js';
@@ -72,15 +76,6 @@ const clientIdentifier: AdmissionStep = (_core, _c, p, a) => {
   return undefined;
 };
 
-/** User name and password (--user, --passwd-file). */
-const credentials: AdmissionStep = (core, _c, p) => {
-  if (core.auth.check(p.username, p.password)) return undefined;
-  return {
-    code: ReasonCode.BadUserNameOrPassword,
-    why: `bad user name or password (user ${p.username ?? '(none)'})`,
-  };
-};
-
 /** --max-keepalive: keepalive 0 or above it becomes the maximum (v5 Server Keep Alive). */
 const keepaliveLimit: AdmissionStep = (core, _c, p, a) => {
   const max = core.opts.maxKeepalive;
@@ -123,31 +118,83 @@ const willAllowed: AdmissionStep = (core, _c, p, a) => {
   return undefined;
 };
 
-/** The admission checks, in the order they run. */
-const ADMISSION: readonly AdmissionStep[] = [
+/**
+ * The admission checks, in the order they run: those before the user name and password
+ * (--auth, --passwd) are checked, and those after it (they depend on who the user is).
+ */
+const BEFORE_AUTH: readonly AdmissionStep[] = [
   refuseConnectFault,
   connectionLimit,
   authenticationMethod,
   clientIdentifier,
-  credentials,
-  keepaliveLimit,
-  willAllowed,
 ];
+const AFTER_AUTH: readonly AdmissionStep[] = [keepaliveLimit, willAllowed];
 
-export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket): void {
+/** `raw`: the CONNECT's bytes (kept, copied, while a password check runs). */
+export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket, raw: Buffer): void {
   const a: Admission = {
     clientId: p.clientId,
     assigned: false,
     keepalive: p.keepalive,
     serverKeepAlive: undefined,
   };
-  for (let i = 0; i < ADMISSION.length; i++) {
-    const refusal = ADMISSION[i]!(core, c, p, a);
+  if (!admit(core, c, p, a, BEFORE_AUTH)) return;
+  const verdict = core.auth.quick(p.username, p.password);
+  if (verdict !== undefined) {
+    authenticated(core, c, p, a, verdict);
+    return;
+  }
+  // A scrypt check, off the event loop: the CONNECT outlives this read (a copy of its bytes, decoded
+  // again), and what the client sends meanwhile waits in the connection, in order.
+  const own = decode(Buffer.from(raw), p.protocolVersion) as ConnectPacket;
+  const job = core.auth.start(own.username ?? '', own.password, (v) =>
+    c.afterAuth(() => authenticated(core, c, own, a, v)),
+  );
+  if (job === 'busy') authenticated(core, c, p, a, 'busy');
+  else c.awaitAuth(job);
+}
+
+/** Runs admission `steps`; false (and the CONNECT refused) at the first that refuses. */
+function admit(
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+  steps: readonly AdmissionStep[],
+): boolean {
+  for (let i = 0; i < steps.length; i++) {
+    const refusal = steps[i]!(core, c, p, a);
     if (refusal !== undefined) {
       refuse(core, c, refusal);
-      return;
+      return false;
     }
   }
+  return true;
+}
+
+/** The password check's verdict: refused (bad credentials, or too many checks waiting) or go on. */
+function authenticated(
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+  v: AuthVerdict,
+): void {
+  if (v === 'busy') {
+    const why = `${core.auth.pending} password checks waiting (--max-auth-pending)`;
+    refuse(core, c, { code: ReasonCode.ServerBusy, why });
+    return;
+  }
+  if (v === 'refused') {
+    const why = `bad user name or password (user ${p.username ?? '(none)'})`;
+    refuse(core, c, { code: ReasonCode.BadUserNameOrPassword, why });
+    return;
+  }
+  if (admit(core, c, p, a, AFTER_AUTH)) connected(core, c, p, a);
+}
+
+/** The CONNECT is admitted: the connection takes the client's limits, its session, the CONNACK. */
+function connected(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission): void {
   // [MQTT-3.2.2-2] a session is present when the broker kept it: one that ends with its
   // connection (3.1.1 Clean Session 1, v5 Session Expiry 0) is not, even while that connection is
   // still open to be taken over [MQTT-3.2.2-3].
