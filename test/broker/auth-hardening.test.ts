@@ -141,6 +141,26 @@ describe('--passwd checks do not block the broker', () => {
     expect(types.filter((t) => t !== 'PUBACK')).toEqual(['CONNACK', 'SUBACK', 'PUBLISH', 'PINGRESP']);
   });
 
+  test('more than 64 KiB sent behind the CONNECT: the broker stops reading meanwhile, then handles all of it', async () => {
+    const b = await broker({ passwdFile: passwd });
+    const c = await client(b.port, { connect: false, version: 4 });
+    const n = 100;
+    const publishes = Array.from({ length: n }, (_, i) => encode(pub('bulk/a', Buffer.alloc(4096, i), 0), 4));
+    c.sendRaw(
+      Buffer.concat([
+        encode(connectPacket(4, 'bulk', 'alice', Buffer.from('right')), 4),
+        encode({ type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter: 'bulk/#', qos: 0 }] }, 4),
+        ...publishes,
+        encode({ type: 'PINGREQ' }, 4),
+      ]),
+    );
+    await c.nextPacket('PINGRESP', 10_000);
+    const got = c.received.filter((p) => p.type === 'PUBLISH');
+    expect(got.map((p) => (p.type === 'PUBLISH' ? p.payload[0] : -1))).toEqual(
+      Array.from({ length: n }, (_, i) => i),
+    );
+  });
+
   test('refused: nothing sent behind the CONNECT is handled', async () => {
     const b = await broker({ passwdFile: passwd });
     const c = await client(b.port, { connect: false, version: 5 });
