@@ -4,6 +4,7 @@
  * the clock). A Connection sees it only through ConnectionContext; the packet handlers, routing
  * and session lifecycle work on it; Broker (the public class) wraps it.
  */
+import { escapeForTerminal } from '../cli/escape.js';
 import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol/index.js';
 import { AccessControl, Authenticator } from './auth.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
@@ -81,7 +82,7 @@ export class BrokerCore implements ConnectionContext {
 
   constructor(options: BrokerOptions) {
     this.opts = options;
-    this.auth = new Authenticator(options.users, options.passwdFile);
+    this.auth = new Authenticator(options.users, options.passwdFile, options.maxAuthPending);
     this.scramUsers = new ScramUsers(options.users, options.scramIterations, this.auth.scram);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
     this.aclReads = this.acl.checksReads;
@@ -102,8 +103,14 @@ export class BrokerCore implements ConnectionContext {
 
   // ---- ConnectionContext ----------------------------------------------------------------------
 
+  /**
+   * One log line, escaped for a terminal: client ids, user names, topics, filters, reasons and
+   * header values in it come from the network (before authentication too), and a client must not
+   * set the terminal's title, clear it, or forge a line with a newline (cli/escape.ts, the rule
+   * every human output of mq follows). Embedders' `log` gets the escaped line.
+   */
   log(line: string): void {
-    this.logLine(line);
+    this.logLine(escapeForTerminal(line));
   }
 
   now(): number {

@@ -26,6 +26,7 @@ interface BrokerFlags {
   key?: string;
   auth: string[];
   passwd?: string;
+  maxAuthPending?: string;
   makePasswd?: string;
   scram?: boolean;
   scramIterations: string;
@@ -90,6 +91,10 @@ function addBrokerOptions(cmd: Command): void {
       '--passwd <file>',
       'password file of user:$scrypt$... or user:$scram$... lines (see --make-passwd); anonymous refused',
     )
+    .option(
+      '--max-auth-pending <n>',
+      'most CONNECTs waiting for their --passwd check; more get CONNACK Server busy/unavailable (default 64)',
+    )
     .option('--make-passwd <user:pass>', 'print a password file line for user:pass and exit')
     .option('--scram', 'with --make-passwd: a $scram$ line, for SCRAM (enhanced authentication) too')
     .option(
@@ -133,7 +138,7 @@ function addBrokerOptions(cmd: Command): void {
     )
     .option(
       '--record <file>',
-      'append all traffic as NDJSON {time, client, direction, hex} (mq decode reads hex)',
+      'append all traffic as NDJSON {time, client, direction, hex}, file mode 0600, secrets masked (mq decode -f FILE --line reads it)',
     )
     .option(
       '--refuse-connect <code>',
@@ -157,7 +162,10 @@ function addBrokerOptions(cmd: Command): void {
     .option('--disconnect-after <s>', 'fault: disconnect every client this many seconds after it connects')
     .option('--reason <code>', 'reason code for --disconnect-after (default 0x98 Administrative action)')
     .option('--topic-alias-out', 'assign topic aliases on PUBLISH to clients that accept them')
-    .option('--persist <file>', 'keep sessions, queued QoS>0 and retained messages in this write-ahead log')
+    .option(
+      '--persist <file>',
+      'keep sessions, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
+    )
     .option('--sys-interval <s>', 'seconds between $SYS/broker/... updates (0 = off)', '10')
     .option('-q, --quiet', 'no log lines (connections, refusals, malformed packets, drops)');
 }
@@ -217,6 +225,20 @@ needs, and the file keeps no password). The CONNECT timeout (10 s) covers the ex
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
+
+Authentication: --passwd passwords are checked with scrypt off the event loop (other clients are
+not held up), a few at a time; CONNECTs waiting beyond --max-auth-pending are refused with Server
+busy (3.1.1: Server unavailable); what a client sends while its CONNECT waits is handled after it,
+in order. An unknown user name costs the same check as a known one, and --auth passwords are
+compared in constant time, so timing tells no one which users exist. --acl without --auth or
+--passwd is warned about at start-up: user names are then whatever clients claim.
+
+Secrets and files: a CONNECT's password and the Authentication Data of CONNECT, CONNACK and AUTH
+never reach --trace (line or full) or --record: they are masked byte for byte ('*', the length
+kept, as mq proxy --record does), so mq decode -f FILE --line still reads a recording. The
+--record and --persist files are created mode 0600 (an existing recording is set to it).
+--persist skips a record it cannot use with a warning naming the file and line, and drops a torn
+last line (a write cut short by kill -9) with a warning too.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`;
 
@@ -366,6 +388,8 @@ function toOptions(f: BrokerFlags): BrokerOptions {
   }
   o.scramIterations = parseInteger(f.scramIterations, '--scram-iterations', 4096, 1_000_000);
   if (f.passwd !== undefined) o.passwdFile = f.passwd;
+  if (f.maxAuthPending !== undefined)
+    o.maxAuthPending = parseInteger(f.maxAuthPending, '--max-auth-pending', 0, 1_000_000);
   if (f.acl !== undefined) o.aclFile = f.acl;
   for (const [list, what] of [
     [f.denySubscribe, '--deny-subscribe'],

@@ -27,7 +27,7 @@ export function handlePacket(core: BrokerCore, c: Connection, packet: Packet, ra
       return;
     }
     c.version = packet.protocolVersion;
-    handleConnect(core, c, packet);
+    handleConnect(core, c, packet, raw);
     return;
   }
   switch (packet.type) {
