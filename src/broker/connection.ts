@@ -245,6 +245,20 @@ export class Connection {
     if (wasConnected) this.ctx.connectionEnded(this);
   }
 
+  /**
+   * Ends the connection at once, dropping what is queued for it: after an internal error (what is
+   * queued may be half a packet) or when what it would acknowledge could not be made durable.
+   */
+  abort(): void {
+    if (this.state === ConnState.Closed) return;
+    const wasConnected = this.state === ConnState.Connected;
+    this.state = ConnState.Closing;
+    this.out = undefined;
+    this.outLen = 0;
+    this.transport.destroy();
+    if (wasConnected) this.ctx.connectionEnded(this);
+  }
+
   /** The transport closed (either side). */
   onClose(): void {
     const wasConnected = this.state === ConnState.Connected;

@@ -7,6 +7,7 @@
 import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol/index.js';
 import { AccessControl, Authenticator } from './auth.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
+import { errorText } from './error-text.js';
 import { handlePacket } from './handlers/index.js';
 import type { Message } from './message.js';
 import type { BrokerOptions, BrokerStats } from './options.js';
@@ -129,12 +130,29 @@ export class BrokerCore implements ConnectionContext {
     }
   }
 
-  /** Makes the --persist records of this tick durable (and compacts a grown log). */
+  /**
+   * Makes the --persist records of this tick durable (and compacts a grown log). Never throws: when
+   * the log cannot be written (disk full, a file size limit), what this tick's output would
+   * acknowledge is not durable, so every connection with output pending is closed without it (its
+   * client sends its QoS>0 messages again when it reconnects) and the broker carries on.
+   */
   syncPersist(): void {
     const persist = this.persist;
     if (persist === undefined) return;
-    persist.sync();
-    if (persist.compactionDue) persist.compact(this.sessions, this.retained);
+    try {
+      persist.sync();
+      if (persist.compactionDue) persist.compact(this.sessions, this.retained);
+    } catch (err) {
+      let closed = 0;
+      for (const conn of this.dirtyConnections) {
+        if (conn.state === ConnState.Closed) continue;
+        conn.abort();
+        closed++;
+      }
+      this.log(
+        `--persist ${this.opts.persistFile ?? ''}: cannot write the log: ${errorText(err)}; what it would have acknowledged is not sent: ${closed} connection(s) closed`,
+      );
+    }
   }
 
   handlePacket(conn: Connection, packet: Packet, raw: Buffer): void {
@@ -142,7 +160,11 @@ export class BrokerCore implements ConnectionContext {
   }
 
   connectionEnded(conn: Connection): void {
-    detach(this, conn);
+    try {
+      detach(this, conn);
+    } catch (err) {
+      this.internalError(undefined, `[${conn.label}]`, 'ending the connection', err);
+    }
   }
 
   connectionClosed(conn: Connection): void {
@@ -173,41 +195,76 @@ export class BrokerCore implements ConnectionContext {
     // Write-ahead: what the acks below acknowledge is on disk first.
     this.syncPersist();
     const list = this.dirtyConnections;
-    for (let i = 0; i < list.length; i++) list[i]!.flush();
+    for (let i = 0; i < list.length; i++) {
+      const conn = list[i]!;
+      try {
+        conn.flush();
+      } catch (err) {
+        this.internalError(conn, `[${conn.label}]`, 'writing to the connection', err);
+      }
+    }
     list.length = 0;
   };
 
-  /** The periodic check of every connection: CONNECT timeout, keepalive, --disconnect-after. */
+  /**
+   * The periodic check of every connection: CONNECT timeout, keepalive, --disconnect-after. (A
+   * timer calls it: whatever goes wrong with one connection closes that one, see internalError.)
+   */
   sweep(): void {
     const now = this.now();
     const connectTimeout = this.opts.connectTimeoutMs ?? 10_000;
     for (const conn of this.connections) {
-      if (conn.state === ConnState.AwaitingConnect) {
-        if (now - conn.acceptedAt > connectTimeout) {
-          this.log(`[${conn.label}] no CONNECT within ${connectTimeout / 1000} s: closing`);
-          conn.closeNow();
-        }
-        continue;
-      }
-      if (conn.state !== ConnState.Connected) continue;
-      if (conn.rxSeen) {
-        conn.rxSeen = false;
-        conn.lastRx = now;
-      } else if (conn.keepaliveMs > 0 && now - conn.lastRx > conn.keepaliveMs * 1.5) {
-        // [MQTT-3.1.2-22] nothing within 1.5 times the keepalive: the client is gone.
-        this.log(`[${conn.label}] keepalive timeout (${conn.keepaliveMs / 1000} s): closing`);
-        conn.disconnect(ReasonCode.KeepAliveTimeout);
-        continue;
-      }
-      if (conn.disconnectAt !== 0 && now >= conn.disconnectAt) {
-        const reason = this.opts.disconnectReason ?? ReasonCode.AdministrativeAction;
-        this.log(
-          `[${conn.label}] --disconnect-after: disconnecting with ${formatReasonCode(reason, 'DISCONNECT')}`,
-        );
-        conn.disconnect(reason, '--disconnect-after fault injection');
+      try {
+        this.sweepOne(conn, now, connectTimeout);
+      } catch (err) {
+        this.internalError(conn, `[${conn.label}]`, 'in the periodic check', err);
       }
     }
-    this.drops.tick(now);
+    try {
+      this.drops.tick(now);
+    } catch (err) {
+      this.internalError(undefined, '', 'logging dropped messages', err);
+    }
+  }
+
+  private sweepOne(conn: Connection, now: number, connectTimeout: number): void {
+    if (conn.state === ConnState.AwaitingConnect) {
+      if (now - conn.acceptedAt > connectTimeout) {
+        this.log(`[${conn.label}] no CONNECT within ${connectTimeout / 1000} s: closing`);
+        conn.closeNow();
+      }
+      return;
+    }
+    if (conn.state !== ConnState.Connected) return;
+    if (conn.rxSeen) {
+      conn.rxSeen = false;
+      conn.lastRx = now;
+    } else if (conn.keepaliveMs > 0 && now - conn.lastRx > conn.keepaliveMs * 1.5) {
+      // [MQTT-3.1.2-22] nothing within 1.5 times the keepalive: the client is gone.
+      this.log(`[${conn.label}] keepalive timeout (${conn.keepaliveMs / 1000} s): closing`);
+      conn.disconnect(ReasonCode.KeepAliveTimeout);
+      return;
+    }
+    if (conn.disconnectAt !== 0 && now >= conn.disconnectAt) {
+      const reason = this.opts.disconnectReason ?? ReasonCode.AdministrativeAction;
+      this.log(
+        `[${conn.label}] --disconnect-after: disconnecting with ${formatReasonCode(reason, 'DISCONNECT')}`,
+      );
+      conn.disconnect(reason, '--disconnect-after fault injection');
+    }
+  }
+
+  /**
+   * An error nothing expected, in work a client's input led to, caught where the event loop
+   * called in (a timer, a socket event, the end-of-tick flush, one delivery): a throw there would
+   * end the process and every client with it. Logged (`who` says whose, `what` doing what), and
+   * `conn`, when given, is closed at once without what it had queued.
+   */
+  internalError(conn: Connection | undefined, who: string, what: string, err: unknown): void {
+    const prefix = who === '' ? '' : `${who} `;
+    this.log(`${prefix}internal error ${what}: ${errorText(err)}${conn !== undefined ? ': closing' : ''}`);
+    if (process.env.MQ_DEBUG === '1' && err instanceof Error) this.log(String(err.stack));
+    conn?.abort();
   }
 
   // ---- --persist ------------------------------------------------------------------------------

@@ -28,8 +28,12 @@ export function route(core: BrokerCore, msg: Message): number {
     const s = t.session;
     if (t.noLocal && s === msg.sender) continue;
     if (aclReads && !mayRead(core, s, msg.topic)) continue;
-    // [MQTT-3.3.1-12] Retain As Published, else the RETAIN flag is cleared on live delivery.
-    deliver(core, s, msg, Math.min(msg.qos, t.qos) as QoS, t.retainAsPublished && msg.retain, t.subIds);
+    try {
+      // [MQTT-3.3.1-12] Retain As Published, else the RETAIN flag is cleared on live delivery.
+      deliver(core, s, msg, Math.min(msg.qos, t.qos) as QoS, t.retainAsPublished && msg.retain, t.subIds);
+    } catch (err) {
+      deliveryFailed(core, s, err);
+    }
   }
   const shared = r.shared;
   for (let i = 0; i < shared.length; i++) {
@@ -54,18 +58,31 @@ export function route(core: BrokerCore, msg: Message): number {
     if (pick < 0) continue;
     g.next = (pick + 1) % n;
     const m = g.members[pick]!;
-    deliver(
-      core,
-      m.session,
-      msg,
-      Math.min(msg.qos, m.qos) as QoS,
-      m.retainAsPublished && msg.retain,
-      m.subscriptionId !== undefined ? [m.subscriptionId] : undefined,
-    );
+    try {
+      deliver(
+        core,
+        m.session,
+        msg,
+        Math.min(msg.qos, m.qos) as QoS,
+        m.retainAsPublished && msg.retain,
+        m.subscriptionId !== undefined ? [m.subscriptionId] : undefined,
+      );
+    } catch (err) {
+      deliveryFailed(core, m.session, err);
+    }
   }
   // Routing is done: a kept copy (retained, queued) must not keep the publisher's session alive.
   if (msg.owned) msg.sender = undefined;
   return targets.length + shared.length;
+}
+
+/**
+ * One delivery failed where nothing was expected to: that subscriber's connection is closed, the
+ * message still goes to every other one, and the publisher (or the timer publishing a will) is
+ * not blamed.
+ */
+function deliveryFailed(core: BrokerCore, s: Session, err: unknown): void {
+  core.internalError(s.conn, `[${s.clientId}]`, 'delivering a message', err);
 }
 
 /** --acl read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE). */

@@ -5,6 +5,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { decode, type Packet, type ProtocolVersion } from '../protocol/index.js';
 import type { Connection } from './connection.js';
+import { errorText } from './error-text.js';
 
 /** Formats a packet for --trace; the CLI passes render.ts's formatter, embedders may pass their own. */
 export type TraceFormatter = (packet: Packet, version: ProtocolVersion, mode: 'line' | 'full') => string;
@@ -31,7 +32,7 @@ export class Tracer {
     const mode = this.mode;
     const version = packet.type === 'CONNECT' ? packet.protocolVersion : conn.version;
     const who = packet.type === 'CONNECT' ? packet.clientId || conn.label : conn.label;
-    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.format(packet, version, mode)}`);
+    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.render(packet, version, mode, raw)}`);
     if (this.record !== undefined) this.writeRecord(who, 'in', raw);
   }
 
@@ -40,13 +41,25 @@ export class Tracer {
     if (mode !== undefined) {
       let text: string;
       try {
-        text = this.format(decode(bytes, conn.version), conn.version, mode);
+        text = this.render(decode(bytes, conn.version), conn.version, mode, bytes);
       } catch (err) {
-        text = `(undecodable: ${err instanceof Error ? err.message : String(err)}) ${bytes.toString('hex')}`;
+        text = `(undecodable: ${errorText(err)}) ${hexStart(bytes)}`;
       }
       this.traceLine(`[${conn.label}] <- ${text}`);
     }
     if (this.record !== undefined) this.writeRecord(conn.label, 'out', bytes);
+  }
+
+  /**
+   * The formatter's text for `packet`; when it fails (a formatter bug a hostile packet found), a
+   * line that says so, never a throw: tracing must not cost the client its connection.
+   */
+  private render(packet: Packet, version: ProtocolVersion, mode: 'line' | 'full', raw: Buffer): string {
+    try {
+      return this.format(packet, version, mode);
+    } catch (err) {
+      return `${packet.type} (cannot render: ${errorText(err)}) ${hexStart(raw)}`;
+    }
   }
 
   /** Ends --record once everything written reached the file. */
@@ -100,6 +113,14 @@ function defaultTraceFormat(packet: Packet, _version: ProtocolVersion, mode: 'li
       return String(unreachable);
     }
   }
+}
+
+/** The first bytes of a packet in hex (a whole 256 MB packet would not fit in a string). */
+function hexStart(bytes: Buffer): string {
+  const max = 64;
+  return bytes.length <= max
+    ? bytes.toString('hex')
+    : `${bytes.subarray(0, max).toString('hex')}... (${bytes.length} bytes)`;
 }
 
 function isBufferJson(v: unknown): v is { type: 'Buffer'; data: number[] } {
