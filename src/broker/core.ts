@@ -23,6 +23,12 @@ const DEFAULT_MAX_INFLIGHT = 256;
 const DEFAULT_MAX_QUEUED = 10_000;
 /** Like Mosquitto: each alias holds a topic string in memory for the life of the connection. */
 const DEFAULT_TOPIC_ALIAS_MAX = 10;
+/**
+ * Levels of a topic name or filter: EMQX's default. Mosquitto accepts 201 (TOPIC_HIERARCHY_LIMIT),
+ * AWS IoT 8. Each level of a filter is a trie node (~85 bytes), so the limit bounds what one
+ * filter costs; real topic trees are a few levels deep.
+ */
+export const DEFAULT_MAX_TOPIC_LEVELS = 128;
 
 export class BrokerCore implements ConnectionContext {
   readonly opts: BrokerOptions;
@@ -62,6 +68,7 @@ export class BrokerCore implements ConnectionContext {
   readonly maxInflight: number;
   readonly maxQueued: number;
   readonly noRetain: boolean;
+  readonly maxTopicLevels: number;
   /** --drop-every (0: off). */
   readonly dropEvery: number;
   /** --trace or --record is on. */
@@ -90,6 +97,7 @@ export class BrokerCore implements ConnectionContext {
     this.maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
     this.maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
     this.noRetain = options.noRetain === true;
+    this.maxTopicLevels = options.maxTopicLevels ?? DEFAULT_MAX_TOPIC_LEVELS;
     this.dropEvery = options.dropEvery ?? 0;
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;

@@ -36,6 +36,12 @@ export interface BrokerOptions {
   maxKeepalive?: number;
   /** Milliseconds a new connection has to send CONNECT (default 10,000). */
   connectTimeoutMs?: number;
+  /**
+   * Most levels a topic name or filter may have (default 128). Beyond it: PUBLISH refused with
+   * 0x90 (v5 PUBACK/PUBREC, or DISCONNECT at QoS 0; 3.1.1 closed), SUBSCRIBE with SUBACK 0x8F, a
+   * will with CONNACK 0x90.
+   */
+  maxTopicLevels?: number;
 
   /** Print every packet in and out per client ('line' one line each, 'full' every field). */
   trace?: 'line' | 'full';

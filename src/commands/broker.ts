@@ -34,6 +34,7 @@ interface BrokerFlags {
   maxInflight?: string;
   maxQueued?: string;
   maxKeepalive?: string;
+  maxTopicLevels?: string;
   trace?: string | boolean;
   record?: string;
   refuseConnect?: string;
@@ -118,6 +119,10 @@ function addBrokerOptions(cmd: Command): void {
       '--max-keepalive <s>',
       'largest keepalive; v5 clients asking more (or 0) are told this, 3.1.1 ones refused',
     )
+    .option(
+      '--max-topic-levels <n>',
+      'most levels in a topic name or filter (default 128); more: PUBLISH 0x90, SUBACK 0x8F, will CONNACK 0x90',
+    )
     .option('--trace [mode]', 'print every packet in and out per client on stderr: line (default) or full')
     .option(
       '--record <file>',
@@ -173,7 +178,10 @@ retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
 publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
 subscriptions/count.
-A connection that sends no CONNECT within 10 s is closed.
+A connection that sends no CONNECT within 10 s is closed. A topic name or filter has at
+most --max-topic-levels levels (128; Mosquitto allows 201): a PUBLISH beyond it gets 0x90 Topic
+Name invalid (v5 PUBACK/PUBREC, DISCONNECT at QoS 0; a 3.1.1 client is disconnected, as Mosquitto
+does), a filter SUBACK 0x8F, a will CONNACK 0x90.
 
 Stopping (Ctrl-C, SIGTERM): no new connections, v5 clients get DISCONNECT 0x8B (Server shutting
 down), every connection is closed, --persist is flushed, exit 0. Wills are not published then:
@@ -332,6 +340,9 @@ function toOptions(f: BrokerFlags): BrokerOptions {
   if (f.maxQueued !== undefined) o.maxQueued = parseInteger(f.maxQueued, '--max-queued', 0, 100_000_000);
   if (f.maxKeepalive !== undefined)
     o.maxKeepalive = parseInteger(f.maxKeepalive, '--max-keepalive', 1, 65_535);
+  // A topic is at most 65,535 bytes: 65,536 levels (all empty) is the most it can have.
+  if (f.maxTopicLevels !== undefined)
+    o.maxTopicLevels = parseInteger(f.maxTopicLevels, '--max-topic-levels', 1, 65_536);
   if (f.trace !== undefined) {
     if (f.trace === true || f.trace === 'line') o.trace = 'line';
     else if (f.trace === 'full') o.trace = 'full';

@@ -46,7 +46,7 @@ describe('a will on a topic of 50,000 levels, as deep as a subscription (spawned
   let mq: MqBroker;
 
   beforeAll(async () => {
-    mq = await startMqBroker(['--sys-interval', '0']);
+    mq = await startMqBroker(['--max-topic-levels', '65536', '--sys-interval', '0']);
   });
   afterAll(async () => {
     await mq?.stop();
@@ -73,7 +73,7 @@ describe('every path that publishes a will survives a deep topic (in-process bro
   }
 
   test('keepalive expiry (the sweep)', async () => {
-    const b = await broker();
+    const b = await broker({ maxTopicLevels: 65_536 });
     const s = await deepSubscriber(b);
     await client(b.port, { version: 5, clientId: 'silent', keepalive: 1, will: will(DEEP) });
     const core = brokerCore(b.broker);
@@ -90,7 +90,7 @@ describe('every path that publishes a will survives a deep topic (in-process bro
   });
 
   test('the Will Delay Interval timer', async () => {
-    const b = await broker();
+    const b = await broker({ maxTopicLevels: 65_536 });
     const s = await deepSubscriber(b);
     const w = await client(b.port, {
       version: 5,
@@ -103,7 +103,7 @@ describe('every path that publishes a will survives a deep topic (in-process bro
   });
 
   test('the Session Expiry timer (the will waits longer than the session)', async () => {
-    const b = await broker();
+    const b = await broker({ maxTopicLevels: 65_536 });
     const s = await deepSubscriber(b);
     const w = await client(b.port, {
       version: 5,
@@ -116,7 +116,7 @@ describe('every path that publishes a will survives a deep topic (in-process bro
   });
 
   test('a session takeover, and DISCONNECT 0x04 (with will)', async () => {
-    const b = await broker();
+    const b = await broker({ maxTopicLevels: 65_536 });
     const s = await deepSubscriber(b);
     await client(b.port, { version: 5, clientId: 'twice', will: will(DEEP) });
     const again = await client(b.port, { version: 5, clientId: 'twice' });

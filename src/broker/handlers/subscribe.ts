@@ -1,5 +1,5 @@
 /**
- * SUBSCRIBE: each filter checked (syntax, shared-subscription rules, --acl), stored in the session
+ * SUBSCRIBE: each filter checked (syntax, shared-subscription rules, topic levels, --acl), stored in the session
  * and the trie, answered per filter in the SUBACK; then the retained messages the new
  * subscriptions match, as Retain Handling asks.
  */
@@ -10,7 +10,7 @@ import {
   type SubscribePacket,
   validateTopicFilter,
 } from '../../protocol/index.js';
-import { parseSharedSubscription } from '../../protocol/topic.js';
+import { hasMoreLevelsThan, parseSharedSubscription, quoteTopic } from '../../protocol/topic.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 import { deliver, mayRead } from '../routing.js';
@@ -46,6 +46,13 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
       // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
       c.disconnect(ReasonCode.ProtocolError, 'No Local set on a shared subscription [MQTT-3.8.3-4]');
       return;
+    }
+    if (hasMoreLevelsThan(shared?.filter ?? filter, core.maxTopicLevels)) {
+      core.log(
+        `[${c.clientId}] subscription to ${quoteTopic(filter)} refused: more than ${core.maxTopicLevels} topic levels (--max-topic-levels)`,
+      );
+      failure(ReasonCode.TopicFilterInvalid);
+      continue;
     }
     // A shared subscription is checked on the filter it shares ('$share/g/#' reads what '#' reads).
     if (!core.acl.open && !core.acl.canSubscribe(shared?.filter ?? filter, c.username, c.clientId)) {
