@@ -29,6 +29,18 @@ const DEFAULT_TOPIC_ALIAS_MAX = 10;
  * filter costs; real topic trees are a few levels deep.
  */
 export const DEFAULT_MAX_TOPIC_LEVELS = 128;
+/**
+ * User properties per packet: applications send a handful; each costs ~70 bytes of heap for 5
+ * bytes on the wire when empty (200,000 of them once held ~19 MB per retained message).
+ */
+export const DEFAULT_MAX_USER_PROPERTIES = 1024;
+/**
+ * A CONNECT's size before it is accepted. 64 KiB holds any client id, user name, password and
+ * will topic a client sends in practice, and a will payload up to ~60 KiB; a larger CONNECT
+ * needs the flag. Without it, a connection could make the broker hold 256 MB before saying who
+ * it is.
+ */
+export const DEFAULT_MAX_CONNECT_SIZE = 64 * 1024;
 
 export class BrokerCore implements ConnectionContext {
   readonly opts: BrokerOptions;
@@ -69,6 +81,9 @@ export class BrokerCore implements ConnectionContext {
   readonly maxQueued: number;
   readonly noRetain: boolean;
   readonly maxTopicLevels: number;
+  readonly maxUserProperties: number;
+  /** Largest packet before CONNECT is accepted (never above maxPacketSize). */
+  readonly maxConnectSize: number;
   /** --drop-every (0: off). */
   readonly dropEvery: number;
   /** --trace or --record is on. */
@@ -98,6 +113,11 @@ export class BrokerCore implements ConnectionContext {
     this.maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
     this.noRetain = options.noRetain === true;
     this.maxTopicLevels = options.maxTopicLevels ?? DEFAULT_MAX_TOPIC_LEVELS;
+    this.maxUserProperties = options.maxUserProperties ?? DEFAULT_MAX_USER_PROPERTIES;
+    this.maxConnectSize = Math.min(
+      options.maxConnectSize ?? DEFAULT_MAX_CONNECT_SIZE,
+      options.maxPacketSize ?? Number.POSITIVE_INFINITY,
+    );
     this.dropEvery = options.dropEvery ?? 0;
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;

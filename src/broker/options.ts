@@ -42,6 +42,13 @@ export interface BrokerOptions {
    * will with CONNACK 0x90.
    */
   maxTopicLevels?: number;
+  /** Most user properties one packet may carry (default 1024); more: DISCONNECT 0x97 Quota exceeded. */
+  maxUserProperties?: number;
+  /**
+   * Largest packet accepted before a CONNECT is accepted (default 64 KiB, never above
+   * maxPacketSize): the bytes a connection can make the broker hold before authentication.
+   */
+  maxConnectSize?: number;
 
   /** Print every packet in and out per client ('line' one line each, 'full' every field). */
   trace?: 'line' | 'full';

@@ -115,7 +115,8 @@ export function deliver(
   const c = s.conn;
   if (qos === 0) {
     if (c === undefined) return;
-    if (c.transport.writableLength > SLOW_CONSUMER_BYTES) {
+    // What waits for it, this tick's output included: retained delivery to a new '#' fills it at once.
+    if (c.backlog > SLOW_CONSUMER_BYTES) {
       core.drops.dropped(s, 'client not reading (QoS 0 dropped)');
       return;
     }

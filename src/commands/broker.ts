@@ -35,6 +35,8 @@ interface BrokerFlags {
   maxQueued?: string;
   maxKeepalive?: string;
   maxTopicLevels?: string;
+  maxUserProperties?: string;
+  maxConnectSize?: string;
   trace?: string | boolean;
   record?: string;
   refuseConnect?: string;
@@ -123,6 +125,14 @@ function addBrokerOptions(cmd: Command): void {
       '--max-topic-levels <n>',
       'most levels in a topic name or filter (default 128); more: PUBLISH 0x90, SUBACK 0x8F, will CONNACK 0x90',
     )
+    .option(
+      '--max-user-properties <n>',
+      'most user properties in one packet (default 1024); more: DISCONNECT 0x97 Quota exceeded',
+    )
+    .option(
+      '--max-connect-size <bytes>',
+      'largest packet accepted before a CONNECT is (default 65536): what an unauthenticated connection can make the broker hold',
+    )
     .option('--trace [mode]', 'print every packet in and out per client on stderr: line (default) or full')
     .option(
       '--record <file>',
@@ -178,10 +188,14 @@ retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
 publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
 subscriptions/count.
-A connection that sends no CONNECT within 10 s is closed. A topic name or filter has at
-most --max-topic-levels levels (128; Mosquitto allows 201): a PUBLISH beyond it gets 0x90 Topic
-Name invalid (v5 PUBACK/PUBREC, DISCONNECT at QoS 0; a 3.1.1 client is disconnected, as Mosquitto
-does), a filter SUBACK 0x8F, a will CONNACK 0x90.
+A connection that sends no CONNECT within 10 s is closed, and until its CONNECT is accepted
+it may send at most --max-connect-size bytes in a packet or WebSocket message (64 KiB; a
+larger CONNECT, say with a big will payload, needs the flag). A topic name or filter has at most --max-topic-levels levels
+(128; Mosquitto allows 201): a PUBLISH beyond it gets 0x90 Topic Name invalid (v5 PUBACK/PUBREC,
+DISCONNECT at QoS 0; a 3.1.1 client is disconnected, as Mosquitto does), a filter SUBACK 0x8F, a
+will CONNACK 0x90. A packet with more than --max-user-properties user properties (1024) gets
+DISCONNECT 0x97 Quota exceeded. A client that does not read gets no more QoS 0 messages once
+64 MiB wait for it (logged, counted as dropped).
 
 Stopping (Ctrl-C, SIGTERM): no new connections, v5 clients get DISCONNECT 0x8B (Server shutting
 down), every connection is closed, --persist is flushed, exit 0. Wills are not published then:
@@ -343,6 +357,10 @@ function toOptions(f: BrokerFlags): BrokerOptions {
   // A topic is at most 65,535 bytes: 65,536 levels (all empty) is the most it can have.
   if (f.maxTopicLevels !== undefined)
     o.maxTopicLevels = parseInteger(f.maxTopicLevels, '--max-topic-levels', 1, 65_536);
+  if (f.maxUserProperties !== undefined)
+    o.maxUserProperties = parseInteger(f.maxUserProperties, '--max-user-properties', 0, 100_000_000);
+  if (f.maxConnectSize !== undefined)
+    o.maxConnectSize = parseInteger(f.maxConnectSize, '--max-connect-size', 16, 268_435_460);
   if (f.trace !== undefined) {
     if (f.trace === true || f.trace === 'line') o.trace = 'line';
     else if (f.trace === 'full') o.trace = 'full';

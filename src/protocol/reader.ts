@@ -47,6 +47,9 @@ export class Reader {
   errors: MalformedPacketError[] | undefined;
   notes: FieldNote[] | undefined;
   section: Section;
+  /** User properties read in this packet, and how many are accepted (DecodeOptions). */
+  userProperties: number;
+  maxUserProperties: number;
 
   constructor(buf: Buffer, pos: number, end: number, version: ProtocolVersion, packetType: string) {
     this.buf = buf;
@@ -57,6 +60,8 @@ export class Reader {
     this.errors = undefined;
     this.notes = undefined;
     this.section = 'variable header';
+    this.userProperties = 0;
+    this.maxUserProperties = Number.POSITIVE_INFINITY;
   }
 
   /** The rule id for this packet's version: v5 ids differ from 3.1.1 ones for some rules. */

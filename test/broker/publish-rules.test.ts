@@ -85,7 +85,8 @@ describe('--max-topic-levels (default 128)', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--max-topic-levels/);
     const help = await spawnMq(['broker', '--help']).exit(10_000);
-    expect(help.stdout).toContain('--max-topic-levels <n>');
+    for (const flag of ['--max-topic-levels', '--max-user-properties', '--max-connect-size'])
+      expect(help.stdout).toContain(flag);
   });
 });
 
