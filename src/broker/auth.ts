@@ -180,9 +180,8 @@ export class AccessControl {
     };
     for (const rule of rules) if (!consider(rule, rule.pattern)) return false;
     for (const rule of this.patterns) {
-      const pattern = rule.pattern.replaceAll('%c', clientId).replaceAll('%u', username ?? '');
-      if (username === undefined && rule.pattern.includes('%u')) continue;
-      if (!consider(rule, pattern)) return false;
+      const pattern = substitute(rule.pattern, clientId, username);
+      if (pattern !== undefined && !consider(rule, pattern)) return false;
     }
     return granted;
   }
@@ -223,6 +222,29 @@ export class AccessControl {
       else current.push(rule);
     }
   }
+}
+
+/**
+ * A `pattern` rule's topic for this client: %c its client id, %u its user name. undefined (the
+ * rule matches nothing) when a value it needs is missing or holds '+', '#' or '/': a client named
+ * '+' would otherwise get 'devices/+/#', every device's tree, and one named 'a/b' device a's
+ * 'b' subtree (CVE-2017-7650 in Mosquitto).
+ */
+function substitute(pattern: string, clientId: string, username: string | undefined): string | undefined {
+  let out = pattern;
+  if (pattern.includes('%c')) {
+    if (!safeValue(clientId)) return undefined;
+    out = out.replaceAll('%c', clientId);
+  }
+  if (pattern.includes('%u')) {
+    if (username === undefined || !safeValue(username)) return undefined;
+    out = out.replaceAll('%u', username);
+  }
+  return out;
+}
+
+function safeValue(v: string): boolean {
+  return !v.includes('+') && !v.includes('#') && !v.includes('/');
 }
 
 function readText(file: string, what: string): string {
