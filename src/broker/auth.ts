@@ -145,21 +145,40 @@ export class AccessControl {
   }
 
   /**
-   * An acl_file is loaded: read access is then checked per message at delivery (like mosquitto),
-   * since a subscription allowed by a wide read rule ('#') may match topics a deny rule covers.
+   * An acl_file is loaded: read access is then checked per message and per client at delivery
+   * (like mosquitto), since a subscription allowed by a wide read rule ('#') may match topics a
+   * deny rule covers.
    */
   get checksReads(): boolean {
     return this.hasAcl;
   }
 
-  /** May this client receive a message on `topic`? Only the acl_file decides (not --deny-subscribe). */
+  /** --deny-subscribe is given: every message's topic is checked against it, once, at routing. */
+  get deniesReads(): boolean {
+    return this.denySubscribe.length > 0;
+  }
+
+  /** Is `topic` one nobody may receive (--deny-subscribe)? */
+  readDenied(topic: string): boolean {
+    for (const f of this.denySubscribe) if (matches(f, topic)) return true;
+    return false;
+  }
+
+  /** May this client receive a message on `topic`? (--deny-subscribe, then the acl_file.) */
   canRead(topic: string, username: string | undefined, clientId: string): boolean {
+    if (this.denySubscribe.length > 0 && this.readDenied(topic)) return false;
     if (!this.hasAcl) return true;
     return this.decide(username, clientId, 'read', (p) => matches(p, topic));
   }
 
+  /**
+   * May this client subscribe to `filter`? Refused when every topic it can match is denied: it
+   * lies inside a --deny-subscribe filter or an acl_file deny rule ('secret/#', 'secret/+',
+   * 'secret/x' under 'secret/#'), or no read rule covers it. A wider filter that only overlaps a
+   * denied one ('#', '+/x') is granted: the denied topics are kept from it at delivery (canRead).
+   */
   canSubscribe(filter: string, username: string | undefined, clientId: string): boolean {
-    for (const f of this.denySubscribe) if (covers(f, filter) || covers(filter, f)) return false;
+    for (const f of this.denySubscribe) if (covers(f, filter)) return false;
     if (!this.hasAcl) return true;
     return this.decide(username, clientId, 'read', (p) => covers(p, filter));
   }

@@ -68,6 +68,8 @@ export class BrokerCore implements ConnectionContext {
   readonly acl: AccessControl;
   /** --acl given: every delivery checks read access (off otherwise, so the fan-out path pays nothing). */
   readonly aclReads: boolean;
+  /** --deny-subscribe given: each message's topic is checked once, at routing. */
+  readonly denyReads: boolean;
   readonly drops: DropLog;
   readonly tracer: Tracer;
 
@@ -104,6 +106,7 @@ export class BrokerCore implements ConnectionContext {
     this.auth = new Authenticator(options.users, options.passwdFile);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
     this.aclReads = this.acl.checksReads;
+    this.denyReads = this.acl.deniesReads;
     this.maxPacketSize = options.maxPacketSize;
     this.delayMs = options.delayMs ?? 0;
     this.maxQoS = options.maxQoS ?? 2;

@@ -19,7 +19,10 @@ export interface BrokerOptions {
   passwdFile?: string;
   /** Path of a mosquitto-style acl_file. */
   aclFile?: string;
-  /** Topic filters nobody may subscribe to (SUBACK 0x80 / 0x87). */
+  /**
+   * Topics nobody receives: a filter inside one of these is refused (SUBACK 0x80 / 0x87), a wider
+   * one ('#', '+/x') is granted but never delivered a topic they match, retained or live.
+   */
   denySubscribe?: string[];
   /** Topic filters nobody may publish to (dropped; v5 PUBACK/PUBREC 0x87). */
   denyPublish?: string[];

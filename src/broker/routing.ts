@@ -20,6 +20,11 @@ const SLOW_CONSUMER_BYTES = 64 * 1024 * 1024;
  */
 export function route(core: BrokerCore, msg: Message): number {
   if (msg.retain) storeRetained(core, msg);
+  // --deny-subscribe: a topic nobody may receive, whatever wildcard matched it ('#', '+/x').
+  if (core.denyReads && core.acl.readDenied(msg.topic)) {
+    if (msg.owned) msg.sender = undefined;
+    return 0;
+  }
   const aclReads = core.aclReads;
   const r = core.trie.match(msg.topic);
   const targets = r.targets ?? (r.targets = computeTargets(r));
@@ -85,7 +90,10 @@ function deliveryFailed(core: BrokerCore, s: Session, err: unknown): void {
   core.internalError(s.conn, `[${s.clientId}]`, 'delivering a message', err);
 }
 
-/** --acl read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE). */
+/**
+ * Read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE): --acl
+ * and --deny-subscribe.
+ */
 export function mayRead(core: BrokerCore, s: Session, topic: string): boolean {
   return core.acl.canRead(topic, s.username, s.clientId);
 }

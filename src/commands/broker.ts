@@ -97,7 +97,7 @@ function addBrokerOptions(cmd: Command): void {
     )
     .option(
       '--deny-subscribe <filter>',
-      'refuse subscriptions overlapping this filter (repeatable)',
+      'topics nobody receives: filters inside it refused, wider ones never given its topics (repeatable)',
       collect,
       [],
     )
@@ -205,8 +205,14 @@ session has no will until its client connects again with one.
 
 Access control: --acl read rules are checked per message at delivery (like Mosquitto), so a
 subscription to '#' allowed by 'topic read #' receives nothing a deny rule covers; a session
-resumed under another user keeps only the queued messages that user may read. A publish
-with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
+resumed under another user keeps only the queued messages that user may read. A 'pattern' rule
+whose %c (client id) or %u (user name) would hold '+', '#' or '/' matches nothing for that
+client (a client named '+' must not get 'devices/+/#'). --deny-subscribe F refuses a filter
+that F contains (F itself, 'secret/+' for F 'secret/#') and keeps F's topics from every wider
+filter ('#', '+/x', shared ones too), retained or live; --deny-publish F drops publishes, and
+refuses wills, to topics F matches. A publish with Payload Format Indicator 1 whose payload
+is not UTF-8 is refused with 0x99. A will must pass every check a PUBLISH does (no $SYS, the
+ACL, the limits), else its CONNECT is refused.
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).

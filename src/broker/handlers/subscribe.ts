@@ -85,6 +85,7 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
 function sendRetained(core: BrokerCore, c: Connection, added: Added[]): void {
   const s = c.session!;
   const now = core.now();
+  const checkReads = core.aclReads || core.denyReads;
   for (const { entry, isNew } of added) {
     if (entry.group !== undefined || core.retained.size === 0) continue;
     if (entry.retainHandling === 2 || (entry.retainHandling === 1 && !isNew)) continue;
@@ -97,7 +98,7 @@ function sendRetained(core: BrokerCore, c: Connection, added: Added[]): void {
         core.retained.delete(msg.topic);
         continue;
       }
-      if (core.aclReads && !mayRead(core, s, msg.topic)) continue;
+      if (checkReads && !mayRead(core, s, msg.topic)) continue;
       deliver(core, s, msg, Math.min(msg.qos, entry.qos) as QoS, true, subIds);
     }
   }
