@@ -244,22 +244,19 @@ export class AccessControl {
 }
 
 /**
- * A `pattern` rule's topic for this client: %c its client id, %u its user name. undefined (the
- * rule matches nothing) when a value it needs is missing or holds '+', '#' or '/': a client named
- * '+' would otherwise get 'devices/+/#', every device's tree, and one named 'a/b' device a's
- * 'b' subtree (CVE-2017-7650 in Mosquitto).
+ * A `pattern` rule's topic for this client: %c its client id, %u its user name, in one pass (a
+ * client id '%u' must not become the user name). undefined (the rule matches nothing) when a value
+ * it needs is missing or holds '+', '#' or '/': a client named '+' would otherwise get
+ * 'devices/+/#', every device's tree, and one named 'a/b' device a's 'b' subtree
+ * (CVE-2017-7650 in Mosquitto).
  */
 function substitute(pattern: string, clientId: string, username: string | undefined): string | undefined {
-  let out = pattern;
-  if (pattern.includes('%c')) {
-    if (!safeValue(clientId)) return undefined;
-    out = out.replaceAll('%c', clientId);
-  }
-  if (pattern.includes('%u')) {
-    if (username === undefined || !safeValue(username)) return undefined;
-    out = out.replaceAll('%u', username);
-  }
-  return out;
+  const needsId = pattern.includes('%c');
+  const needsUser = pattern.includes('%u');
+  if (!needsId && !needsUser) return pattern;
+  if (needsId && !safeValue(clientId)) return undefined;
+  if (needsUser && (username === undefined || !safeValue(username))) return undefined;
+  return pattern.replace(/%[cu]/g, (m) => (m === '%c' ? clientId : (username ?? '')));
 }
 
 function safeValue(v: string): boolean {

@@ -71,6 +71,15 @@ describe('ACL patterns: a %c / %u value holding + # or / matches nothing (CVE-20
     },
   );
 
+  test("%c and %u are substituted in one pass: a client id '%u' does not become the user name", async () => {
+    const acl = join(dir, 'acl-one-pass');
+    writeFileSync(acl, 'pattern readwrite site/%u/%c/#\n');
+    const b = await broker({ aclFile: acl, users: { alice: 'a' } });
+    const c = await client(b.port, { version: 5, clientId: '%u', username: 'alice', password: 'a' });
+    expect(await subscribe(c, 'site/alice/alice/#')).toBe(0x87);
+    expect(await subscribe(c, 'site/alice/%u/#')).toBe(0);
+  });
+
   test("user name '+' (and '#'): %u patterns grant it nothing", async () => {
     const { b } = await start();
     for (const user of ['+', '#']) {
