@@ -120,6 +120,11 @@ export interface MatchResult {
 }
 
 const EMPTY: MatchResult = { subs: [], shared: [] };
+/**
+ * Topics longer than this are matched every time, not cached: the cache holds its keys, and
+ * 10,000 distinct 64 KB topics (no subscriber needed) would have pinned 655 MB.
+ */
+const MAX_CACHED_TOPIC = 1024;
 
 export class SubscriptionTrie {
   private readonly root = new Node();
@@ -198,6 +203,7 @@ export class SubscriptionTrie {
     // [MQTT-4.7.2-1] topics starting with '$' are not matched by a leading wildcard.
     collect(this.root, levels, out, topic.charCodeAt(0) === 0x24);
     const result = out.subs.length === 0 && out.shared.length === 0 ? EMPTY : out;
+    if (topic.length > MAX_CACHED_TOPIC) return result;
     if (this.cache.size >= this.cacheLimit) this.cache.clear();
     this.cache.set(topic, result);
     return result;

@@ -128,6 +128,19 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
     expect((await s.nextPacket('PUBLISH')).properties?.userProperties).toHaveLength(1024);
   });
 
+  test('2,000 PUBLISHes to distinct 32 KB topics: the match cache does not keep them (64 MB)', async () => {
+    const before = await settledRss(mq.pid);
+    const p = await client(mq.port, { version: 4 });
+    const long = 'x'.repeat(32 * 1024);
+    for (let i = 0; i < 2000; i++) {
+      p.send(pub(`${i}/${long}`, 'x', i % 100 === 99 ? 1 : 0));
+      if (i % 100 === 99) await p.nextPacket('PUBACK');
+    }
+    const after = await settledRss(mq.pid);
+    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(32 * MiB);
+    await stillServes(mq.port);
+  });
+
   test('a CONNECT announcing 256 MB is closed once past 64 KiB, not buffered until the CONNECT timeout', async () => {
     const before = await settledRss(mq.pid);
     const closedWithin = await Promise.all(
