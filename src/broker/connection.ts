@@ -42,6 +42,8 @@ export interface ConnectionContext {
   readonly maxConnectSize: number;
   /** Most user properties in one packet (--max-user-properties). */
   readonly maxUserProperties: number;
+  /** Most topic filters in one SUBSCRIBE or UNSUBSCRIBE (--max-subscriptions). */
+  readonly maxSubscriptions: number;
   /** --delay fault injection: milliseconds every write waits (0: none). */
   readonly delayMs: number;
   /** The broker's live counters: bytes and packets in and out, PUBLISHes sent. */
@@ -136,7 +138,10 @@ export class Connection {
     this.lastRx = now;
     this.maxIn = ctx.maxPacketSize ?? WIRE_MAX;
     this.framer = new Framer(4, { maxPacketSize: Math.min(this.maxIn, ctx.maxConnectSize) });
-    this.decodeOptions = { maxUserProperties: ctx.maxUserProperties };
+    this.decodeOptions = {
+      maxUserProperties: ctx.maxUserProperties,
+      maxTopicFilters: ctx.maxSubscriptions,
+    };
   }
 
   /** `[client-id]` or the remote address before CONNECT, for log lines. */
@@ -168,7 +173,7 @@ export class Connection {
     let packet: Packet;
     if ((type === 8 || type === 10) && this.state === ConnState.Connected) {
       const errors: MalformedPacketError[] = [];
-      packet = decode(raw, this.version, { errors, maxUserProperties: this.ctx.maxUserProperties });
+      packet = decode(raw, this.version, { ...this.decodeOptions, errors });
       // Invalid filters (0x8F) are answered per filter; anything else is fatal.
       const fatal = errors.find((e) => e.reasonCode !== ReasonCode.TopicFilterInvalid);
       if (fatal !== undefined) throw fatal;

@@ -35,6 +35,13 @@ export const DEFAULT_MAX_TOPIC_LEVELS = 128;
  */
 export const DEFAULT_MAX_USER_PROPERTIES = 1024;
 /**
+ * Subscriptions per session, and topic filters per SUBSCRIBE. A subscription costs ~300 bytes of
+ * heap for as few as 4 bytes on the wire (a 7 MB SUBSCRIBE of a million filters held ~700 MB, and
+ * ~45 MB would have reached the heap limit and ended the process); 10,000 bound that to ~3 MB per
+ * session (more with long filters, which the client pays for in bytes sent).
+ */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 10_000;
+/**
  * A CONNECT's size before it is accepted. 64 KiB holds any client id, user name, password and
  * will topic a client sends in practice, and a will payload up to ~60 KiB; a larger CONNECT
  * needs the flag. Without it, a connection could make the broker hold 256 MB before saying who
@@ -84,6 +91,8 @@ export class BrokerCore implements ConnectionContext {
   readonly noRetain: boolean;
   readonly maxTopicLevels: number;
   readonly maxUserProperties: number;
+  /** Per session, and topic filters per SUBSCRIBE / UNSUBSCRIBE. */
+  readonly maxSubscriptions: number;
   /** Largest packet before CONNECT is accepted (never above maxPacketSize). */
   readonly maxConnectSize: number;
   /** --drop-every (0: off). */
@@ -117,6 +126,7 @@ export class BrokerCore implements ConnectionContext {
     this.noRetain = options.noRetain === true;
     this.maxTopicLevels = options.maxTopicLevels ?? DEFAULT_MAX_TOPIC_LEVELS;
     this.maxUserProperties = options.maxUserProperties ?? DEFAULT_MAX_USER_PROPERTIES;
+    this.maxSubscriptions = options.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS;
     this.maxConnectSize = Math.min(
       options.maxConnectSize ?? DEFAULT_MAX_CONNECT_SIZE,
       options.maxPacketSize ?? Number.POSITIVE_INFINITY,

@@ -48,6 +48,12 @@ export interface BrokerOptions {
   /** Most user properties one packet may carry (default 1024); more: DISCONNECT 0x97 Quota exceeded. */
   maxUserProperties?: number;
   /**
+   * Most subscriptions one session may hold (default 10,000); a new one beyond gets SUBACK 0x97
+   * (3.1.1: 0x80). Also the most topic filters one SUBSCRIBE or UNSUBSCRIBE may carry (more:
+   * DISCONNECT 0x97, before the packet is decoded).
+   */
+  maxSubscriptions?: number;
+  /**
    * Largest packet accepted before a CONNECT is accepted (default 64 KiB, never above
    * maxPacketSize): the bytes a connection can make the broker hold before authentication.
    */

@@ -36,6 +36,7 @@ interface BrokerFlags {
   maxKeepalive?: string;
   maxTopicLevels?: string;
   maxUserProperties?: string;
+  maxSubscriptions?: string;
   maxConnectSize?: string;
   trace?: string | boolean;
   record?: string;
@@ -130,6 +131,10 @@ function addBrokerOptions(cmd: Command): void {
       'most user properties in one packet (default 1024); more: DISCONNECT 0x97 Quota exceeded',
     )
     .option(
+      '--max-subscriptions <n>',
+      'most subscriptions per session, and topic filters per SUBSCRIBE (default 10000); more: SUBACK 0x97',
+    )
+    .option(
       '--max-connect-size <bytes>',
       'largest packet accepted before a CONNECT is (default 65536): what an unauthenticated connection can make the broker hold',
     )
@@ -188,14 +193,19 @@ retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
 publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
 subscriptions/count.
-A connection that sends no CONNECT within 10 s is closed, and until its CONNECT is accepted
-it may send at most --max-connect-size bytes in a packet or WebSocket message (64 KiB; a
-larger CONNECT, say with a big will payload, needs the flag). A topic name or filter has at most --max-topic-levels levels
-(128; Mosquitto allows 201): a PUBLISH beyond it gets 0x90 Topic Name invalid (v5 PUBACK/PUBREC,
-DISCONNECT at QoS 0; a 3.1.1 client is disconnected, as Mosquitto does), a filter SUBACK 0x8F, a
-will CONNACK 0x90. A packet with more than --max-user-properties user properties (1024) gets
-DISCONNECT 0x97 Quota exceeded. A client that does not read gets no more QoS 0 messages once
-64 MiB wait for it (logged, counted as dropped).
+A connection that sends no CONNECT within 10 s is closed.
+
+Hostile clients: until its CONNECT is accepted a connection may send at most
+--max-connect-size bytes in a packet or WebSocket message (65536; a larger CONNECT, say with a
+big will payload, needs the flag). A topic name or filter has at most --max-topic-levels levels
+(128; Mosquitto allows 201): beyond it a PUBLISH gets 0x90 Topic Name invalid (v5 PUBACK/PUBREC,
+DISCONNECT at QoS 0; a 3.1.1 client is disconnected, as Mosquitto does), a filter SUBACK 0x8F,
+a will CONNACK 0x90. A packet with more than --max-user-properties user properties (1024) gets
+DISCONNECT 0x97 Quota exceeded. A session holds at most --max-subscriptions subscriptions
+(10000; one more: SUBACK 0x97, 3.1.1 0x80); a SUBSCRIBE or UNSUBSCRIBE carrying more filters
+than that gets DISCONNECT 0x97. A client that does not read gets no more QoS 0 messages once
+64 MiB wait for it (logged, counted as dropped). Whatever fails in one client's handling closes
+that client (logged), never the broker.
 
 Stopping (Ctrl-C, SIGTERM): no new connections, v5 clients get DISCONNECT 0x8B (Server shutting
 down), every connection is closed, --persist is flushed, exit 0. Wills are not published then:
@@ -365,6 +375,8 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     o.maxTopicLevels = parseInteger(f.maxTopicLevels, '--max-topic-levels', 1, 65_536);
   if (f.maxUserProperties !== undefined)
     o.maxUserProperties = parseInteger(f.maxUserProperties, '--max-user-properties', 0, 100_000_000);
+  if (f.maxSubscriptions !== undefined)
+    o.maxSubscriptions = parseInteger(f.maxSubscriptions, '--max-subscriptions', 1, 100_000_000);
   if (f.maxConnectSize !== undefined)
     o.maxConnectSize = parseInteger(f.maxConnectSize, '--max-connect-size', 16, 268_435_460);
   if (f.trace !== undefined) {

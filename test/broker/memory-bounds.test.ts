@@ -107,6 +107,22 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
     await stillServes(mq.port);
   });
 
+  test('a 1.4 MB SUBSCRIBE of 200,000 short filters: DISCONNECT 0x97 before it is decoded', async () => {
+    const before = await settledRss(mq.pid);
+    const A = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+    const filters = Array.from(
+      { length: 200_000 },
+      (_, i) => A[i % 62]! + A[Math.floor(i / 62) % 62]! + A[Math.floor(i / 3844) % 62]!,
+    );
+    const c = await client(mq.port, { version: 5 });
+    c.sendRaw(subscribeBytes(filters));
+    expect((await c.nextPacket('DISCONNECT')).reasonCode).toBe(0x97);
+    const after = await settledRss(mq.pid);
+    // On a broker that takes them all: ~140 MB (a subscription costs ~300 bytes of heap).
+    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(16 * MiB);
+    await stillServes(mq.port);
+  });
+
   test('200,000 empty user properties in a 1 MB retained PUBLISH: DISCONNECT 0x97, nothing retained', async () => {
     const before = await settledRss(mq.pid);
     const packet = userPropertiesPublish('props/x', 200_000);

@@ -85,8 +85,40 @@ describe('--max-topic-levels (default 128)', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--max-topic-levels/);
     const help = await spawnMq(['broker', '--help']).exit(10_000);
-    for (const flag of ['--max-topic-levels', '--max-user-properties', '--max-connect-size'])
+    for (const flag of [
+      '--max-topic-levels',
+      '--max-user-properties',
+      '--max-connect-size',
+      '--max-subscriptions',
+    ])
       expect(help.stdout).toContain(flag);
+  });
+});
+
+describe('--max-subscriptions (default 10,000)', () => {
+  test('a session holds at most that many: one more gets SUBACK 0x97 (3.1.1 0x80); replacing or unsubscribing frees none / one', async () => {
+    const b = await broker({ maxSubscriptions: 3 });
+    const c = await client(b.port, { version: 5, clientId: 'many-subs' });
+    expect(await subscribe(c, ['a', 'b'])).toEqual([0, 0]);
+    expect(await subscribe(c, ['c', 'd'])).toEqual([0, 0x97]);
+    await b.waitForLog(
+      /\[many-subs\] 1 subscription\(s\) refused: the session holds 3 \(--max-subscriptions\)/,
+    );
+    expect(await subscribe(c, ['a', 'e'])).toEqual([0, 0x97]);
+    c.send({ type: 'UNSUBSCRIBE', packetId: 90, topicFilters: ['a'] });
+    await c.nextPacket('UNSUBACK');
+    expect(await subscribe(c, 'e')).toBe(0);
+    const c4 = await client(b.port, { version: 4 });
+    expect(await subscribe(c4, ['a', 'b', 'c'])).toEqual([0, 0, 0]);
+    expect(await subscribe(c4, 'd')).toBe(0x80);
+    // More filters in one packet than a session may hold: refused before it is decoded.
+    const greedy = await client(b.port, { version: 5 });
+    greedy.send({
+      type: 'SUBSCRIBE',
+      packetId: 1,
+      subscriptions: ['w', 'x', 'y', 'z'].map((topicFilter) => ({ topicFilter, qos: 0 as const })),
+    });
+    expect((await greedy.nextPacket('DISCONNECT')).reasonCode).toBe(0x97);
   });
 });
 

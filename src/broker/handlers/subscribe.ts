@@ -33,6 +33,7 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
   const codes: number[] = [];
   const added: Added[] = [];
   const failure = (code: number) => codes.push(v5 ? code : 0x80);
+  let overQuota = 0;
   for (const sub of p.subscriptions) {
     const filter = sub.topicFilter;
     const problem = validateTopicFilter(filter, 5);
@@ -62,6 +63,11 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
     }
     const qos = Math.min(sub.qos, core.maxQoS) as QoS;
     const existing = s.subs.get(filter);
+    if (existing === undefined && s.subCount >= core.maxSubscriptions) {
+      overQuota++;
+      failure(ReasonCode.QuotaExceeded);
+      continue;
+    }
     const entry = subEntry(s, filter, qos, {
       noLocal: v5 && sub.noLocal === true,
       retainAsPublished: v5 && sub.retainAsPublished === true,
@@ -72,6 +78,11 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
     core.trie.add(entry);
     codes.push(qos);
     added.push({ entry, isNew: existing === undefined });
+  }
+  if (overQuota > 0) {
+    core.log(
+      `[${c.clientId}] ${overQuota} subscription(s) refused: the session holds ${core.maxSubscriptions} (--max-subscriptions)`,
+    );
   }
   c.writePacket({ type: 'SUBACK', packetId: p.packetId, reasonCodes: codes });
   core.persist?.session(s);
