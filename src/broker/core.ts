@@ -42,12 +42,12 @@ export const DEFAULT_MAX_USER_PROPERTIES = 1024;
  */
 export const DEFAULT_MAX_SUBSCRIPTIONS = 10_000;
 /**
- * A CONNECT's size before it is accepted. 64 KiB holds any client id, user name, password and
- * will topic a client sends in practice, and a will payload up to ~60 KiB; a larger CONNECT
- * needs the flag. Without it, a connection could make the broker hold 256 MB before saying who
- * it is.
+ * A CONNECT's size before it is accepted: 128 KiB, the smallest power of two that takes any one
+ * of its strings at the protocol's maximum (a 65,535-byte client id, user name, password or will
+ * payload) beside short other fields; a CONNECT with two of them needs the flag. Without it, a
+ * connection could make the broker hold 256 MB before saying who it is.
  */
-export const DEFAULT_MAX_CONNECT_SIZE = 64 * 1024;
+export const DEFAULT_MAX_CONNECT_SIZE = 128 * 1024;
 
 export class BrokerCore implements ConnectionContext {
   readonly opts: BrokerOptions;

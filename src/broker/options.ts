@@ -54,7 +54,7 @@ export interface BrokerOptions {
    */
   maxSubscriptions?: number;
   /**
-   * Largest packet accepted before a CONNECT is accepted (default 64 KiB, never above
+   * Largest packet accepted before a CONNECT is accepted (default 128 KiB, never above
    * maxPacketSize): the bytes a connection can make the broker hold before authentication.
    */
   maxConnectSize?: number;

@@ -136,7 +136,7 @@ function addBrokerOptions(cmd: Command): void {
     )
     .option(
       '--max-connect-size <bytes>',
-      'largest packet accepted before a CONNECT is (default 65536): what an unauthenticated connection can make the broker hold',
+      'largest packet accepted before a CONNECT is (default 131072): what an unauthenticated connection can make the broker hold',
     )
     .option('--trace [mode]', 'print every packet in and out per client on stderr: line (default) or full')
     .option(
@@ -196,8 +196,9 @@ subscriptions/count.
 A connection that sends no CONNECT within 10 s is closed.
 
 Hostile clients: until its CONNECT is accepted a connection may send at most
---max-connect-size bytes in a packet or WebSocket message (65536; a larger CONNECT, say with a
-big will payload, needs the flag). A topic name or filter has at most --max-topic-levels levels
+--max-connect-size bytes in a packet or WebSocket message (131072: any one string at its
+maximum, 65535 bytes, fits; a CONNECT with two, say a big will payload and password, needs the
+flag). A topic name or filter has at most --max-topic-levels levels
 (128; Mosquitto allows 201): beyond it a PUBLISH gets 0x90 Topic Name invalid (v5 PUBACK/PUBREC,
 DISCONNECT at QoS 0; a 3.1.1 client is disconnected, as Mosquitto does), a filter SUBACK 0x8F,
 a will CONNACK 0x90. A packet with more than --max-user-properties user properties (1024) gets

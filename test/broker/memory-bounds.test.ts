@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
 import { killAll, type MqBroker, rssKiB, startMqBroker } from '../helpers/spawn.js';
 
-const { client, subscribe, pub } = brokerHarness();
+const { broker, client, subscribe, pub } = brokerHarness();
 
 afterAll(async () => {
   await killAll();
@@ -157,7 +157,7 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
     await stillServes(mq.port);
   });
 
-  test('a CONNECT announcing 256 MB is closed once past 64 KiB, not buffered until the CONNECT timeout', async () => {
+  test('a CONNECT announcing 256 MB is closed once past 128 KiB, not buffered until the CONNECT timeout', async () => {
     const before = await settledRss(mq.pid);
     const closedWithin = await Promise.all(
       Array.from(
@@ -187,11 +187,32 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
     const after = await settledRss(mq.pid);
     expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(16 * MiB);
     await mq.proc.waitForLine(
-      /over the 65536 accepted before CONNECT \(--max-connect-size\)/,
+      /over the 131072 accepted before CONNECT \(--max-connect-size\)/,
       5000,
       'stderr',
     );
     await stillServes(mq.port);
+  });
+});
+
+describe('--max-connect-size (default 128 KiB)', () => {
+  test('a CONNECT with a 65,535-byte client id is accepted; past the flag it is closed', async () => {
+    const b = await broker();
+    const long = await client(b.port, { version: 5, clientId: 'c'.repeat(65_535) });
+    expect(long.connack?.reasonCode).toBe(0);
+    const small = await broker({ maxConnectSize: 1000 });
+    const refused = await client(small.port, { version: 5, connect: false });
+    refused.send({
+      type: 'CONNECT',
+      protocolVersion: 5,
+      clean: true,
+      keepalive: 60,
+      clientId: 'c'.repeat(1000),
+    });
+    await refused.closed();
+    expect(refused.pending()).toEqual([]);
+    await small.waitForLog(/a first packet of 1016 bytes, over the 1000 accepted before CONNECT/);
+    await client(small.port, { version: 5, clientId: 'c'.repeat(900) });
   });
 });
 
@@ -213,7 +234,7 @@ describe('MQTT over WebSocket before CONNECT (spawned mq broker)', () => {
     });
   }
 
-  test('a 32 MB message before CONNECT is refused at 64 KiB, not buffered whole; after CONNECT 1 MB is fine', async () => {
+  test('a 32 MB message before CONNECT is refused at 128 KiB, not buffered whole; after CONNECT 1 MB is fine', async () => {
     const before = await settledRss(mq.pid);
     const big = Buffer.alloc(32 << 20, 0x41);
     big.set([0x10, 0xff, 0xff, 0xff, 0x7f]);
