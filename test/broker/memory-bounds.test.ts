@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
+import { varintSize, writeVarint } from '../../src/protocol/writer.js';
 import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
 import { killAll, type MqBroker, rssKiB, startMqBroker } from '../helpers/spawn.js';
 
@@ -62,14 +63,9 @@ function frame(first: number, body: Buffer): Buffer {
 }
 
 function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
+  const b = Buffer.alloc(varintSize(n));
+  writeVarint(b, 0, n);
+  return b;
 }
 
 describe('memory a few small packets can pin (spawned mq broker)', () => {

@@ -36,6 +36,21 @@ async function stillServes(port: number): Promise<void> {
   expect((await s.nextPacket('PUBLISH')).payload.toString()).toBe('yes');
 }
 
+/**
+ * [MQTT-3.1.2-22] A client with keepalive 1 that says nothing is closed by the sweep once 1.5 s
+ * have passed: on the broker's clock, moved past it rather than waited for.
+ */
+function keepaliveExpires(b: StartedBroker): void {
+  const core = brokerCore(b.broker);
+  core.sweep(); // notes the client's last bytes: its silence starts now
+  core.clock = () => Date.now() + 1600;
+  try {
+    core.sweep();
+  } finally {
+    core.clock = Date.now;
+  }
+}
+
 function connectionOf(b: StartedBroker, clientId: string): Connection {
   const conn = [...brokerCore(b.broker).connections].find((c) => c.clientId === clientId);
   if (conn === undefined) throw new Error(`no connection for ${clientId}`);
@@ -76,14 +91,7 @@ describe('every path that publishes a will survives a deep topic (in-process bro
     const b = await broker({ maxTopicLevels: 65_536 });
     const s = await deepSubscriber(b);
     await client(b.port, { version: 5, clientId: 'silent', keepalive: 1, will: will(DEEP) });
-    const core = brokerCore(b.broker);
-    core.sweep(); // notes the client's last bytes: its silence starts now
-    core.clock = () => Date.now() + 1600;
-    try {
-      core.sweep();
-    } finally {
-      core.clock = Date.now;
-    }
+    keepaliveExpires(b);
     expect((await s.nextPacket('PUBLISH', 5000)).topic).toBe(DEEP);
     await b.waitForLog(/\[silent\] keepalive timeout/);
     await stillServes(b.port);
@@ -173,14 +181,7 @@ describe('an error in one client’s handling closes that client, never the proc
     await bad.closed();
     const bad2 = await faulty(b, 'f/will');
     await client(b.port, { version: 5, clientId: 'quiet', keepalive: 1, will: will('f/will') });
-    const core = brokerCore(b.broker);
-    core.sweep();
-    core.clock = () => Date.now() + 1600;
-    try {
-      core.sweep();
-    } finally {
-      core.clock = Date.now;
-    }
+    keepaliveExpires(b);
     expect((await good.nextPacket('PUBLISH')).topic).toBe('f/will');
     await bad2.closed();
     await stillServes(b.port);
