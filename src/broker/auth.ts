@@ -309,21 +309,40 @@ export class AccessControl {
   }
 
   /**
-   * An acl_file is loaded: read access is then checked per message at delivery (like mosquitto),
-   * since a subscription allowed by a wide read rule ('#') may match topics a deny rule covers.
+   * An acl_file is loaded: read access is then checked per message and per client at delivery
+   * (like mosquitto), since a subscription allowed by a wide read rule ('#') may match topics a
+   * deny rule covers.
    */
   get checksReads(): boolean {
     return this.hasAcl;
   }
 
-  /** May this client receive a message on `topic`? Only the acl_file decides (not --deny-subscribe). */
+  /** --deny-subscribe is given: every message's topic is checked against it, once, at routing. */
+  get deniesReads(): boolean {
+    return this.denySubscribe.length > 0;
+  }
+
+  /** Is `topic` one nobody may receive (--deny-subscribe)? */
+  readDenied(topic: string): boolean {
+    for (const f of this.denySubscribe) if (matches(f, topic)) return true;
+    return false;
+  }
+
+  /** May this client receive a message on `topic`? (--deny-subscribe, then the acl_file.) */
   canRead(topic: string, username: string | undefined, clientId: string): boolean {
+    if (this.denySubscribe.length > 0 && this.readDenied(topic)) return false;
     if (!this.hasAcl) return true;
     return this.decide(username, clientId, 'read', (p) => matches(p, topic));
   }
 
+  /**
+   * May this client subscribe to `filter`? Refused when every topic it can match is denied: it
+   * lies inside a --deny-subscribe filter or an acl_file deny rule ('secret/#', 'secret/+',
+   * 'secret/x' under 'secret/#'), or no read rule covers it. A wider filter that only overlaps a
+   * denied one ('#', '+/x') is granted: the denied topics are kept from it at delivery (canRead).
+   */
   canSubscribe(filter: string, username: string | undefined, clientId: string): boolean {
-    for (const f of this.denySubscribe) if (covers(f, filter) || covers(filter, f)) return false;
+    for (const f of this.denySubscribe) if (covers(f, filter)) return false;
     if (!this.hasAcl) return true;
     return this.decide(username, clientId, 'read', (p) => covers(p, filter));
   }
@@ -344,9 +363,8 @@ export class AccessControl {
     };
     for (const rule of rules) if (!consider(rule, rule.pattern)) return false;
     for (const rule of this.patterns) {
-      const pattern = rule.pattern.replaceAll('%c', clientId).replaceAll('%u', username ?? '');
-      if (username === undefined && rule.pattern.includes('%u')) continue;
-      if (!consider(rule, pattern)) return false;
+      const pattern = substitute(rule.pattern, clientId, username);
+      if (pattern !== undefined && !consider(rule, pattern)) return false;
     }
     return granted;
   }
@@ -387,6 +405,26 @@ export class AccessControl {
       else current.push(rule);
     }
   }
+}
+
+/**
+ * A `pattern` rule's topic for this client: %c its client id, %u its user name, in one pass (a
+ * client id '%u' must not become the user name). undefined (the rule matches nothing) when a value
+ * it needs is missing or holds '+', '#' or '/': a client named '+' would otherwise get
+ * 'devices/+/#', every device's tree, and one named 'a/b' device a's 'b' subtree
+ * (CVE-2017-7650 in Mosquitto).
+ */
+function substitute(pattern: string, clientId: string, username: string | undefined): string | undefined {
+  const needsId = pattern.includes('%c');
+  const needsUser = pattern.includes('%u');
+  if (!needsId && !needsUser) return pattern;
+  if (needsId && !safeValue(clientId)) return undefined;
+  if (needsUser && (username === undefined || !safeValue(username))) return undefined;
+  return pattern.replace(/%[cu]/g, (m) => (m === '%c' ? clientId : (username ?? '')));
+}
+
+function safeValue(v: string): boolean {
+  return !v.includes('+') && !v.includes('#') && !v.includes('/');
 }
 
 function readText(file: string, what: string): string {

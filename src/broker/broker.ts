@@ -136,8 +136,13 @@ export class Broker {
     });
   }
 
+  /** A timer's: a failure is logged, never thrown (it would end the process). */
   private publishSys(): void {
-    this.sys.publish(this.stats, Math.floor((Date.now() - this.startedAt) / 1000));
+    try {
+      this.sys.publish(this.stats, Math.floor((Date.now() - this.startedAt) / 1000));
+    } catch (err) {
+      this.core.internalError(undefined, '', 'publishing $SYS', err);
+    }
   }
 }
 

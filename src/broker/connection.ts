@@ -5,12 +5,14 @@
  */
 import { escapeForTerminal } from '../cli/escape.js';
 import {
+  type DecodeOptions,
   decode,
   encodeInto,
   Framer,
   isValidReasonCode,
   MalformedPacketError,
   type Packet,
+  PacketTooLargeError,
   type Properties,
   type ProtocolVersion,
   type PublishPacket,
@@ -39,6 +41,12 @@ import type { Transport } from './transport.js';
 export interface ConnectionContext {
   /** Largest packet accepted from a client (--max-packet-size); undefined: the wire format's limit. */
   readonly maxPacketSize: number | undefined;
+  /** Largest packet accepted until a CONNECT is accepted (--max-connect-size). */
+  readonly maxConnectSize: number;
+  /** Most user properties in one packet (--max-user-properties). */
+  readonly maxUserProperties: number;
+  /** Most topic filters in one SUBSCRIBE or UNSUBSCRIBE (--max-subscriptions). */
+  readonly maxSubscriptions: number;
   /** --delay fault injection: milliseconds every write waits (0: none). */
   readonly delayMs: number;
   /** The broker's live counters: bytes and packets in and out, PUBLISHes sent. */
@@ -93,8 +101,12 @@ export class Connection {
   readonly transport: Transport;
   /** Largest packet accepted (--max-packet-size). */
   readonly maxIn: number;
-  /** Cuts the byte stream into packets; checks --max-packet-size before buffering a body. */
+  /**
+   * Cuts the byte stream into packets; checks the size before buffering a body: --max-connect-size
+   * until a CONNECT is accepted, then --max-packet-size.
+   */
   private readonly framer: Framer;
+  private readonly decodeOptions: DecodeOptions;
   readonly acceptedAt: number;
   readonly listener: ListenerKind;
   state: ConnState = ConnState.AwaitingConnect;
@@ -146,7 +158,11 @@ export class Connection {
     this.acceptedAt = now;
     this.lastRx = now;
     this.maxIn = ctx.maxPacketSize ?? WIRE_MAX;
-    this.framer = new Framer(4, { maxPacketSize: this.maxIn });
+    this.framer = new Framer(4, { maxPacketSize: Math.min(this.maxIn, ctx.maxConnectSize) });
+    this.decodeOptions = {
+      maxUserProperties: ctx.maxUserProperties,
+      maxTopicFilters: ctx.maxSubscriptions,
+    };
   }
 
   /** The client id (escaped for a terminal), or the remote address before CONNECT: log and trace lines. */
@@ -179,20 +195,25 @@ export class Connection {
     let packet: Packet;
     if ((type === 8 || type === 10) && this.state === ConnState.Connected) {
       const errors: MalformedPacketError[] = [];
-      packet = decode(raw, this.version, { errors });
+      packet = decode(raw, this.version, { ...this.decodeOptions, errors });
       // Invalid filters (0x8F) are answered per filter; anything else is fatal.
       const fatal = errors.find((e) => e.reasonCode !== ReasonCode.TopicFilterInvalid);
       if (fatal !== undefined) throw fatal;
     } else if (type === 1 && this.state === ConnState.AwaitingConnect) {
       try {
-        packet = decode(raw, this.version);
+        packet = decode(raw, this.version, this.decodeOptions);
       } catch (err) {
         // Protocol level byte after the 'MQTT' name: a v5 client can be told why in a CONNACK.
         this.connectLevel = raw[headerLength + 6] ?? 0;
         throw err;
       }
-    } else packet = decode(raw, this.version);
+    } else packet = decode(raw, this.version, this.decodeOptions);
     this.onPacket(packet, raw);
+    // A CONNECT accepted: from here on, packets up to --max-packet-size.
+    if (type === 1 && this.state === ConnState.Connected) {
+      this.framer.maxPacketSize = this.maxIn;
+      this.transport.connectAccepted?.();
+    }
     return true;
   };
 
@@ -253,6 +274,10 @@ export class Connection {
       this.ctx.log(`[${this.label}] internal error handling a packet: ${message}`);
       if (process.env.MQ_DEBUG === '1' && err instanceof Error)
         for (const line of String(err.stack).split('\n')) this.ctx.log(line);
+    } else if (e instanceof PacketTooLargeError && this.state === ConnState.AwaitingConnect) {
+      this.ctx.log(
+        `[${this.label}] a first packet of ${e.size} bytes, over the ${e.maximum} accepted before CONNECT (--max-connect-size): closing`,
+      );
     } else this.ctx.log(`[${this.label}] malformed packet: ${message}`);
     const code = e?.reasonCode ?? ReasonCode.UnspecifiedError;
     if (this.state === ConnState.AwaitingConnect) {
@@ -322,6 +347,20 @@ export class Connection {
     if (wasConnected) this.ctx.connectionEnded(this);
   }
 
+  /**
+   * Ends the connection at once, dropping what is queued for it: after an internal error (what is
+   * queued may be half a packet) or when what it would acknowledge could not be made durable.
+   */
+  abort(): void {
+    if (this.state === ConnState.Closed) return;
+    const wasConnected = this.state === ConnState.Connected;
+    this.state = ConnState.Closing;
+    this.out = undefined;
+    this.outLen = 0;
+    this.transport.destroy();
+    if (wasConnected) this.ctx.connectionEnded(this);
+  }
+
   /** The transport closed (either side). */
   onClose(): void {
     const wasConnected = this.state === ConnState.Connected;
@@ -333,6 +372,11 @@ export class Connection {
   }
 
   // ---- output ---------------------------------------------------------------------------------
+
+  /** Bytes on their way to the client: queued this tick, and still in the transport's buffer. */
+  get backlog(): number {
+    return this.outLen + this.transport.writableLength;
+  }
 
   /** Room for `n` more bytes of output (the hot path: the buffer of this tick has it). */
   private reserve(n: number): Buffer {

@@ -9,6 +9,7 @@ import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol
 import { AccessControl, Authenticator } from './auth.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
 import { ScramUsers } from './enhanced-auth.js';
+import { errorText } from './error-text.js';
 import { handlePacket } from './handlers/index.js';
 import type { Message } from './message.js';
 import type { BrokerOptions, BrokerStats } from './options.js';
@@ -24,6 +25,31 @@ const DEFAULT_MAX_INFLIGHT = 256;
 const DEFAULT_MAX_QUEUED = 10_000;
 /** Like Mosquitto: each alias holds a topic string in memory for the life of the connection. */
 const DEFAULT_TOPIC_ALIAS_MAX = 10;
+/**
+ * Levels of a topic name or filter: EMQX's default. Mosquitto accepts 201 (TOPIC_HIERARCHY_LIMIT),
+ * AWS IoT 8. Each level of a filter is a trie node (~85 bytes), so the limit bounds what one
+ * filter costs; real topic trees are a few levels deep.
+ */
+export const DEFAULT_MAX_TOPIC_LEVELS = 128;
+/**
+ * User properties per packet: applications send a handful; each costs ~70 bytes of heap for 5
+ * bytes on the wire when empty (200,000 of them once held ~19 MB per retained message).
+ */
+export const DEFAULT_MAX_USER_PROPERTIES = 1024;
+/**
+ * Subscriptions per session, and topic filters per SUBSCRIBE. A subscription costs ~300 bytes of
+ * heap for as few as 4 bytes on the wire (a 7 MB SUBSCRIBE of a million filters held ~700 MB, and
+ * ~45 MB would have reached the heap limit and ended the process); 10,000 bound that to ~3 MB per
+ * session (more with long filters, which the client pays for in bytes sent).
+ */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 10_000;
+/**
+ * A CONNECT's size before it is accepted: 128 KiB, the smallest power of two that takes any one
+ * of its strings at the protocol's maximum (a 65,535-byte client id, user name, password or will
+ * payload) beside short other fields; a CONNECT with two of them needs the flag. Without it, a
+ * connection could make the broker hold 256 MB before saying who it is.
+ */
+export const DEFAULT_MAX_CONNECT_SIZE = 128 * 1024;
 
 export class BrokerCore implements ConnectionContext {
   readonly opts: BrokerOptions;
@@ -53,6 +79,8 @@ export class BrokerCore implements ConnectionContext {
   readonly acl: AccessControl;
   /** --acl given: every delivery checks read access (off otherwise, so the fan-out path pays nothing). */
   readonly aclReads: boolean;
+  /** --deny-subscribe given: each message's topic is checked once, at routing. */
+  readonly denyReads: boolean;
   readonly drops: DropLog;
   readonly tracer: Tracer;
 
@@ -65,6 +93,12 @@ export class BrokerCore implements ConnectionContext {
   readonly maxInflight: number;
   readonly maxQueued: number;
   readonly noRetain: boolean;
+  readonly maxTopicLevels: number;
+  readonly maxUserProperties: number;
+  /** Per session, and topic filters per SUBSCRIBE / UNSUBSCRIBE. */
+  readonly maxSubscriptions: number;
+  /** Largest packet before CONNECT is accepted (never above maxPacketSize). */
+  readonly maxConnectSize: number;
   /** --drop-every (0: off). */
   readonly dropEvery: number;
   /** --trace or --record is on. */
@@ -86,6 +120,7 @@ export class BrokerCore implements ConnectionContext {
     this.scramUsers = new ScramUsers(options.users, options.scramIterations, this.auth.scram);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
     this.aclReads = this.acl.checksReads;
+    this.denyReads = this.acl.deniesReads;
     this.maxPacketSize = options.maxPacketSize;
     this.delayMs = options.delayMs ?? 0;
     this.maxQoS = options.maxQoS ?? 2;
@@ -94,6 +129,13 @@ export class BrokerCore implements ConnectionContext {
     this.maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
     this.maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
     this.noRetain = options.noRetain === true;
+    this.maxTopicLevels = options.maxTopicLevels ?? DEFAULT_MAX_TOPIC_LEVELS;
+    this.maxUserProperties = options.maxUserProperties ?? DEFAULT_MAX_USER_PROPERTIES;
+    this.maxSubscriptions = options.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS;
+    this.maxConnectSize = Math.min(
+      options.maxConnectSize ?? DEFAULT_MAX_CONNECT_SIZE,
+      options.maxPacketSize ?? Number.POSITIVE_INFINITY,
+    );
     this.dropEvery = options.dropEvery ?? 0;
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;
@@ -140,12 +182,29 @@ export class BrokerCore implements ConnectionContext {
     }
   }
 
-  /** Makes the --persist records of this tick durable (and compacts a grown log). */
+  /**
+   * Makes the --persist records of this tick durable (and compacts a grown log). Never throws: when
+   * the log cannot be written (disk full, a file size limit), what this tick's output would
+   * acknowledge is not durable, so every connection with output pending is closed without it (its
+   * client sends its QoS>0 messages again when it reconnects) and the broker carries on.
+   */
   syncPersist(): void {
     const persist = this.persist;
     if (persist === undefined) return;
-    persist.sync();
-    if (persist.compactionDue) persist.compact(this.sessions, this.retained);
+    try {
+      persist.sync();
+      if (persist.compactionDue) persist.compact(this.sessions, this.retained);
+    } catch (err) {
+      let closed = 0;
+      for (const conn of this.dirtyConnections) {
+        if (conn.state === ConnState.Closed) continue;
+        conn.abort();
+        closed++;
+      }
+      this.log(
+        `--persist ${this.opts.persistFile ?? ''}: cannot write the log: ${errorText(err)}; what it would have acknowledged is not sent: ${closed} connection(s) closed`,
+      );
+    }
   }
 
   handlePacket(conn: Connection, packet: Packet, raw: Buffer): void {
@@ -153,7 +212,11 @@ export class BrokerCore implements ConnectionContext {
   }
 
   connectionEnded(conn: Connection): void {
-    detach(this, conn);
+    try {
+      detach(this, conn);
+    } catch (err) {
+      this.internalError(undefined, `[${conn.label}]`, 'ending the connection', err);
+    }
   }
 
   connectionClosed(conn: Connection): void {
@@ -184,43 +247,78 @@ export class BrokerCore implements ConnectionContext {
     // Write-ahead: what the acks below acknowledge is on disk first.
     this.syncPersist();
     const list = this.dirtyConnections;
-    for (let i = 0; i < list.length; i++) list[i]!.flush();
+    for (let i = 0; i < list.length; i++) {
+      const conn = list[i]!;
+      try {
+        conn.flush();
+      } catch (err) {
+        this.internalError(conn, `[${conn.label}]`, 'writing to the connection', err);
+      }
+    }
     list.length = 0;
   };
 
-  /** The periodic check of every connection: CONNECT timeout, keepalive, --disconnect-after. */
+  /**
+   * The periodic check of every connection: CONNECT timeout, keepalive, --disconnect-after. (A
+   * timer calls it: whatever goes wrong with one connection closes that one, see internalError.)
+   */
   sweep(): void {
     const now = this.now();
     const connectTimeout = this.opts.connectTimeoutMs ?? 10_000;
     for (const conn of this.connections) {
-      if (conn.state === ConnState.AwaitingConnect) {
-        if (now - conn.acceptedAt > connectTimeout) {
-          // The timeout covers an enhanced authentication exchange too.
-          const what = conn.authExchange === undefined ? 'no CONNECT' : 'authentication not done';
-          this.log(`[${conn.label}] ${what} within ${connectTimeout / 1000} s: closing`);
-          conn.closeNow();
-        }
-        continue;
-      }
-      if (conn.state !== ConnState.Connected) continue;
-      if (conn.rxSeen) {
-        conn.rxSeen = false;
-        conn.lastRx = now;
-      } else if (conn.keepaliveMs > 0 && now - conn.lastRx > conn.keepaliveMs * 1.5) {
-        // [MQTT-3.1.2-22] nothing within 1.5 times the keepalive: the client is gone.
-        this.log(`[${conn.label}] keepalive timeout (${conn.keepaliveMs / 1000} s): closing`);
-        conn.disconnect(ReasonCode.KeepAliveTimeout);
-        continue;
-      }
-      if (conn.disconnectAt !== 0 && now >= conn.disconnectAt) {
-        const reason = this.opts.disconnectReason ?? ReasonCode.AdministrativeAction;
-        this.log(
-          `[${conn.label}] --disconnect-after: disconnecting with ${formatReasonCode(reason, 'DISCONNECT')}`,
-        );
-        conn.disconnect(reason, '--disconnect-after fault injection');
+      try {
+        this.sweepOne(conn, now, connectTimeout);
+      } catch (err) {
+        this.internalError(conn, `[${conn.label}]`, 'in the periodic check', err);
       }
     }
-    this.drops.tick(now);
+    try {
+      this.drops.tick(now);
+    } catch (err) {
+      this.internalError(undefined, '', 'logging dropped messages', err);
+    }
+  }
+
+  private sweepOne(conn: Connection, now: number, connectTimeout: number): void {
+    if (conn.state === ConnState.AwaitingConnect) {
+      if (now - conn.acceptedAt > connectTimeout) {
+        // The timeout covers an enhanced authentication exchange too.
+        const what = conn.authExchange === undefined ? 'no CONNECT' : 'authentication not done';
+        this.log(`[${conn.label}] ${what} within ${connectTimeout / 1000} s: closing`);
+        conn.closeNow();
+      }
+      return;
+    }
+    if (conn.state !== ConnState.Connected) return;
+    if (conn.rxSeen) {
+      conn.rxSeen = false;
+      conn.lastRx = now;
+    } else if (conn.keepaliveMs > 0 && now - conn.lastRx > conn.keepaliveMs * 1.5) {
+      // [MQTT-3.1.2-22] nothing within 1.5 times the keepalive: the client is gone.
+      this.log(`[${conn.label}] keepalive timeout (${conn.keepaliveMs / 1000} s): closing`);
+      conn.disconnect(ReasonCode.KeepAliveTimeout);
+      return;
+    }
+    if (conn.disconnectAt !== 0 && now >= conn.disconnectAt) {
+      const reason = this.opts.disconnectReason ?? ReasonCode.AdministrativeAction;
+      this.log(
+        `[${conn.label}] --disconnect-after: disconnecting with ${formatReasonCode(reason, 'DISCONNECT')}`,
+      );
+      conn.disconnect(reason, '--disconnect-after fault injection');
+    }
+  }
+
+  /**
+   * An error nothing expected, in work a client's input led to, caught where the event loop
+   * called in (a timer, a socket event, the end-of-tick flush, one delivery): a throw there would
+   * end the process and every client with it. Logged (`who` says whose, `what` doing what), and
+   * `conn`, when given, is closed at once without what it had queued.
+   */
+  internalError(conn: Connection | undefined, who: string, what: string, err: unknown): void {
+    const prefix = who === '' ? '' : `${who} `;
+    this.log(`${prefix}internal error ${what}: ${errorText(err)}${conn !== undefined ? ': closing' : ''}`);
+    if (process.env.MQ_DEBUG === '1' && err instanceof Error) this.log(String(err.stack));
+    conn?.abort();
   }
 
   // ---- --persist ------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Connection, ListenerKind } from './connection.js';
+import { DEFAULT_MAX_CONNECT_SIZE } from './core.js';
 import type { BrokerAddresses, BrokerOptions } from './options.js';
 import { type Transport, WebSocketTransport } from './transport.js';
 
 const DEFAULT_WS_PATH = '/mqtt';
+/** The largest MQTT packet (remaining length 268,435,455 + 5 header bytes). */
+const WIRE_MAX = 268_435_460;
 /** WebSocket subprotocols accepted, preferred first: 'mqtt' (MQTT 3.1.1 and 5.0), 'mqttv3.1' (older clients). */
 const WS_PROTOCOLS = ['mqtt', 'mqttv3.1'];
 
@@ -26,6 +29,9 @@ function onSocketClose(this: SocketWithConn): void {
   this[kConn]!.onClose();
 }
 function ignore(): void {}
+function terminate(this: WebSocket): void {
+  this.terminate();
+}
 
 type Accept = (transport: Transport, listener: ListenerKind) => Connection;
 type AnyServer = Server | TlsServer | HttpServer;
@@ -58,7 +64,7 @@ export class Listeners {
       addresses.tls = await this.bind(server, host, o.tlsPort);
     }
     if (o.wsPort !== undefined)
-      addresses.ws = await this.bind(this.webSocket(o.wsPath ?? DEFAULT_WS_PATH), host, o.wsPort);
+      addresses.ws = await this.bind(this.webSocket(o.wsPath ?? DEFAULT_WS_PATH, o), host, o.wsPort);
     return addresses;
   }
 
@@ -99,8 +105,15 @@ export class Listeners {
     socket.on('error', ignore);
   }
 
-  /** An HTTP server that upgrades `wsPath` to MQTT over WebSocket and explains everything else. */
-  private webSocket(wsPath: string): HttpServer {
+  /**
+   * An HTTP server that upgrades `wsPath` to MQTT over WebSocket and explains everything else.
+   * `ws` buffers each message whole: until the CONNECT is accepted a message may be at most
+   * --max-connect-size, after it the largest packet accepted (one WebSocket message usually
+   * carries one packet; several small ones fit too).
+   */
+  private webSocket(wsPath: string, o: BrokerOptions): HttpServer {
+    const maxMessage = o.maxPacketSize ?? WIRE_MAX;
+    const beforeConnect = Math.min(o.maxConnectSize ?? DEFAULT_MAX_CONNECT_SIZE, maxMessage);
     const http = createHttpServer((req, res) => {
       const found = pathOf(req.url) === wsPath;
       res.writeHead(found ? 426 : 404, { 'content-type': 'text/plain', connection: 'close' });
@@ -113,6 +126,7 @@ export class Listeners {
     const wss = new WebSocketServer({
       noServer: true,
       handleProtocols: (protocols) => pickWsProtocol([...protocols]) ?? false,
+      maxPayload: beforeConnect,
     });
     this.wss = wss;
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -139,7 +153,12 @@ export class Listeners {
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
     });
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
-      const transport = new WebSocketTransport(ws, req.socket.remoteAddress, req.socket.remotePort);
+      const transport = new WebSocketTransport(
+        ws,
+        req.socket.remoteAddress,
+        req.socket.remotePort,
+        maxMessage,
+      );
       const conn = this.accept(transport, 'ws');
       ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
         conn.onData(
@@ -147,7 +166,9 @@ export class Listeners {
         );
       });
       ws.on('close', () => conn.onClose());
-      ws.on('error', ignore);
+      // A message over maxPayload, a bad frame: ws sends its close frame and would go on reading
+      // (and dropping) whatever the peer still sends until the peer answers it. Done at once.
+      ws.on('error', terminate);
     });
     return http;
   }

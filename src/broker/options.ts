@@ -26,7 +26,10 @@ export interface BrokerOptions {
   maxAuthPending?: number;
   /** Path of a mosquitto-style acl_file. */
   aclFile?: string;
-  /** Topic filters nobody may subscribe to (SUBACK 0x80 / 0x87). */
+  /**
+   * Topics nobody receives: a filter inside one of these is refused (SUBACK 0x80 / 0x87), a wider
+   * one ('#', '+/x') is granted but never delivered a topic they match, retained or live.
+   */
   denySubscribe?: string[];
   /** Topic filters nobody may publish to (dropped; v5 PUBACK/PUBREC 0x87). */
   denyPublish?: string[];
@@ -43,6 +46,25 @@ export interface BrokerOptions {
   maxKeepalive?: number;
   /** Milliseconds a new connection has to send CONNECT (default 10,000). */
   connectTimeoutMs?: number;
+  /**
+   * Most levels a topic name or filter may have (default 128). Beyond it: PUBLISH refused with
+   * 0x90 (v5 PUBACK/PUBREC, or DISCONNECT at QoS 0; 3.1.1 closed), SUBSCRIBE with SUBACK 0x8F, a
+   * will with CONNACK 0x90.
+   */
+  maxTopicLevels?: number;
+  /** Most user properties one packet may carry (default 1024); more: DISCONNECT 0x97 Quota exceeded. */
+  maxUserProperties?: number;
+  /**
+   * Most subscriptions one session may hold (default 10,000); a new one beyond gets SUBACK 0x97
+   * (3.1.1: 0x80). Also the most topic filters one SUBSCRIBE or UNSUBSCRIBE may carry (more:
+   * DISCONNECT 0x97, before the packet is decoded).
+   */
+  maxSubscriptions?: number;
+  /**
+   * Largest packet accepted before a CONNECT is accepted (default 128 KiB, never above
+   * maxPacketSize): the bytes a connection can make the broker hold before authentication.
+   */
+  maxConnectSize?: number;
 
   /** Print every packet in and out per client ('line' one line each, 'full' every field). */
   trace?: 'line' | 'full';

@@ -45,6 +45,8 @@ export class Persistence {
   private pendingLines: string[] = [];
   private records = 0;
   private generation = 1;
+  /** A write failed part way: the log may end inside a line, which the next write must close. */
+  private torn = false;
 
   constructor(file: string, hooks: PersistenceHooks) {
     this.file = file;
@@ -120,14 +122,23 @@ export class Persistence {
     this.push({ o: 'R', t: topic, m: m.id });
   }
 
-  /** Writes and fsyncs what this tick produced (called before the tick's acknowledgements go out). */
+  /**
+   * Writes and fsyncs what this tick produced (called before the tick's acknowledgements go out).
+   * Throws when the log cannot take it all (disk full, a file size limit): the caller must then not
+   * send what these records back. The records are dropped; the next write starts on a new line.
+   */
   sync(): void {
     if (this.pendingLines.length === 0 || this.fd < 0) return;
-    const text = this.pendingLines.join('');
-    this.records += this.pendingLines.length / 2;
+    const lines = this.pendingLines;
+    this.records += lines.length / 2;
     this.pendingLines = [];
-    writeSync(this.fd, text);
+    if (this.torn) lines.unshift('\n');
+    this.torn = true;
+    const text = lines.join('');
+    const written = writeSync(this.fd, text);
+    if (written !== Buffer.byteLength(text)) throw new Error(`short write: ${written} bytes written`);
     fdatasyncSync(this.fd);
+    this.torn = false;
   }
 
   /** The log has grown enough since the last snapshot that compact() should run. */
@@ -207,6 +218,7 @@ export class Persistence {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = openSync(this.file, 'a');
     this.records = 0;
+    this.torn = false;
   }
 
   /** Size of the log in bytes (tests, diagnostics). */

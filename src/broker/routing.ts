@@ -20,6 +20,11 @@ const SLOW_CONSUMER_BYTES = 64 * 1024 * 1024;
  */
 export function route(core: BrokerCore, msg: Message): number {
   if (msg.retain) storeRetained(core, msg);
+  // --deny-subscribe: a topic nobody may receive, whatever wildcard matched it ('#', '+/x').
+  if (core.denyReads && core.acl.readDenied(msg.topic)) {
+    if (msg.owned) msg.sender = undefined;
+    return 0;
+  }
   const aclReads = core.aclReads;
   const r = core.trie.match(msg.topic);
   const targets = r.targets ?? (r.targets = computeTargets(r));
@@ -28,8 +33,12 @@ export function route(core: BrokerCore, msg: Message): number {
     const s = t.session;
     if (t.noLocal && s === msg.sender) continue;
     if (aclReads && !mayRead(core, s, msg.topic)) continue;
-    // [MQTT-3.3.1-12] Retain As Published, else the RETAIN flag is cleared on live delivery.
-    deliver(core, s, msg, Math.min(msg.qos, t.qos) as QoS, t.retainAsPublished && msg.retain, t.subIds);
+    try {
+      // [MQTT-3.3.1-12] Retain As Published, else the RETAIN flag is cleared on live delivery.
+      deliver(core, s, msg, Math.min(msg.qos, t.qos) as QoS, t.retainAsPublished && msg.retain, t.subIds);
+    } catch (err) {
+      deliveryFailed(core, s, err);
+    }
   }
   const shared = r.shared;
   for (let i = 0; i < shared.length; i++) {
@@ -54,21 +63,37 @@ export function route(core: BrokerCore, msg: Message): number {
     if (pick < 0) continue;
     g.next = (pick + 1) % n;
     const m = g.members[pick]!;
-    deliver(
-      core,
-      m.session,
-      msg,
-      Math.min(msg.qos, m.qos) as QoS,
-      m.retainAsPublished && msg.retain,
-      m.subscriptionId !== undefined ? [m.subscriptionId] : undefined,
-    );
+    try {
+      deliver(
+        core,
+        m.session,
+        msg,
+        Math.min(msg.qos, m.qos) as QoS,
+        m.retainAsPublished && msg.retain,
+        m.subscriptionId !== undefined ? [m.subscriptionId] : undefined,
+      );
+    } catch (err) {
+      deliveryFailed(core, m.session, err);
+    }
   }
   // Routing is done: a kept copy (retained, queued) must not keep the publisher's session alive.
   if (msg.owned) msg.sender = undefined;
   return targets.length + shared.length;
 }
 
-/** --acl read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE). */
+/**
+ * One delivery failed where nothing was expected to: that subscriber's connection is closed, the
+ * message still goes to every other one, and the publisher (or the timer publishing a will) is
+ * not blamed.
+ */
+function deliveryFailed(core: BrokerCore, s: Session, err: unknown): void {
+  core.internalError(s.conn, `[${s.clientId}]`, 'delivering a message', err);
+}
+
+/**
+ * Read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE): --acl
+ * and --deny-subscribe.
+ */
 export function mayRead(core: BrokerCore, s: Session, topic: string): boolean {
   return core.acl.canRead(topic, s.username, s.clientId);
 }
@@ -98,7 +123,8 @@ export function deliver(
   const c = s.conn;
   if (qos === 0) {
     if (c === undefined) return;
-    if (c.transport.writableLength > SLOW_CONSUMER_BYTES) {
+    // What waits for it, this tick's output included: retained delivery to a new '#' fills it at once.
+    if (c.backlog > SLOW_CONSUMER_BYTES) {
       core.drops.dropped(s, 'client not reading (QoS 0 dropped)');
       return;
     }

@@ -29,7 +29,7 @@ export function detach(core: BrokerCore, conn: Connection): void {
         s.willTimer = setTimeout(firePendingWill, delay * 1000, core, s);
         s.willTimer.unref();
       }
-    } else publishWill(core, will);
+    } else publishWill(core, will, conn.clientId);
   }
   if (conn.takenOver || core.closing) return;
   if (s.expiryInterval === 0) {
@@ -48,7 +48,20 @@ export function scheduleExpiry(core: BrokerCore, s: Session): void {
   s.expiryTimer.unref();
 }
 
-export function publishWill(core: BrokerCore, will: Will): void {
+/**
+ * Routes a will. Called from timers and socket events (and from handlers ending another
+ * connection's session), so it never throws: a failure is logged and the session's bookkeeping
+ * around it goes on.
+ */
+export function publishWill(core: BrokerCore, will: Will, clientId: string): void {
+  try {
+    routeWill(core, will);
+  } catch (err) {
+    core.internalError(undefined, `[${clientId}]`, 'publishing the will', err);
+  }
+}
+
+function routeWill(core: BrokerCore, will: Will): void {
   let props = will.properties;
   if (props?.willDelayInterval !== undefined) {
     props = { ...props };
@@ -76,7 +89,7 @@ export function endSession(core: BrokerCore, s: Session): void {
   if (s.queueLength > 0) s.queue.length = 0;
   if (core.sessions.get(s.clientId) === s) core.sessions.delete(s.clientId);
   core.persist?.sessionDeleted(s);
-  if (will !== undefined) publishWill(core, will);
+  if (will !== undefined) publishWill(core, will, s.clientId);
 }
 
 /** A session restored from --persist: offline, subscribed, its expiry running. */
@@ -90,10 +103,15 @@ function firePendingWill(core: BrokerCore, s: Session): void {
   s.willTimer = undefined;
   const will = s.pendingWill;
   s.pendingWill = undefined;
-  if (will !== undefined) publishWill(core, will);
+  if (will !== undefined) publishWill(core, will, s.clientId);
 }
 
+/** The Session Expiry Interval ran out (a timer: see BrokerCore.internalError). */
 function expireSession(core: BrokerCore, s: Session): void {
   s.expiryTimer = undefined;
-  if (s.conn === undefined) endSession(core, s);
+  try {
+    if (s.conn === undefined) endSession(core, s);
+  } catch (err) {
+    core.internalError(undefined, `[${s.clientId}]`, 'ending the expired session', err);
+  }
 }

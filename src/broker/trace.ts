@@ -12,6 +12,7 @@ import { Recorder } from '../cli/record.js';
 import { decode, type Packet, type ProtocolVersion } from '../protocol/index.js';
 import { inspectPacket, mayHoldSecret } from '../protocol/inspect.js';
 import type { Connection } from './connection.js';
+import { errorText } from './error-text.js';
 
 /**
  * Formats a packet for --trace; the CLI passes render.ts's formatter, embedders may pass their own
@@ -55,7 +56,7 @@ export class Tracer {
       shown = masked.packet ?? packet;
       bytes = masked.bytes;
     }
-    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.format(shown, version, mode)}`);
+    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.render(shown, version, mode, bytes)}`);
     this.record?.write(who, 'in', bytes);
   }
 
@@ -73,17 +74,29 @@ export class Tracer {
       try {
         packet = decode(bytes, version);
       } catch (err) {
-        problem = err instanceof Error ? err.message : String(err);
+        problem = errorText(err);
       }
     }
     if (mode !== undefined) {
       const text =
         packet !== undefined && problem === undefined
-          ? this.format(packet, version, mode)
-          : `(undecodable: ${problem}) ${bytes.toString('hex')}`;
+          ? this.render(packet, version, mode, bytes)
+          : `(undecodable: ${problem}) ${hexStart(bytes)}`;
       this.traceLine(`[${conn.label}] <- ${text}`);
     }
     this.record?.write(conn.label, 'out', bytes);
+  }
+
+  /**
+   * The formatter's text for `packet`; when it fails (a formatter bug a hostile packet found), a
+   * line that says so, never a throw: tracing must not cost the client its connection.
+   */
+  private render(packet: Packet, version: ProtocolVersion, mode: 'line' | 'full', raw: Buffer): string {
+    try {
+      return this.format(packet, version, mode);
+    } catch (err) {
+      return `${packet.type} (cannot render: ${errorText(err)}) ${hexStart(raw)}`;
+    }
   }
 
   /** Ends --record once everything written reached the file. */
@@ -131,6 +144,14 @@ function plainTraceFormat(packet: Packet, _version: ProtocolVersion, mode: 'line
       return String(unreachable);
     }
   }
+}
+
+/** The first bytes of a packet in hex (a whole 256 MB packet would not fit in a string). */
+function hexStart(bytes: Buffer): string {
+  const max = 64;
+  return bytes.length <= max
+    ? bytes.toString('hex')
+    : `${bytes.subarray(0, max).toString('hex')}... (${bytes.length} bytes)`;
 }
 
 function isBufferJson(v: unknown): v is { type: 'Buffer'; data: number[] } {

@@ -50,15 +50,49 @@ export interface SharedGroup {
   next: number;
 }
 
+/**
+ * One topic level. The first literal child is kept inline (`key`, `only`); a Map is made only for
+ * a second one: most nodes have one child (a chain like `a/b/c`, or `////` from a hostile filter),
+ * and a Map per level cost ~250 bytes where the inline child costs ~80.
+ */
 class Node {
+  key: string | undefined = undefined;
+  only: Node | undefined = undefined;
   children: Map<string, Node> | undefined = undefined;
   plus: Node | undefined = undefined;
   hash: Node | undefined = undefined;
   subs: SubEntry[] | undefined = undefined;
   shared: Map<string, SharedGroup> | undefined = undefined;
 
+  child(level: string): Node | undefined {
+    if (this.children !== undefined) return this.children.get(level);
+    return this.key === level ? this.only : undefined;
+  }
+
+  addChild(level: string, node: Node): void {
+    if (this.children !== undefined) this.children.set(level, node);
+    else if (this.only === undefined) {
+      this.key = level;
+      this.only = node;
+    } else {
+      this.children = new Map([[this.key!, this.only]]);
+      this.children.set(level, node);
+      this.key = undefined;
+      this.only = undefined;
+    }
+  }
+
+  deleteChild(level: string): void {
+    if (this.children !== undefined) this.children.delete(level);
+    else if (this.key === level) {
+      this.key = undefined;
+      this.only = undefined;
+    }
+  }
+
   get empty(): boolean {
     return (
+      this.only === undefined &&
       (this.children === undefined || this.children.size === 0) &&
       this.plus === undefined &&
       this.hash === undefined &&
@@ -86,6 +120,11 @@ export interface MatchResult {
 }
 
 const EMPTY: MatchResult = { subs: [], shared: [] };
+/**
+ * Topics longer than this are matched every time, not cached: the cache holds its keys, and
+ * 10,000 distinct 64 KB topics (no subscriber needed) would have pinned 655 MB.
+ */
+const MAX_CACHED_TOPIC = 1024;
 
 export class SubscriptionTrie {
   private readonly root = new Node();
@@ -162,23 +201,12 @@ export class SubscriptionTrie {
     const out: MatchResult = { subs: [], shared: [] };
     const levels = topic.split('/');
     // [MQTT-4.7.2-1] topics starting with '$' are not matched by a leading wildcard.
-    this.collect(this.root, levels, 0, out, topic.charCodeAt(0) === 0x24);
+    collect(this.root, levels, out, topic.charCodeAt(0) === 0x24);
     const result = out.subs.length === 0 && out.shared.length === 0 ? EMPTY : out;
+    if (topic.length > MAX_CACHED_TOPIC) return result;
     if (this.cache.size >= this.cacheLimit) this.cache.clear();
     this.cache.set(topic, result);
     return result;
-  }
-
-  private collect(node: Node, levels: string[], i: number, out: MatchResult, dollar: boolean): void {
-    const wild = !(dollar && i === 0);
-    if (wild && node.hash !== undefined) add(node.hash, out);
-    if (i === levels.length) {
-      add(node, out);
-      return;
-    }
-    const child = node.children?.get(levels[i]!);
-    if (child !== undefined) this.collect(child, levels, i + 1, out, dollar);
-    if (wild && node.plus !== undefined) this.collect(node.plus, levels, i + 1, out, dollar);
   }
 
   private walk(filter: string, create: boolean, path?: Node[]): Node | undefined {
@@ -193,11 +221,10 @@ export class SubscriptionTrie {
         next = node.hash;
         if (next === undefined && create) next = node.hash = new Node();
       } else {
-        next = node.children?.get(level);
+        next = node.child(level);
         if (next === undefined && create) {
           next = new Node();
-          node.children ??= new Map();
-          node.children.set(level, next);
+          node.addChild(level, next);
         }
       }
       if (next === undefined) return undefined;
@@ -211,11 +238,42 @@ export class SubscriptionTrie {
     for (let i = levels.length - 1; i >= 0; i--) {
       const parent = path[i]!;
       const level = levels[i]!;
-      const child = level === '+' ? parent.plus : level === '#' ? parent.hash : parent.children?.get(level);
+      const child = level === '+' ? parent.plus : level === '#' ? parent.hash : parent.child(level);
       if (child === undefined || !child.empty) return;
       if (level === '+') parent.plus = undefined;
       else if (level === '#') parent.hash = undefined;
-      else parent.children!.delete(level);
+      else parent.deleteChild(level);
+    }
+  }
+}
+
+/**
+ * Every subscription matching the topic `levels`, depth first with an explicit stack: a topic has
+ * as many levels as the client sent (a recursive walk of 20,000 levels overflowed the stack). The
+ * literal child is visited before '+', as the recursive walk did, so the order of `out` is the same.
+ */
+function collect(root: Node, levels: string[], out: MatchResult, dollar: boolean): void {
+  const n = levels.length;
+  const nodes: Node[] = [root];
+  const depths: number[] = [0];
+  for (;;) {
+    const node = nodes.pop();
+    if (node === undefined) return;
+    const i = depths.pop()!;
+    const wild = !(dollar && i === 0);
+    if (wild && node.hash !== undefined) add(node.hash, out);
+    if (i === n) {
+      add(node, out);
+      continue;
+    }
+    if (wild && node.plus !== undefined) {
+      nodes.push(node.plus);
+      depths.push(i + 1);
+    }
+    const child = node.child(levels[i]!);
+    if (child !== undefined) {
+      nodes.push(child);
+      depths.push(i + 1);
     }
   }
 }

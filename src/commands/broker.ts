@@ -38,6 +38,10 @@ interface BrokerFlags {
   maxInflight?: string;
   maxQueued?: string;
   maxKeepalive?: string;
+  maxTopicLevels?: string;
+  maxUserProperties?: string;
+  maxSubscriptions?: string;
+  maxConnectSize?: string;
   trace?: string | boolean;
   record?: string;
   refuseConnect?: string;
@@ -108,7 +112,7 @@ function addBrokerOptions(cmd: Command): void {
     )
     .option(
       '--deny-subscribe <filter>',
-      'refuse subscriptions overlapping this filter (repeatable)',
+      'topics nobody receives: filters inside it refused, wider ones never given its topics (repeatable)',
       collect,
       [],
     )
@@ -131,6 +135,22 @@ function addBrokerOptions(cmd: Command): void {
     .option(
       '--max-keepalive <s>',
       'largest keepalive; v5 clients asking more (or 0) are told this, 3.1.1 ones refused',
+    )
+    .option(
+      '--max-topic-levels <n>',
+      'most levels in a topic name or filter (default 128); more: PUBLISH 0x90, SUBACK 0x8F, will CONNACK 0x90',
+    )
+    .option(
+      '--max-user-properties <n>',
+      'most user properties in one packet (default 1024); more: DISCONNECT 0x97 Quota exceeded',
+    )
+    .option(
+      '--max-subscriptions <n>',
+      'most subscriptions per session, and topic filters per SUBSCRIBE (default 10000); more: SUBACK 0x97',
+    )
+    .option(
+      '--max-connect-size <bytes>',
+      'largest packet accepted before a CONNECT is (default 131072): what an unauthenticated connection can make the broker hold',
     )
     .option(
       '--trace [mode]',
@@ -200,6 +220,19 @@ publish/messages/received|sent|dropped, bytes/received|sent, retained messages/c
 subscriptions/count.
 A connection that sends no CONNECT within 10 s is closed.
 
+Hostile clients: until its CONNECT is accepted a connection may send at most
+--max-connect-size bytes in a packet or WebSocket message (131072: any one string at its
+maximum, 65535 bytes, fits; a CONNECT with two, say a big will payload and password, needs the
+flag). A topic name or filter has at most --max-topic-levels levels
+(128; Mosquitto allows 201): beyond it a PUBLISH gets 0x90 Topic Name invalid (v5 PUBACK/PUBREC,
+DISCONNECT at QoS 0; a 3.1.1 client is disconnected, as Mosquitto does), a filter SUBACK 0x8F,
+a will CONNACK 0x90. A packet with more than --max-user-properties user properties (1024) gets
+DISCONNECT 0x97 Quota exceeded. A session holds at most --max-subscriptions subscriptions
+(10000; one more: SUBACK 0x97, 3.1.1 0x80); a SUBSCRIBE or UNSUBSCRIBE carrying more filters
+than that gets DISCONNECT 0x97. A client that does not read gets no more QoS 0 messages once
+64 MiB wait for it (logged, counted as dropped). Whatever fails in one client's handling closes
+that client (logged), never the broker.
+
 Stopping (Ctrl-C, SIGTERM): no new connections, v5 clients get DISCONNECT 0x8B (Server shutting
 down), every connection is closed, --persist is flushed, exit 0. Wills are not published then:
 neither those of connected clients (the broker, not the client, ended the connection) nor those
@@ -208,8 +241,14 @@ session has no will until its client connects again with one.
 
 Access control: --acl read rules are checked per message at delivery (like Mosquitto), so a
 subscription to '#' allowed by 'topic read #' receives nothing a deny rule covers; a session
-resumed under another user keeps only the queued messages that user may read. A publish
-with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
+resumed under another user keeps only the queued messages that user may read. A 'pattern' rule
+whose %c (client id) or %u (user name) would hold '+', '#' or '/' matches nothing for that
+client (a client named '+' must not get 'devices/+/#'). --deny-subscribe F refuses a filter
+that F contains (F itself, 'secret/+' for F 'secret/#') and keeps F's topics from every wider
+filter ('#', '+/x', shared ones too), retained or live; --deny-publish F drops publishes, and
+refuses wills, to topics F matches. A publish with Payload Format Indicator 1 whose payload
+is not UTF-8 is refused with 0x99. A will must pass every check a PUBLISH does (no $SYS, the
+ACL, the limits), else its CONNECT is refused.
 
 Enhanced authentication (MQTT 5): users may also log in with SCRAM-SHA-1, SCRAM-SHA-256 or
 SCRAM-SHA-512 (RFC 5802/7677; Authentication Method named as EMQX names it): CONNECT with
@@ -410,6 +449,15 @@ function toOptions(f: BrokerFlags): BrokerOptions {
   if (f.maxQueued !== undefined) o.maxQueued = parseInteger(f.maxQueued, '--max-queued', 0, 100_000_000);
   if (f.maxKeepalive !== undefined)
     o.maxKeepalive = parseInteger(f.maxKeepalive, '--max-keepalive', 1, 65_535);
+  // A topic is at most 65,535 bytes: 65,536 levels (all empty) is the most it can have.
+  if (f.maxTopicLevels !== undefined)
+    o.maxTopicLevels = parseInteger(f.maxTopicLevels, '--max-topic-levels', 1, 65_536);
+  if (f.maxUserProperties !== undefined)
+    o.maxUserProperties = parseInteger(f.maxUserProperties, '--max-user-properties', 0, 100_000_000);
+  if (f.maxSubscriptions !== undefined)
+    o.maxSubscriptions = parseInteger(f.maxSubscriptions, '--max-subscriptions', 1, 100_000_000);
+  if (f.maxConnectSize !== undefined)
+    o.maxConnectSize = parseInteger(f.maxConnectSize, '--max-connect-size', 16, 268_435_460);
   if (f.trace !== undefined) {
     if (f.trace === true || f.trace === 'line') o.trace = 'line';
     else if (f.trace === 'full') o.trace = 'full';

@@ -19,6 +19,17 @@ export interface DecodeOptions {
   errors?: MalformedPacketError[];
   /** When given, one FieldNote per field decoded is pushed here (the byte map of `mq decode --bytes`). */
   annotate?: FieldNote[];
+  /**
+   * A receiver's limit on the user properties of one packet (all its property blocks together):
+   * one more throws MalformedPacketError with reason code 0x97 (Quota exceeded). Default: none.
+   */
+  maxUserProperties?: number;
+  /**
+   * A receiver's limit on the topic filters of one SUBSCRIBE or UNSUBSCRIBE: one more throws
+   * MalformedPacketError with reason code 0x97 (Quota exceeded), before it is decoded (a 7 MB
+   * SUBSCRIBE of a million short filters once made ~700 MB of objects). Default: none.
+   */
+  maxTopicFilters?: number;
 }
 
 /** One reader reused by every decode without options: decoding is synchronous and never nested. */
@@ -73,7 +84,10 @@ export function decodeBody(
   const flags = first & 0x0f;
   const type = PACKET_TYPE_NAMES[code];
   const end = headerLength + remainingLength;
-  const r = options === undefined ? shared : new Reader(bytes, 0, 0, version, '');
+  const r =
+    options === undefined || (options.errors === undefined && options.annotate === undefined)
+      ? shared
+      : new Reader(bytes, 0, 0, version, '');
   r.buf = bytes;
   r.pos = headerLength;
   r.end = end;
@@ -82,6 +96,10 @@ export function decodeBody(
   r.section = 'fixed header';
   r.errors = options?.errors;
   r.notes = options?.annotate;
+  r.userProperties = 0;
+  r.maxUserProperties = options?.maxUserProperties ?? Number.POSITIVE_INFINITY;
+  r.topicFilters = 0;
+  r.maxTopicFilters = options?.maxTopicFilters ?? Number.POSITIVE_INFINITY;
   if (r.notes) {
     r.note(
       0,

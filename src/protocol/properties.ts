@@ -298,6 +298,11 @@ export function decodeProperties(r: Reader, place: PropertyPlace): Properties | 
         bag[info.key] = r.binary(name);
         break;
       case 'pair': {
+        // A receiver's limit (DecodeOptions.maxUserProperties), not a spec rule: each pair costs
+        // far more memory than its 5 bytes on the wire. Counted per packet.
+        if (++r.userProperties > r.maxUserProperties) {
+          r.fatal(`more than ${r.maxUserProperties} user properties`, at, undefined, 0x97);
+        }
         const k = r.string(`${name} key`);
         const v = r.string(`${name} value`);
         const list = bag[info.key] as [string, string][] | undefined;

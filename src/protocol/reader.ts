@@ -47,6 +47,12 @@ export class Reader {
   errors: MalformedPacketError[] | undefined;
   notes: FieldNote[] | undefined;
   section: Section;
+  /** User properties read in this packet, and how many are accepted (DecodeOptions). */
+  userProperties: number;
+  maxUserProperties: number;
+  /** Topic filters read in this SUBSCRIBE or UNSUBSCRIBE, and how many are accepted (DecodeOptions). */
+  topicFilters: number;
+  maxTopicFilters: number;
 
   constructor(buf: Buffer, pos: number, end: number, version: ProtocolVersion, packetType: string) {
     this.buf = buf;
@@ -57,6 +63,10 @@ export class Reader {
     this.errors = undefined;
     this.notes = undefined;
     this.section = 'variable header';
+    this.userProperties = 0;
+    this.maxUserProperties = Number.POSITIVE_INFINITY;
+    this.topicFilters = 0;
+    this.maxTopicFilters = Number.POSITIVE_INFINITY;
   }
 
   /** The rule id for this packet's version: v5 ids differ from 3.1.1 ones for some rules. */

@@ -264,6 +264,18 @@ export function isWildcard(filter: string): boolean {
   return inner.includes('+') || inner.includes('#');
 }
 
+/**
+ * Does `topic` (a topic name, or a filter without its `$share/group/` prefix) have more than `max`
+ * levels? A topic shorter than `max` cannot, so the usual case costs no scan.
+ */
+export function hasMoreLevelsThan(topic: string, max: number): boolean {
+  const n = topic.length;
+  if (n < max) return false;
+  let slashes = 0;
+  for (let i = 0; i < n; i++) if (topic.charCodeAt(i) === SLASH && ++slashes >= max) return true;
+  return false;
+}
+
 /** Is `topic` a `$`-topic ($SYS/...), which a leading wildcard does not match [MQTT-4.7.2-1]? */
 export function isDollarTopic(topic: string): boolean {
   return typeof topic === 'string' && topic.charCodeAt(0) === DOLLAR;

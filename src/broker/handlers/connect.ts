@@ -5,7 +5,6 @@
  * opened, resumed or taken over [MQTT-3.1.4-3], the CONNACK goes out and whatever the session held
  * is sent again.
  */
-import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import {
   type ConnectPacket,
@@ -17,9 +16,11 @@ import {
   ReasonCode,
   type Will,
 } from '../../protocol/index.js';
+import { quoteTopic } from '../../protocol/topic.js';
 import type { AuthVerdict } from '../auth.js';
 import { type Connection, ConnState } from '../connection.js';
 import type { BrokerCore } from '../core.js';
+import { publishRefusal } from '../may-publish.js';
 import { dropUnreadable, pump, resend } from '../routing.js';
 import { NEVER_EXPIRES, Session } from '../session.js';
 import { endSession } from '../session-end.js';
@@ -107,30 +108,17 @@ const keepaliveLimit: AdmissionStep = (core, _c, p, a) => {
   return undefined;
 };
 
-/** The will must be one the broker would accept as a PUBLISH from this client. */
+/**
+ * The will must be one the broker would accept as a PUBLISH from this client (may-publish.ts):
+ * else the CONNACK says which rule it breaks (0x90 too many topic levels, 0x9B QoS, 0x9A retain,
+ * 0x99 payload format, 0x87 $SYS / --deny-publish / --acl).
+ */
 const willAllowed: AdmissionStep = (core, _c, p, a) => {
   const will = p.will;
   if (will === undefined) return undefined;
-  if (will.qos > core.maxQoS) {
-    return {
-      code: ReasonCode.QoSNotSupported,
-      why: `will QoS ${will.qos} above the maximum QoS ${core.maxQoS}`,
-    };
-  }
-  if (will.retain && core.noRetain) {
-    return { code: ReasonCode.RetainNotSupported, why: 'retained will but retain is not available' };
-  }
-  // [MQTT-3.1.2.11.3] a will that says UTF-8 (Payload Format Indicator 1) must be: else 0x99.
-  if (will.properties?.payloadFormatIndicator === 1 && !isUtf8(will.payload)) {
-    return {
-      code: ReasonCode.PayloadFormatInvalid,
-      why: 'will payload is not UTF-8 (Payload Format Indicator 1)',
-    };
-  }
-  if (!core.acl.open && !core.acl.canPublish(will.topic, p.username, a.clientId)) {
-    return { code: ReasonCode.NotAuthorized, why: `not authorized to publish the will to '${will.topic}'` };
-  }
-  return undefined;
+  const refusal = publishRefusal(core, p.username, a.clientId, will);
+  if (refusal === undefined) return undefined;
+  return { code: refusal.code, why: `will to ${quoteTopic(will.topic)} ${refusal.why}` };
 };
 
 /**

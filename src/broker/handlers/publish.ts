@@ -1,12 +1,13 @@
 /**
- * PUBLISH from a client: Topic Alias resolved, the broker's limits enforced (Maximum QoS, Retain
- * Available, Receive Maximum, Payload Format Indicator), --acl checked, the message routed, and
- * PUBACK / PUBREC sent. The fan-in hot path.
+ * PUBLISH from a client: Topic Alias resolved, the rules a publication must keep checked (topic
+ * levels, Maximum QoS, Retain Available, Payload Format Indicator, $SYS, --acl: may-publish.ts),
+ * Receive Maximum enforced, the message routed, and PUBACK / PUBREC sent. The fan-in hot path.
  */
-import { isUtf8 } from 'node:buffer';
-import { type PublishPacket, ReasonCode } from '../../protocol/index.js';
+import { formatReasonCode, type PublishPacket, ReasonCode } from '../../protocol/index.js';
+import { quoteTopic } from '../../protocol/topic.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
+import { publishRefusal, type Refusal } from '../may-publish.js';
 import { Message } from '../message.js';
 import { route } from '../routing.js';
 
@@ -37,12 +38,14 @@ export function handlePublish(core: BrokerCore, c: Connection, p: PublishPacket,
     c.protocolError('PUBLISH with an empty topic and no topic alias');
     return;
   }
-  if (p.qos > core.maxQoS) {
-    c.disconnect(ReasonCode.QoSNotSupported, `PUBLISH QoS ${p.qos} above the maximum QoS ${core.maxQoS}`);
-    return;
-  }
-  if (p.retain && core.noRetain) {
-    c.disconnect(ReasonCode.RetainNotSupported, 'retained PUBLISH but retain is not available');
+  const refusal = publishRefusal(
+    core,
+    c.username,
+    c.clientId,
+    alias === undefined ? p : { topic, qos: p.qos, retain: p.retain, properties: props, payload: p.payload },
+  );
+  if (refusal !== undefined) {
+    refusePublish(core, c, p, topic, refusal);
     return;
   }
   const pid = p.packetId ?? 0;
@@ -65,20 +68,6 @@ export function handlePublish(core: BrokerCore, c: Connection, p: PublishPacket,
       );
       return;
     }
-  }
-  // [MQTT-3.3.2.3.2] Payload Format Indicator 1 says UTF-8: a receiver may check it (cheap: only
-  // then) and refuse with 0x99: PUBACK/PUBREC for QoS 1/2, DISCONNECT for QoS 0 (nothing to ack).
-  if (props?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
-    const why = `PUBLISH to '${topic}' has Payload Format Indicator 1 but its payload is not UTF-8`;
-    core.log(`[${c.label}] ${why}: refused (0x99 Payload format invalid)`);
-    if (p.qos === 0) c.disconnect(ReasonCode.PayloadFormatInvalid, why);
-    else c.writeAck(p.qos === 1 ? 0x40 : 0x50, pid, ReasonCode.PayloadFormatInvalid);
-    return;
-  }
-  if (!canPublish(core, c, topic)) {
-    core.log(`[${c.label}] not authorized to publish to '${topic}': dropped`);
-    if (p.qos > 0) c.writeAck(p.qos === 1 ? 0x40 : 0x50, pid, c.version === 5 ? ReasonCode.NotAuthorized : 0);
-    return;
   }
   const msg = new Message(topic, p.payload, p.qos, p.retain, props, s, core);
   if (alias === undefined) msg.attachRaw(raw, c.version === 5);
@@ -103,8 +92,29 @@ export function handlePublish(core: BrokerCore, c: Connection, p: PublishPacket,
   c.writeAck(p.qos === 1 ? 0x40 : 0x50, pid, reason);
 }
 
-/** May `c` publish to `topic`? ($SYS is the broker's.) */
-function canPublish(core: BrokerCore, c: Connection, topic: string): boolean {
-  if (topic.charCodeAt(0) === 0x24 && topic.startsWith('$SYS')) return false;
-  return core.acl.open || core.acl.canPublish(topic, c.username, c.clientId);
+/**
+ * A PUBLISH publishRefusal refused. Above the Maximum QoS or retained without Retain Available:
+ * DISCONNECT. Not authorized: dropped (v5 PUBACK/PUBREC 0x87, 3.1.1 acknowledged as Mosquitto
+ * does). A topic with too many levels or a payload not in its announced format: v5 is told in the
+ * PUBACK/PUBREC (at QoS 0, nothing acknowledges it: DISCONNECT); 3.1.1 has no way to be told, so
+ * the connection is closed, as Mosquitto does.
+ */
+function refusePublish(core: BrokerCore, c: Connection, p: PublishPacket, topic: string, r: Refusal): void {
+  const code = r.code;
+  const why = `PUBLISH to ${quoteTopic(topic)} ${r.why}`;
+  if (code === ReasonCode.QoSNotSupported || code === ReasonCode.RetainNotSupported) {
+    c.disconnect(code, why);
+    return;
+  }
+  const ack = p.qos === 1 ? 0x40 : 0x50;
+  const pid = p.packetId ?? 0;
+  const v5 = c.version === 5;
+  if (code === ReasonCode.NotAuthorized) {
+    core.log(`[${c.label}] not authorized to publish to ${quoteTopic(topic)}: dropped`);
+    if (p.qos > 0) c.writeAck(ack, pid, v5 ? code : 0);
+    return;
+  }
+  core.log(`[${c.label}] ${why}: refused (${formatReasonCode(code, 'PUBACK')})`);
+  if (p.qos === 0 || !v5) c.disconnect(code, why);
+  else c.writeAck(ack, pid, code);
 }

@@ -1,5 +1,5 @@
 /**
- * SUBSCRIBE: each filter checked (syntax, shared-subscription rules, --acl), stored in the session
+ * SUBSCRIBE: each filter checked (syntax, shared-subscription rules, topic levels, --acl), stored in the session
  * and the trie, answered per filter in the SUBACK; then the retained messages the new
  * subscriptions match, as Retain Handling asks.
  */
@@ -10,7 +10,7 @@ import {
   type SubscribePacket,
   validateTopicFilter,
 } from '../../protocol/index.js';
-import { parseSharedSubscription } from '../../protocol/topic.js';
+import { hasMoreLevelsThan, parseSharedSubscription, quoteTopic } from '../../protocol/topic.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 import { deliver, mayRead } from '../routing.js';
@@ -33,6 +33,7 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
   const codes: number[] = [];
   const added: Added[] = [];
   const failure = (code: number) => codes.push(v5 ? code : 0x80);
+  let overQuota = 0;
   for (const sub of p.subscriptions) {
     const filter = sub.topicFilter;
     const problem = validateTopicFilter(filter, 5);
@@ -47,6 +48,13 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
       c.disconnect(ReasonCode.ProtocolError, 'No Local set on a shared subscription [MQTT-3.8.3-4]');
       return;
     }
+    if (hasMoreLevelsThan(shared?.filter ?? filter, core.maxTopicLevels)) {
+      core.log(
+        `[${c.clientId}] subscription to ${quoteTopic(filter)} refused: more than ${core.maxTopicLevels} topic levels (--max-topic-levels)`,
+      );
+      failure(ReasonCode.TopicFilterInvalid);
+      continue;
+    }
     // A shared subscription is checked on the filter it shares ('$share/g/#' reads what '#' reads).
     if (!core.acl.open && !core.acl.canSubscribe(shared?.filter ?? filter, c.username, c.clientId)) {
       core.log(`[${c.clientId}] not authorized to subscribe to '${filter}'`);
@@ -55,6 +63,11 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
     }
     const qos = Math.min(sub.qos, core.maxQoS) as QoS;
     const existing = s.subs.get(filter);
+    if (existing === undefined && s.subCount >= core.maxSubscriptions) {
+      overQuota++;
+      failure(ReasonCode.QuotaExceeded);
+      continue;
+    }
     const entry = subEntry(s, filter, qos, {
       noLocal: v5 && sub.noLocal === true,
       retainAsPublished: v5 && sub.retainAsPublished === true,
@@ -65,6 +78,11 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
     core.trie.add(entry);
     codes.push(qos);
     added.push({ entry, isNew: existing === undefined });
+  }
+  if (overQuota > 0) {
+    core.log(
+      `[${c.clientId}] ${overQuota} subscription(s) refused: the session holds ${core.maxSubscriptions} (--max-subscriptions)`,
+    );
   }
   c.writePacket({ type: 'SUBACK', packetId: p.packetId, reasonCodes: codes });
   core.persist?.session(s);
@@ -78,6 +96,7 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
 function sendRetained(core: BrokerCore, c: Connection, added: Added[]): void {
   const s = c.session!;
   const now = core.now();
+  const checkReads = core.aclReads || core.denyReads;
   for (const { entry, isNew } of added) {
     if (entry.group !== undefined || core.retained.size === 0) continue;
     if (entry.retainHandling === 2 || (entry.retainHandling === 1 && !isNew)) continue;
@@ -90,7 +109,7 @@ function sendRetained(core: BrokerCore, c: Connection, added: Added[]): void {
         core.retained.delete(msg.topic);
         continue;
       }
-      if (core.aclReads && !mayRead(core, s, msg.topic)) continue;
+      if (checkReads && !mayRead(core, s, msg.topic)) continue;
       deliver(core, s, msg, Math.min(msg.qos, entry.qos) as QoS, true, subIds);
     }
   }

@@ -1,5 +1,6 @@
 /** UNSUBSCRIBE: each filter's subscription goes; UNSUBACK says per filter what was found (v5). */
 import { ReasonCode, type UnsubscribePacket, validateTopicFilter } from '../../protocol/index.js';
+import { hasMoreLevelsThan, parseSharedSubscription } from '../../protocol/topic.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 
@@ -12,7 +13,10 @@ export function handleUnsubscribe(core: BrokerCore, c: Connection, p: Unsubscrib
       s.subs.delete(filter);
       core.trie.remove(entry);
       codes.push(0);
-    } else if (validateTopicFilter(filter, 5) !== undefined) {
+    } else if (
+      validateTopicFilter(filter, 5) !== undefined ||
+      hasMoreLevelsThan(parseSharedSubscription(filter)?.filter ?? filter, core.maxTopicLevels)
+    ) {
       codes.push(ReasonCode.TopicFilterInvalid);
     } else codes.push(ReasonCode.NoSubscriptionExisted);
   }

@@ -37,6 +37,9 @@ function head(
 
 function topicFilter(r: Reader, field: string): string {
   const at = r.pos;
+  if (++r.topicFilters > r.maxTopicFilters) {
+    r.fatal(`more than ${r.maxTopicFilters} topic filters`, at, undefined, 0x97);
+  }
   const filter = r.string(field);
   const problem = validateTopicFilter(filter, r.version);
   if (problem) r.malformed(problem.message, at, problem.rule, 0x8f);
