@@ -6,6 +6,13 @@ import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { matches, validateTopicFilter } from '../protocol/index.js';
 import { checkScramPasswd, parseScramPasswd, type ScramEntry } from './enhanced-auth.js';
+import {
+  isMosquittoHash,
+  type MosquittoHash,
+  parseMosquittoHash,
+  scramCredentialsOf,
+  verifyMosquittoHash,
+} from './passwd-formats.js';
 
 const SCRYPT_N = 16_384;
 const SCRYPT_R = 8;
@@ -33,6 +40,8 @@ export class Authenticator {
   private readonly hashed = new Map<string, PasswdEntry>();
   /** `$scram$` lines (enhanced-auth.ts): SCRAM credentials that also check plain passwords. */
   readonly scram = new Map<string, ScramEntry>();
+  /** mosquitto_passwd's `$6$` / `$7$` lines (passwd-formats.ts). */
+  private readonly mosquitto = new Map<string, MosquittoHash>();
   /** user\0password -> verdict: scrypt is slow on purpose, a reconnect storm should not pay it each time. */
   private readonly verified = new Map<string, boolean>();
 
@@ -43,7 +52,7 @@ export class Authenticator {
 
   /** Anonymous access is refused as soon as any user is configured. */
   get enabled(): boolean {
-    return this.plain.size > 0 || this.hashed.size > 0 || this.scram.size > 0;
+    return this.plain.size > 0 || this.hashed.size > 0 || this.scram.size > 0 || this.mosquitto.size > 0;
   }
 
   check(username: string | undefined, password: Buffer | undefined): boolean {
@@ -52,6 +61,11 @@ export class Authenticator {
     const pass = password === undefined ? '' : password.toString('utf8');
     const plain = this.plain.get(username);
     if (plain !== undefined && plain === pass) return true;
+    const mosq = this.mosquitto.get(username);
+    if (mosq !== undefined) {
+      const key = `${username}\0${pass}`;
+      return this.verified.get(key) ?? this.remember(key, verifyMosquittoHash(mosq, pass));
+    }
     const entry = this.hashed.get(username);
     const scram = this.scram.get(username);
     if (entry === undefined && scram === undefined) return false;
@@ -74,6 +88,13 @@ export class Authenticator {
     return ok;
   }
 
+  /** A `$7$` user may log in with SCRAM-SHA-512 too: the hash is its SaltedPassword. */
+  private addMosquittoUser(name: string, hash: MosquittoHash): void {
+    this.mosquitto.set(name, hash);
+    const creds = scramCredentialsOf(hash);
+    if (creds !== undefined) this.scram.set(name, new Map([['SCRAM-SHA-512', creds]]));
+  }
+
   private loadPasswd(file: string): void {
     const text = readText(file, 'password file');
     let lineNo = 0;
@@ -82,6 +103,13 @@ export class Authenticator {
       const line = rawLine.trim();
       if (line === '' || line.startsWith('#')) continue;
       const colon = line.indexOf(':');
+      if (colon > 0 && isMosquittoHash(line.slice(colon + 1))) {
+        this.addMosquittoUser(
+          line.slice(0, colon),
+          parseMosquittoHash(line.slice(colon + 1), `${file}:${lineNo}`),
+        );
+        continue;
+      }
       if (colon > 0 && line.startsWith('$scram$', colon + 1)) {
         this.scram.set(line.slice(0, colon), parseScramPasswd(line.slice(colon + 1), `${file}:${lineNo}`));
         continue;
@@ -90,7 +118,7 @@ export class Authenticator {
       // ['', 'scrypt', N, r, p, salt, hash]
       if (parts.length !== 7 || parts[1] !== 'scrypt') {
         throw new Error(
-          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash or user:$scram$... (make one with mq broker --make-passwd user:pass)`,
+          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash, user:$scram$... (make one with mq broker --make-passwd user:pass) or mosquitto_passwd's user:$7$... / user:$6$...`,
         );
       }
       const entry: PasswdEntry = {
