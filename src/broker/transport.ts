@@ -12,12 +12,15 @@ export interface Transport {
   readonly writableLength: number;
   readonly remoteAddress?: string | undefined;
   readonly remotePort?: number | undefined;
+  /** --use-identity-as-username: the verified client certificate's subject CN ('' when it has none). */
+  certUser?: string | undefined;
 }
 
 export class WebSocketTransport implements Transport {
   private readonly ws: WebSocket;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
+  certUser: string | undefined = undefined;
 
   constructor(ws: WebSocket, remoteAddress: string | undefined, remotePort: number | undefined) {
     this.ws = ws;

@@ -1,4 +1,7 @@
-/** --passwd with mosquitto_passwd's lines ($7$ PBKDF2-SHA512, $6$ SHA-512), $7$ users over SCRAM-SHA-512. */
+/**
+ * --passwd with mosquitto_passwd's lines ($7$ PBKDF2-SHA512, $6$ SHA-512), $7$ users over
+ * SCRAM-SHA-512, and --allow-anonymous (Mosquitto's allow_anonymous).
+ */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,5 +98,31 @@ describe("--passwd: mosquitto_passwd's lines as they are", () => {
     } finally {
       writeFileSync(passwd, `# made by mosquitto_passwd\n${ALICE_7}\n${BOB_6}\n`);
     }
+  });
+});
+
+describe('--allow-anonymous', () => {
+  test('true: clients without a user name are let in beside the users; a named client still needs its password', async () => {
+    const b = await broker({ passwdFile: passwd, allowAnonymous: true });
+    await client(b.port, { version: 4 });
+    await client(b.port, { version: 4, username: 'alice', password: 'secret' });
+    const bad = await client(b.port, { version: 4, username: 'alice', password: 'x', expectSuccess: false });
+    expect(bad.connack?.reasonCode).toBe(4);
+  });
+
+  test('false and no users: everyone is refused with Not authorized, named or not (as Mosquitto 2)', async () => {
+    const b = await broker({ allowAnonymous: false });
+    const anon4 = await client(b.port, { version: 4, expectSuccess: false });
+    expect(anon4.connack?.reasonCode).toBe(5);
+    const named5 = await client(b.port, { version: 5, username: 'u', password: 'p', expectSuccess: false });
+    expect(named5.connack?.reasonCode).toBe(0x87);
+    await b.waitForLog(/connection refused: .*\(no users are configured \(allow anonymous: false\)\)/);
+  });
+
+  test('false with users: anonymous clients get Not authorized, users log in', async () => {
+    const b = await broker({ users: { u: 'p' }, allowAnonymous: false });
+    const anon = await client(b.port, { version: 5, expectSuccess: false });
+    expect(anon.connack?.reasonCode).toBe(0x87);
+    await client(b.port, { version: 5, username: 'u', password: 'p' });
   });
 });

@@ -86,9 +86,32 @@ const clientIdentifier: AdmissionStep = (_core, _c, p, a) => {
   return undefined;
 };
 
-/** User name and password (--user, --passwd-file), unless enhanced authentication proved the user. */
-const credentials: AdmissionStep = (core, _c, p, a) => {
-  if (a.auth !== undefined || core.auth.check(p.username, p.password)) return undefined;
+/**
+ * Who the client is: the client certificate's CN on a listener with --use-identity-as-username
+ * (the CONNECT's user name and password are then ignored, as Mosquitto does); else the user
+ * enhanced authentication proved; else user name and password (--auth, --passwd), with
+ * --allow-anonymous deciding for clients that give no user name.
+ */
+const credentials: AdmissionStep = (core, c, p, a) => {
+  const certUser = c.transport.certUser;
+  if (certUser !== undefined) {
+    if (certUser === '') return { code: ReasonCode.NotAuthorized, why: 'the client certificate has no CN' };
+    p.username = certUser;
+    delete p.password;
+    return undefined;
+  }
+  if (a.auth !== undefined) return undefined;
+  const anonymous = core.opts.allowAnonymous;
+  if (anonymous !== undefined) {
+    // Mosquitto's allow_anonymous (its refusal is Not authorized): with false and no users at all,
+    // every client is refused, named or not.
+    if (p.username === undefined || (!anonymous && !core.auth.enabled)) {
+      if (anonymous) return undefined;
+      const why = p.username === undefined ? 'anonymous clients are not allowed' : 'no users are configured';
+      return { code: ReasonCode.NotAuthorized, why: `${why} (allow anonymous: false)` };
+    }
+  }
+  if (core.auth.check(p.username, p.password)) return undefined;
   return {
     code: ReasonCode.BadUserNameOrPassword,
     why: `bad user name or password (user ${p.username ?? '(none)'})`,
