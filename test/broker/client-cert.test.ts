@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Broker, type BrokerAddresses, type BrokerOptions } from '../../src/broker/index.js';
 import { type ClientOptions, ConnectError, type MqttClient } from '../../src/client/index.js';
@@ -131,6 +132,24 @@ describe('--use-identity-as-username', () => {
       { topicFilter: 'bob/#', qos: 0 },
     ]);
     expect(ack.reasonCodes).toEqual([0, 0x87]);
+  });
+
+  test('over wss with mqtt.js (another client): the CN decides what it may subscribe to', async () => {
+    const { addresses: a } = await start({ useIdentityAsUsername: true, aclFile: join(dir, 'acl') });
+    const c = await mqtt.connectAsync(`wss://127.0.0.1:${a.wss!.port}/mqtt`, {
+      ca: pem('ca'),
+      cert: pem('alice'),
+      key: key('alice'),
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    try {
+      const granted = await c.subscribeAsync('alice/#', { qos: 0 });
+      expect(granted.map((g) => [g.topic, g.qos])).toEqual([['alice/#', 0]]);
+      await expect(c.subscribeAsync('bob/#', { qos: 0 })).rejects.toThrow(/Not authorized/);
+    } finally {
+      await c.endAsync();
+    }
   });
 
   test('a certificate without a CN: CONNACK Not authorized', async () => {
