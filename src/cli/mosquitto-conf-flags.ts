@@ -21,7 +21,7 @@ import {
 } from './mosquitto-conf.js';
 import { readFileValue } from './values.js';
 
-/** Flag values (as commander holds them) that a config file sets. */
+/** mq broker's flags (values as commander holds them) that a config file may set. */
 export interface ConfFlags {
   host?: string;
   /** null: the file defines listeners but no plain mqtt one (no TCP listener). */
@@ -34,7 +34,8 @@ export interface ConfFlags {
   cafile?: string;
   requireCertificate?: boolean;
   useIdentityAsUsername?: boolean;
-  allowAnonymous?: string;
+  /** true (a bare --allow-anonymous), 'true' or 'false'. */
+  allowAnonymous?: string | boolean;
   passwd?: string;
   acl?: string;
   persist?: string;

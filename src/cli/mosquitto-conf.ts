@@ -16,6 +16,7 @@
  * warning line; one that mq cannot honour without letting in clients Mosquitto would refuse (a
  * CRL, PSK, plugins, mount points...) is an error.
  */
+import { quoteTopic } from '../protocol/topic.js';
 import { UsageError } from './errors.js';
 
 /** A value and the line it came from. */
@@ -237,7 +238,7 @@ class ConfReader {
     const refused = REFUSED[d.name];
     if (refused !== undefined) throw this.error(d, `${d.name}: ${refused} by mq broker`);
     if (d.name.startsWith('auth_opt_') || d.name.startsWith('plugin_opt_')) {
-      throw this.error(d, `${d.name}: plugins are not supported by mq broker`);
+      throw this.error(d, `${quoteTopic(d.name)}: plugins are not supported by mq broker`);
     }
     if (IGNORED.has(d.name) || BRIDGE.has(d.name) || d.name.startsWith('bridge_')) {
       const key = IGNORED.has(d.name) ? d.name : 'connection';
@@ -246,7 +247,7 @@ class ConfReader {
       this.ignored.set(key, lines);
       return;
     }
-    throw this.error(d, `unknown directive '${d.name}' (not a Mosquitto option either)`);
+    throw this.error(d, `unknown directive ${quoteTopic(d.name)} (not a Mosquitto option either)`);
   }
 
   error(d: Line, message: string): UsageError {
@@ -259,7 +260,8 @@ class ConfReader {
   word(d: Line, what: string): string {
     const [first, second] = d.args;
     if (first === undefined) throw this.error(d, `${d.name} needs ${what}`);
-    if (second !== undefined) throw this.error(d, `${d.name}: unexpected '${second}' after the value`);
+    if (second !== undefined)
+      throw this.error(d, `${d.name}: unexpected ${quoteTopic(second)} after the value`);
     return first;
   }
 
@@ -267,7 +269,7 @@ class ConfReader {
     const text = this.word(d, `a whole number from ${min} to ${max}`);
     const n = /^[+-]?\d{1,12}$/.test(text) ? Number(text) : Number.NaN;
     if (!(n >= min && n <= max)) {
-      throw this.error(d, `${d.name}: '${text}' is not a whole number from ${min} to ${max}`);
+      throw this.error(d, `${d.name}: ${quoteTopic(text)} is not a whole number from ${min} to ${max}`);
     }
     return { value: n, line: d.line };
   }
@@ -276,7 +278,7 @@ class ConfReader {
     const text = this.word(d, 'true or false');
     if (text === 'true' || text === '1') return { value: true, line: d.line };
     if (text === 'false' || text === '0') return { value: false, line: d.line };
-    throw this.error(d, `${d.name}: '${text}' is not true or false`);
+    throw this.error(d, `${d.name}: ${quoteTopic(text)} is not true or false`);
   }
 
   /** A path or name: the rest of the line. Given twice in one scope: an error, as in Mosquitto. */
@@ -313,10 +315,11 @@ class ConfReader {
   startListener(d: Line): void {
     const [portText, address, extra] = d.args;
     if (portText === undefined) throw this.error(d, 'listener needs a port: listener PORT [ADDRESS]');
-    if (extra !== undefined) throw this.error(d, `listener: unexpected '${extra}' after the address`);
+    if (extra !== undefined)
+      throw this.error(d, `listener: unexpected ${quoteTopic(extra)} after the address`);
     const port = /^\d{1,5}$/.test(portText) ? Number(portText) : Number.NaN;
     if (!(port >= 0 && port <= 65_535))
-      throw this.error(d, `listener: '${portText}' is not a port (0-65535)`);
+      throw this.error(d, `listener: ${quoteTopic(portText)} is not a port (0-65535)`);
     if (port === 0) {
       throw this.error(d, 'listener 0 PATH (a unix socket) is not supported by mq broker: give a TCP port');
     }
@@ -356,6 +359,22 @@ function newListener(line: number, isDefault: boolean, port: number | undefined,
 
 type Handler = (r: ConfReader, d: Line) => void;
 
+/** certfile, keyfile, cafile: a path on the current listener. */
+function listenerFile(key: 'certfile' | 'keyfile' | 'cafile'): Handler {
+  return (r, d) => {
+    const l = r.listener(d);
+    l[key] = r.string(d, l[key]);
+  };
+}
+
+/** password_file, acl_file: global, or the current listener's with per_listener_settings. */
+function securityFile(key: 'passwordFile' | 'aclFile'): Handler {
+  return (r, d) => {
+    const s = r.security(d);
+    s[key] = r.string(d, s[key]);
+  };
+}
+
 function maxQos(r: ConfReader, d: Line): void {
   const v = r.int(d, 0, 2);
   r.listener(d, v.value !== 2).maxQos = v;
@@ -375,21 +394,13 @@ const HANDLERS: Record<string, Handler> = {
   },
   protocol: (r, d) => {
     const p = r.word(d, 'mqtt or websockets');
-    if (p !== 'mqtt' && p !== 'websockets') throw r.error(d, `protocol: '${p}' is not mqtt or websockets`);
+    if (p !== 'mqtt' && p !== 'websockets')
+      throw r.error(d, `protocol: ${quoteTopic(p)} is not mqtt or websockets`);
     r.listener(d, p !== 'mqtt').protocol = p;
   },
-  certfile: (r, d) => {
-    const l = r.listener(d);
-    l.certfile = r.string(d, l.certfile);
-  },
-  keyfile: (r, d) => {
-    const l = r.listener(d);
-    l.keyfile = r.string(d, l.keyfile);
-  },
-  cafile: (r, d) => {
-    const l = r.listener(d);
-    l.cafile = r.string(d, l.cafile);
-  },
+  certfile: listenerFile('certfile'),
+  keyfile: listenerFile('keyfile'),
+  cafile: listenerFile('cafile'),
   require_certificate: (r, d) => {
     const v = r.bool(d);
     r.listener(d, v.value).requireCertificate = v;
@@ -403,7 +414,8 @@ const HANDLERS: Record<string, Handler> = {
     if (v === 'tlsv1.3')
       throw r.error(d, 'tls_version tlsv1.3 is not supported by mq broker (it accepts TLS 1.2 and 1.3)');
     if (v === 'tlsv1.1') r.note(d, 'tls_version tlsv1.1: mq broker accepts TLS 1.2 and 1.3 only');
-    else if (v !== 'tlsv1.2') throw r.error(d, `tls_version: '${v}' is not tlsv1.3, tlsv1.2 or tlsv1.1`);
+    else if (v !== 'tlsv1.2')
+      throw r.error(d, `tls_version: ${quoteTopic(v)} is not tlsv1.3, tlsv1.2 or tlsv1.1`);
   },
   max_connections: (r, d) => {
     const v = r.int(d, -1_000_000_000, 1_000_000_000);
@@ -419,14 +431,8 @@ const HANDLERS: Record<string, Handler> = {
   allow_anonymous: (r, d) => {
     r.security(d).allowAnonymous = r.bool(d);
   },
-  password_file: (r, d) => {
-    const s = r.security(d);
-    s.passwordFile = r.string(d, s.passwordFile);
-  },
-  acl_file: (r, d) => {
-    const s = r.security(d);
-    s.aclFile = r.string(d, s.aclFile);
-  },
+  password_file: securityFile('passwordFile'),
+  acl_file: securityFile('aclFile'),
   persistence: (r, d) => {
     r.parsed.persistence = r.bool(d);
   },

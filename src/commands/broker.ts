@@ -16,47 +16,29 @@ import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseQos, parseSeconds } from '../cli/values.js';
 import { validateTopicFilter } from '../protocol/index.js';
 
-interface BrokerFlags {
+/** mq broker's flags; those a -c file may set too are ConfFlags (src/cli/mosquitto-conf-flags.ts). */
+interface BrokerFlags extends ConfFlags {
   config?: string;
   host: string;
   /** null: no TCP listener (a -c file with listeners but no plain mqtt one). */
   port: string | null;
-  wsPort?: string;
   wsPath: string;
-  tlsPort?: string;
-  wssPort?: string;
-  cert?: string;
-  key?: string;
-  cafile?: string;
-  requireCertificate?: boolean;
-  useIdentityAsUsername?: boolean;
   auth: string[];
-  allowAnonymous?: string | boolean;
-  passwd?: string;
   makePasswd?: string;
   scram?: boolean;
   scramIterations: string;
-  acl?: string;
   denySubscribe: string[];
   denyPublish: string[];
-  maxPacketSize?: string;
-  maxConnections?: string;
-  maxInflight?: string;
-  maxQueued?: string;
-  maxKeepalive?: string;
   trace?: string | boolean;
   record?: string;
   refuseConnect?: string;
-  maxQos?: string;
   receiveMaximum?: string;
-  topicAliasMax?: string;
   retain: boolean;
   dropEvery?: string;
   delay?: string;
   disconnectAfter?: string;
   reason?: string;
   topicAliasOut?: boolean;
-  persist?: string;
   sysInterval: string;
   quiet?: boolean;
 }
@@ -291,10 +273,8 @@ async function brokerCommand(flags: BrokerFlags, cmd: Command): Promise<number> 
     const conf = await readMosquittoConf(flags.config, onCommandLine);
     for (const w of conf.warnings) process.stderr.write(`mq broker: warning: ${w}\n`);
     // A flag given on the command line wins over the same setting from the file.
-    for (const [flag, value] of Object.entries(conf.flags)) {
-      if (!onCommandLine(flag as keyof ConfFlags))
-        (flags as unknown as Record<string, unknown>)[flag] = value;
-    }
+    const fromFile = Object.entries(conf.flags).filter(([flag]) => !onCommandLine(flag as keyof ConfFlags));
+    Object.assign(flags, Object.fromEntries(fromFile));
   }
   const options = toOptions(flags);
   // Memory per idle connection: without this, V8 grows the young generation up to 16x during a

@@ -99,6 +99,12 @@ const BROKERS = [
   ['mq broker', mq],
 ] as const;
 
+/** alice (`auth`: her credentials or certificate) publishes to bob/x: v5 PUBACK Not authorized. */
+async function refusedToBob(port: number, auth: string[]): Promise<void> {
+  const r = await client('mosquitto_pub', port, [...auth, '-V', '5', '-t', 'bob/x', '-q', '1', '-m', 'no']);
+  expect(r.stderr).toMatch(/Publish 1 failed: Not authorized/);
+}
+
 /** mosquitto_pub/_sub with `args`; resolves with the exit code and output. */
 function client(tool: 'mosquitto_pub' | 'mosquitto_sub', port: number, args: string[]) {
   return spawnProcess(tool, ['-h', '127.0.0.1', '-p', String(port), ...args]).exit(10_000);
@@ -181,18 +187,7 @@ describe.each(BROKERS)('the same mosquitto.conf run by %s', (_name, start) => {
   });
 
   test("acl_file: alice's publish to bob/x is refused (v5 PUBACK Not authorized)", async () => {
-    const r = await client('mosquitto_pub', broker.port, [
-      ...alice,
-      '-V',
-      '5',
-      '-t',
-      'bob/x',
-      '-q',
-      '1',
-      '-m',
-      'no',
-    ]);
-    expect(r.stderr).toMatch(/Publish 1 failed: Not authorized/);
+    await refusedToBob(broker.port, alice);
   });
 });
 
@@ -240,18 +235,7 @@ describe.each(BROKERS)('the same TLS mosquitto.conf run by %s', (_name, start) =
   });
 
   test('use_identity_as_username: the CN (alice) is the user for the ACL, no password given', async () => {
-    const r = await client('mosquitto_pub', broker.port, [
-      ...aliceCert(),
-      '-V',
-      '5',
-      '-t',
-      'bob/x',
-      '-q',
-      '1',
-      '-m',
-      'no',
-    ]);
-    expect(r.stderr).toMatch(/Publish 1 failed: Not authorized/);
+    await refusedToBob(broker.port, aliceCert());
     const ok = await client('mosquitto_pub', broker.port, [
       ...aliceCert(),
       '-V',
