@@ -267,13 +267,15 @@ function securityFlags(
   }
   const anonymous = security.allowAnonymous;
   if (conf.localOnly) {
-    // Mosquitto 2 without a listener: loopback only, anonymous clients allowed whatever the file says.
+    // Mosquitto 2 without a listener: loopback only, anonymous clients allowed whatever the file
+    // says, beside the password_file's users. (Users given with --auth/--passwd alone keep mq's
+    // rule: anonymous clients refused.)
     if (anonymous?.value === false) {
       warnings.push(
         `${at(anonymous.line)}: allow_anonymous false has no effect without a listener (Mosquitto's local-only mode allows anonymous clients; so does mq broker)`,
       );
     }
-    flags.allowAnonymous = 'true';
+    if (security.passwordFile !== undefined || anonymous !== undefined) flags.allowAnonymous = 'true';
   } else {
     // Mosquitto 2 with a listener: anonymous clients refused unless allowed.
     flags.allowAnonymous = anonymous?.value === true ? 'true' : 'false';

@@ -123,6 +123,8 @@ describe('mosquitto.conf: directives', () => {
     expect(flags.host).toBeUndefined();
     expect(flags.port).toBeUndefined();
     expect(flags.allowAnonymous).toBe('true');
+    // Without a password_file in the file, mq's own rule stays (users given by flags refuse anonymous clients).
+    expect(read(['sys_interval 5']).flags.allowAnonymous).toBeUndefined();
     expect(warnings).toEqual([
       "my.conf:2: allow_anonymous false has no effect without a listener (Mosquitto's local-only mode allows anonymous clients; so does mq broker)",
     ]);
