@@ -182,7 +182,7 @@ Examples:
   mq broker -c /etc/mosquitto/mosquitto.conf          Mosquitto's config file as it is
   mq broker -c mosquitto.conf --port 0 --trace         the file, with a free port and tracing
   mosquitto_passwd -c -b passwd alice secret && mq broker --passwd passwd
-  mq broker --tls-port 8883 --wss-port 8884 --cert cert.pem --key key.pem \
+  mq broker --tls-port 8883 --wss-port 8884 --cert cert.pem --key key.pem \\
             --cafile ca.pem --require-certificate --use-identity-as-username --acl acl.conf
   mq broker --auth alice:secret --deny-publish 'secret/#'
   mq broker --auth alice:secret              then: mq sub -t '#' --auth-method SCRAM-SHA-256 -u alice -P secret
@@ -191,7 +191,7 @@ Examples:
   mq broker --max-qos 1 --receive-maximum 5 --drop-every 10    test how a client copes
   mq broker --persist broker.db               survive restarts (and kill -9)
 
-Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts:// lines) on stdout once
+Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts://, wss:// lines) on stdout once
 listening; log lines on stderr (-q silences them); --trace lines on stderr as
 "[client-id] -> PACKET" (client to broker) and "[client-id] <- PACKET" (broker to client).
 
