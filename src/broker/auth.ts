@@ -1,6 +1,6 @@
 /**
- * Authentication (plain users, scrypt and `$scram$` password file lines) and access control (mosquitto's acl_file
- * format plus the --deny-subscribe / --deny-publish shortcuts).
+ * Authentication (plain users; password file lines: scrypt, `$scram$`, mosquitto_passwd's `$6$`/`$7$`)
+ * and access control (mosquitto's acl_file format plus the --deny-subscribe / --deny-publish shortcuts).
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
@@ -9,6 +9,13 @@ import { availableParallelism } from 'node:os';
 import { credentialsFromSalted, type ScramCredentials, saltedPasswordAsync } from '../auth/scram.js';
 import { matches, validateTopicFilter } from '../protocol/index.js';
 import { parseScramPasswd, type ScramEntry } from './enhanced-auth.js';
+import {
+  isMosquittoHash,
+  type MosquittoHash,
+  parseMosquittoHash,
+  scramCredentialsOf,
+  verifyMosquittoHashAsync,
+} from './passwd-formats.js';
 
 const SCRYPT_N = 16_384;
 const SCRYPT_R = 8;
@@ -38,7 +45,13 @@ interface ScramVerifier {
   creds: ScramCredentials;
 }
 
-type PasswdEntry = ScryptEntry | ScramVerifier;
+/** mosquitto_passwd's `$6$` / `$7$` lines (passwd-formats.ts). */
+interface MosquittoEntry {
+  kind: 'mosquitto';
+  hash: MosquittoHash;
+}
+
+type PasswdEntry = ScryptEntry | ScramVerifier | MosquittoEntry;
 
 /** What a password check decides: accepted, refused, or (the queue of checks full) not now. */
 export type AuthVerdict = 'accepted' | 'refused' | 'busy';
@@ -192,6 +205,15 @@ export class Authenticator {
       const line = rawLine.trim();
       if (line === '' || line.startsWith('#')) continue;
       const colon = line.indexOf(':');
+      if (colon > 0 && isMosquittoHash(line.slice(colon + 1))) {
+        const name = line.slice(0, colon);
+        const hash = parseMosquittoHash(line.slice(colon + 1), `${file}:${lineNo}`);
+        this.hashed.set(name, { kind: 'mosquitto', hash });
+        // A `$7$` user may log in with SCRAM-SHA-512 too: the hash is its SaltedPassword.
+        const creds = scramCredentialsOf(hash);
+        if (creds !== undefined) this.scram.set(name, new Map([['SCRAM-SHA-512', creds]]));
+        continue;
+      }
       if (colon > 0 && line.startsWith('$scram$', colon + 1)) {
         const entry = parseScramPasswd(line.slice(colon + 1), `${file}:${lineNo}`);
         this.scram.set(line.slice(0, colon), entry);
@@ -202,7 +224,7 @@ export class Authenticator {
       // ['', 'scrypt', N, r, p, salt, hash]
       if (parts.length !== 7 || parts[1] !== 'scrypt') {
         throw new Error(
-          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash or user:$scram$... (make one with mq broker --make-passwd user:pass)`,
+          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash, user:$scram$... (make one with mq broker --make-passwd user:pass) or mosquitto_passwd's user:$7$... / user:$6$...`,
         );
       }
       const entry: ScryptEntry = {
@@ -235,6 +257,13 @@ function dummyOf(entry: PasswdEntry): PasswdEntry {
   if (entry.kind === 'scrypt') {
     return { ...entry, salt: randomBytes(entry.salt.length), hash: randomBytes(entry.hash.length) };
   }
+  if (entry.kind === 'mosquitto') {
+    const h = entry.hash;
+    return {
+      kind: 'mosquitto',
+      hash: { ...h, salt: randomBytes(h.salt.length), hash: randomBytes(h.hash.length) },
+    };
+  }
   const c = entry.creds;
   return {
     kind: 'scram',
@@ -249,6 +278,10 @@ function verify(entry: PasswdEntry, password: Buffer, done: (matched: boolean) =
     scrypt(password, entry.salt, entry.hash.length, options, (err, got) => {
       done(err === null && timingSafeEqual(got, entry.hash));
     });
+    return;
+  }
+  if (entry.kind === 'mosquitto') {
+    verifyMosquittoHashAsync(entry.hash, password, done);
     return;
   }
   const c = entry.creds;

@@ -73,7 +73,7 @@ export interface ConnectionContext {
 }
 
 /** The listener a connection came in on. */
-export type ListenerKind = 'tcp' | 'ws' | 'tls';
+export type ListenerKind = 'tcp' | 'ws' | 'tls' | 'wss';
 
 export const ConnState = {
   AwaitingConnect: 0,

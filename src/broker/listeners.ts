@@ -1,12 +1,16 @@
 /**
- * The listeners: MQTT over TCP, TLS and WebSocket (with its HTTP path and subprotocol checks). Each
- * accepted socket becomes a Connection through `accept`; its bytes and its close go to it.
+ * The listeners: MQTT over TCP, TLS, WebSocket and WebSocket over TLS (with its HTTP path and
+ * subprotocol checks). Each accepted socket becomes a Connection through `accept`; its bytes and
+ * its close go to it. The TLS listeners share one certificate and the client-certificate options
+ * (client-cert.ts).
  */
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { certificateUser, tlsServerOptions } from './client-cert.js';
 import type { Connection, ListenerKind } from './connection.js';
 import { DEFAULT_MAX_CONNECT_SIZE } from './core.js';
 import type { BrokerAddresses, BrokerOptions } from './options.js';
@@ -55,17 +59,42 @@ export class Listeners {
       const server = createServer({ noDelay: true }, (socket) => this.acceptSocket(socket, 'tcp'));
       addresses.tcp = await this.bind(server, host, o.port ?? 1883);
     }
+    const identity = o.useIdentityAsUsername === true;
     if (o.tlsPort !== undefined) {
-      if (o.cert === undefined || o.key === undefined) throw new Error('a TLS listener needs cert and key');
-      const server = createTlsServer({ cert: o.cert, key: o.key }, (socket) =>
-        this.acceptSocket(socket, 'tls'),
-      );
-      server.on('tlsClientError', ignore);
+      const server = createTlsServer(tlsServerOptions(o), (socket) => {
+        if (identity) (socket as Transport).certUser = certificateUser(socket);
+        this.acceptSocket(socket, 'tls');
+      });
+      this.onTlsClientError(server, o);
       addresses.tls = await this.bind(server, host, o.tlsPort);
     }
+    const wsPath = o.wsPath ?? DEFAULT_WS_PATH;
     if (o.wsPort !== undefined)
-      addresses.ws = await this.bind(this.webSocket(o.wsPath ?? DEFAULT_WS_PATH, o), host, o.wsPort);
+      addresses.ws = await this.bind(
+        this.webSocket(wsPath, createHttpServer(), 'ws', false, o),
+        host,
+        o.wsPort,
+      );
+    if (o.wssPort !== undefined) {
+      const https = createHttpsServer(tlsServerOptions(o));
+      this.onTlsClientError(https, o);
+      addresses.wss = await this.bind(this.webSocket(wsPath, https, 'wss', identity, o), host, o.wssPort);
+    }
     return addresses;
+  }
+
+  /** A failed TLS handshake: logged when client certificates are required (the refusal users look for). */
+  private onTlsClientError(server: TlsServer, o: BrokerOptions): void {
+    if (o.requireCertificate !== true) {
+      server.on('tlsClientError', ignore);
+      return;
+    }
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+      this.log(
+        `${from}: TLS handshake refused: ${err.code ?? err.message} (a client certificate signed by the CA is required)`,
+      );
+    });
   }
 
   /** Stops accepting; resolves when every listener has closed (after its connections ended). */
@@ -106,15 +135,22 @@ export class Listeners {
   }
 
   /**
-   * An HTTP server that upgrades `wsPath` to MQTT over WebSocket and explains everything else.
+   * `http` (an HTTP or HTTPS server) upgrades `wsPath` to MQTT over WebSocket and explains
+   * everything else. `identity`: the client certificate's CN becomes the connection's user name.
    * `ws` buffers each message whole: until the CONNECT is accepted a message may be at most
    * --max-connect-size, after it the largest packet accepted (one WebSocket message usually
    * carries one packet; several small ones fit too).
    */
-  private webSocket(wsPath: string, o: BrokerOptions): HttpServer {
+  private webSocket(
+    wsPath: string,
+    http: HttpServer,
+    kind: 'ws' | 'wss',
+    identity: boolean,
+    o: BrokerOptions,
+  ): HttpServer {
     const maxMessage = o.maxPacketSize ?? WIRE_MAX;
     const beforeConnect = Math.min(o.maxConnectSize ?? DEFAULT_MAX_CONNECT_SIZE, maxMessage);
-    const http = createHttpServer((req, res) => {
+    http.on('request', (req: IncomingMessage, res) => {
       const found = pathOf(req.url) === wsPath;
       res.writeHead(found ? 426 : 404, { 'content-type': 'text/plain', connection: 'close' });
       res.end(
@@ -123,12 +159,12 @@ export class Listeners {
           : `Not found: MQTT over WebSocket is at ${wsPath}\n`,
       );
     });
-    const wss = new WebSocketServer({
+    this.wss ??= new WebSocketServer({
       noServer: true,
       handleProtocols: (protocols) => pickWsProtocol([...protocols]) ?? false,
       maxPayload: beforeConnect,
     });
-    this.wss = wss;
+    const wss = this.wss;
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', ignore);
       const path = pathOf(req.url);
@@ -150,27 +186,30 @@ export class Listeners {
         );
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
-    });
-    wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
-      const transport = new WebSocketTransport(
-        ws,
-        req.socket.remoteAddress,
-        req.socket.remotePort,
-        maxMessage,
-      );
-      const conn = this.accept(transport, 'ws');
-      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-        conn.onData(
-          Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data),
-        );
-      });
-      ws.on('close', () => conn.onClose());
-      // A message over maxPayload, a bad frame: ws sends its close frame and would go on reading
-      // (and dropping) whatever the peer still sends until the peer answers it. Done at once.
-      ws.on('error', terminate);
+      wss.handleUpgrade(req, socket, head, (ws) => this.acceptWebSocket(ws, req, kind, identity, maxMessage));
     });
     return http;
+  }
+
+  private acceptWebSocket(
+    ws: WebSocket,
+    req: IncomingMessage,
+    kind: 'ws' | 'wss',
+    identity: boolean,
+    maxMessage: number,
+  ): void {
+    const transport = new WebSocketTransport(ws, req.socket.remoteAddress, req.socket.remotePort, maxMessage);
+    if (identity) transport.certUser = certificateUser(req.socket as TLSSocket);
+    const conn = this.accept(transport, kind);
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      conn.onData(
+        Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data),
+      );
+    });
+    ws.on('close', () => conn.onClose());
+    // A message over maxPayload, a bad frame: ws sends its close frame and would go on reading
+    // (and dropping) whatever the peer still sends until the peer answers it. Done at once.
+    ws.on('error', terminate);
   }
 }
 

@@ -10,12 +10,25 @@ export interface BrokerOptions {
   wsPath?: string;
   /** MQTT over TLS; needs cert and key (PEM text or Buffers). */
   tlsPort?: number;
+  /** MQTT over WebSocket over TLS (wss://, on wsPath), with the same cert, key and client-certificate options. */
+  wssPort?: number;
   cert?: string | Buffer;
   key?: string | Buffer;
+  /** CA certificates (PEM) that client certificates must chain to (Mosquitto's cafile). */
+  ca?: string | Buffer;
+  /** TLS listeners ask for a client certificate signed by `ca`; a client without one fails the handshake. */
+  requireCertificate?: boolean;
+  /** The client certificate's subject CN is the user name (ACL); the CONNECT's user name and password are not checked. */
+  useIdentityAsUsername?: boolean;
 
   /** user -> password; anonymous access is off when any user (or a passwd file) is given. */
   users?: Record<string, string>;
-  /** Path of a password file (`user:scrypt$...` lines, see makePasswdLine). */
+  /**
+   * Clients without a user name: allowed or not, whatever users exist (Mosquitto's allow_anonymous).
+   * Unset: allowed unless users are configured. With false and no users, every client is refused.
+   */
+  allowAnonymous?: boolean;
+  /** Path of a password file (`user:$scrypt$...`, `$scram$` lines, mosquitto_passwd's `$7$` and `$6$`). */
   passwdFile?: string;
   /** PBKDF2 iterations of the SCRAM credentials derived for `users` (default 4096). */
   scramIterations?: number;
@@ -115,6 +128,7 @@ export interface BrokerAddresses {
   tcp?: { host: string; port: number };
   ws?: { host: string; port: number };
   tls?: { host: string; port: number };
+  wss?: { host: string; port: number };
 }
 
 /** Counters behind $SYS/broker/... and Broker.stats. */

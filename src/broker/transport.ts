@@ -17,6 +17,8 @@ export interface Transport {
   readonly remotePort?: number | undefined;
   /** The client's CONNECT was accepted: a transport that limits what it buffers before may lift it. */
   connectAccepted?(): void;
+  /** --use-identity-as-username: the verified client certificate's subject CN ('' when it has none). */
+  certUser?: string | undefined;
 }
 
 /** What `ws` keeps of a WebSocket's receiver: the largest message it buffers (not public API). */
@@ -30,6 +32,7 @@ export class WebSocketTransport implements Transport {
   readonly remotePort: number | undefined;
   /** The largest WebSocket message accepted once the CONNECT is. */
   private readonly maxMessage: number;
+  certUser: string | undefined = undefined;
 
   /**
    * `ws` is accepted with a small maxPayload (--max-connect-size: `ws` buffers a whole message

@@ -9,6 +9,7 @@ import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { escapeForTerminal } from '../cli/escape.js';
 import { PEM_LIMIT, readFileBounded } from '../cli/io.js';
+import { type ConfFlags, readMosquittoConf } from '../cli/mosquitto-conf-flags.js';
 import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
 import { formatPacketFull, formatPacketLine } from '../cli/render.js';
@@ -16,28 +17,20 @@ import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseQos, parseSeconds } from '../cli/values.js';
 import { validateTopicFilter } from '../protocol/index.js';
 
-interface BrokerFlags {
+/** mq broker's flags; those a -c file may set too are ConfFlags (src/cli/mosquitto-conf-flags.ts). */
+interface BrokerFlags extends ConfFlags {
+  config?: string;
   host: string;
-  port: string;
-  wsPort?: string;
+  /** null: no TCP listener (a -c file with listeners but no plain mqtt one). */
+  port: string | null;
   wsPath: string;
-  tlsPort?: string;
-  cert?: string;
-  key?: string;
   auth: string[];
-  passwd?: string;
   maxAuthPending?: string;
   makePasswd?: string;
   scram?: boolean;
   scramIterations: string;
-  acl?: string;
   denySubscribe: string[];
   denyPublish: string[];
-  maxPacketSize?: string;
-  maxConnections?: string;
-  maxInflight?: string;
-  maxQueued?: string;
-  maxKeepalive?: string;
   maxTopicLevels?: string;
   maxUserProperties?: string;
   maxSubscriptions?: string;
@@ -45,16 +38,13 @@ interface BrokerFlags {
   trace?: string | boolean;
   record?: string;
   refuseConnect?: string;
-  maxQos?: string;
   receiveMaximum?: string;
-  topicAliasMax?: string;
   retain: boolean;
   dropEvery?: string;
   delay?: string;
   disconnectAfter?: string;
   reason?: string;
   topicAliasOut?: boolean;
-  persist?: string;
   sysInterval: string;
   quiet?: boolean;
 }
@@ -65,12 +55,16 @@ export function command(): Command {
   );
   addBrokerOptions(cmd);
   cmd.addHelpText('after', HELP);
-  return run<BrokerFlags>(cmd, (flags) => brokerCommand(flags));
+  return run<BrokerFlags>(cmd, (flags, _args, command) => brokerCommand(flags, command));
 }
 
 /** Every flag of mq broker, in --help order. */
 function addBrokerOptions(cmd: Command): void {
   cmd
+    .option(
+      '-c, --config <file>',
+      "read Mosquitto's mosquitto.conf (listeners, auth, TLS, limits...); flags given here override it",
+    )
     .option(
       '-h, --host <host>',
       'address to bind (anything but loopback is reachable from other machines)',
@@ -83,8 +77,24 @@ function addBrokerOptions(cmd: Command): void {
     )
     .option('--ws-path <path>', 'HTTP path of the WebSocket listener (other paths: HTTP 404)', '/mqtt')
     .option('--tls-port <port>', 'also listen for MQTT over TLS (mqtts://); needs --cert and --key')
-    .option('--cert <file>', 'TLS certificate (PEM)')
+    .option(
+      '--wss-port <port>',
+      'also listen for MQTT over WebSocket over TLS (wss://host:port/mqtt); needs --cert and --key',
+    )
+    .option('--cert <file>', 'TLS certificate (PEM) of the TLS listeners')
     .option('--key <file>', 'TLS private key (PEM)')
+    .option(
+      '--cafile <file>',
+      'CA certificates (PEM) that sign the client certificates (--require-certificate)',
+    )
+    .option(
+      '--require-certificate',
+      'TLS listeners refuse, at the handshake, clients without a certificate signed by --cafile',
+    )
+    .option(
+      '--use-identity-as-username',
+      "with --require-certificate: the client certificate's CN is the user name (ACL); no password needed",
+    )
     .option(
       '--auth <user:pass>',
       'allow this user (repeatable); anonymous access is then refused',
@@ -92,8 +102,12 @@ function addBrokerOptions(cmd: Command): void {
       [],
     )
     .option(
+      '--allow-anonymous [bool]',
+      'true or false: clients without a user name are allowed (default: unless users are configured)',
+    )
+    .option(
       '--passwd <file>',
-      'password file of user:$scrypt$... or user:$scram$... lines (see --make-passwd); anonymous refused',
+      'password file: user:$scrypt$ / $scram$ lines (--make-passwd) or mosquitto_passwd ones ($7$, $6$)',
     )
     .option(
       '--max-auth-pending <n>',
@@ -197,6 +211,11 @@ Examples:
   mq broker --trace                           show every packet, one line each, per client
   mq broker --trace=full --record traffic.ndjson
   mq broker --ws-port 8080 --tls-port 8883 --cert cert.pem --key key.pem
+  mq broker -c /etc/mosquitto/mosquitto.conf          Mosquitto's config file as it is
+  mq broker -c mosquitto.conf --port 0 --trace         the file, with a free port and tracing
+  mosquitto_passwd -c -b passwd alice secret && mq broker --passwd passwd
+  mq broker --tls-port 8883 --wss-port 8884 --cert cert.pem --key key.pem \\
+            --cafile ca.pem --require-certificate --use-identity-as-username --acl acl.conf
   mq broker --auth alice:secret --deny-publish 'secret/#'
   mq broker --auth alice:secret              then: mq sub -t '#' --auth-method SCRAM-SHA-256 -u alice -P secret
   mq broker --make-passwd alice:secret >> passwd && mq broker --passwd passwd --acl acl.conf
@@ -204,7 +223,7 @@ Examples:
   mq broker --max-qos 1 --receive-maximum 5 --drop-every 10    test how a client copes
   mq broker --persist broker.db               survive restarts (and kill -9)
 
-Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts:// lines) on stdout once
+Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts://, wss:// lines) on stdout once
 listening; log lines on stderr (-q silences them); --trace lines on stderr as
 "[client-id] -> PACKET" (client to broker) and "[client-id] <- PACKET" (broker to client).
 --trace (line and full) shows a CONNECT's password and any Authentication Data by length only,
@@ -262,6 +281,32 @@ passwords too; users of scrypt lines log in with a password only (scrypt is not 
 needs, and the file keeps no password). The CONNECT timeout (10 s) covers the exchange.
 --trace and --record mask passwords and Authentication Data.
 
+Mosquitto's config file (-c): mq reads listener PORT [ADDRESS] (with protocol websockets;
+certfile and keyfile make it TLS), port, bind_address, allow_anonymous, password_file,
+acl_file, per_listener_settings, persistence (with persistence_location and persistence_file:
+mq's own log format there, never Mosquitto's mosquitto.db), max_packet_size,
+max_inflight_messages, max_queued_messages, max_keepalive, retain_available, max_qos,
+max_connections, max_topic_alias, certfile, keyfile, cafile, require_certificate,
+use_identity_as_username, sys_interval, as Mosquitto 2 does: with a listener, anonymous
+clients are refused unless allow_anonymous true; without one, mq listens on loopback and
+allows them. mq has one listener of each kind (mqtt, websockets, each also over TLS), one bind
+address and one set of limits and TLS settings: a file asking for more is refused, naming the
+line. Other Mosquitto directives get one warning line each (file:line) and are ignored, except
+those whose absence would let in clients Mosquitto refuses (crlfile, psk_*, plugins,
+mount_point, capath, ...): an error. A malformed line is an error (file:line), exit 1. A flag
+given on the command line replaces the same setting from the file (--port the mqtt listener's
+port, --host every bind address, --passwd the password_file...).
+
+Password files (--passwd): mq's $scrypt$ and $scram$ lines, and mosquitto_passwd's $7$
+(PBKDF2-SHA512, its default) and $6$ (SHA-512) lines as they are. A $7$ user may also log in
+with SCRAM-SHA-512 (its hash is SCRAM's salted password; Mosquitto's 101 iterations are below
+the 4096 mq's own client asks for).
+
+Client certificates: with --require-certificate, the TLS listeners (--tls-port, --wss-port)
+refuse at the handshake a client without a certificate signed by --cafile (logged). With
+--use-identity-as-username the certificate's CN is the user name for --acl, and the
+CONNECT's user name and password are not needed (nor checked), as in Mosquitto.
+
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
 
@@ -281,7 +326,7 @@ last line (a write cut short by kill -9) with a warning too.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`;
 
-async function brokerCommand(flags: BrokerFlags): Promise<number> {
+async function brokerCommand(flags: BrokerFlags, cmd: Command): Promise<number> {
   if (flags.makePasswd !== undefined) {
     const [user, pass] = splitUserPass(flags.makePasswd, '--make-passwd');
     const iterations = parseInteger(flags.scramIterations, '--scram-iterations', 4096, 1_000_000);
@@ -291,6 +336,14 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
     return ExitCode.Ok;
   }
   if (flags.scram === true) throw new UsageError('--scram goes with --make-passwd');
+  if (flags.config !== undefined) {
+    const onCommandLine = (flag: keyof ConfFlags) => cmd.getOptionValueSource(flag) === 'cli';
+    const conf = await readMosquittoConf(flags.config, onCommandLine);
+    for (const w of conf.warnings) process.stderr.write(`mq broker: warning: ${w}\n`);
+    // A flag given on the command line wins over the same setting from the file.
+    const fromFile = Object.entries(conf.flags).filter(([flag]) => !onCommandLine(flag as keyof ConfFlags));
+    Object.assign(flags, Object.fromEntries(fromFile));
+  }
   const options = toOptions(flags);
   // Memory per idle connection: without this, V8 grows the young generation up to 16x during a
   // connection storm and keeps it (about 4 KB of RSS per connection, measured with 2,000).
@@ -319,9 +372,16 @@ async function brokerCommand(flags: BrokerFlags): Promise<number> {
       ),
     );
   }
+  const noUsers = options.users === undefined && options.passwdFile === undefined;
   if (!isLoopback(options.host ?? '127.0.0.1')) {
+    const anyone = noUsers && options.allowAnonymous !== false;
     process.stderr.write(
-      `mq broker: WARNING: binding ${options.host}: reachable from other machines${options.users === undefined && options.passwdFile === undefined ? ', and anyone may connect (no --auth/--passwd)' : ''}\n`,
+      `mq broker: WARNING: binding ${options.host}: reachable from other machines${anyone ? ', and anyone may connect (no --auth/--passwd)' : ''}\n`,
+    );
+  }
+  if (options.allowAnonymous === false && noUsers && options.useIdentityAsUsername !== true) {
+    process.stderr.write(
+      'mq broker: warning: anonymous clients are not allowed and no users are configured (--auth, --passwd): every client will be refused, as Mosquitto does\n',
     );
   }
   // Signal handlers first: a script may send SIGTERM the moment it reads the listening line.
@@ -380,6 +440,8 @@ function listeningLines(addresses: Awaited<ReturnType<Broker['listen']>>, wsPath
     lines.push(`mq broker listening on ws://${show(addresses.ws.host)}:${addresses.ws.port}${wsPath}`);
   if (addresses.tls)
     lines.push(`mq broker listening on mqtts://${show(addresses.tls.host)}:${addresses.tls.port}`);
+  if (addresses.wss)
+    lines.push(`mq broker listening on wss://${show(addresses.wss.host)}:${addresses.wss.port}${wsPath}`);
   return lines;
 }
 
@@ -403,22 +465,24 @@ function readPem(file: string, what: string): Buffer {
 }
 
 function toOptions(f: BrokerFlags): BrokerOptions {
-  const o: BrokerOptions = { host: f.host, port: parseInteger(f.port, '--port', 0, 65_535) };
+  const o: BrokerOptions = {
+    host: f.host,
+    port: f.port === null ? null : parseInteger(f.port, '--port', 0, 65_535),
+  };
   if (f.wsPort !== undefined) o.wsPort = parseInteger(f.wsPort, '--ws-port', 0, 65_535);
   if (!f.wsPath.startsWith('/') || /[\s?#]/.test(f.wsPath))
     throw new UsageError(`--ws-path: '${f.wsPath}' is not an HTTP path (like /mqtt)`);
   if (f.wsPath !== '/mqtt') {
-    if (f.wsPort === undefined) throw new UsageError('--ws-path needs --ws-port');
+    if (f.wsPort === undefined && f.wssPort === undefined)
+      throw new UsageError('--ws-path needs --ws-port or --wss-port');
     o.wsPath = f.wsPath;
   }
-  if (f.tlsPort !== undefined) {
-    o.tlsPort = parseInteger(f.tlsPort, '--tls-port', 0, 65_535);
-    if (f.cert === undefined || f.key === undefined)
-      throw new UsageError('--tls-port needs --cert and --key');
-    o.cert = readPem(f.cert, '--cert');
-    o.key = readPem(f.key, '--key');
-  } else if (f.cert !== undefined || f.key !== undefined) {
-    throw new UsageError('--cert/--key given without --tls-port');
+  tlsOptions(f, o);
+  const anonymous = f.allowAnonymous;
+  if (anonymous !== undefined) {
+    if (anonymous !== true && anonymous !== 'true' && anonymous !== 'false')
+      throw new UsageError(`--allow-anonymous: '${anonymous}' is not true or false`);
+    o.allowAnonymous = anonymous !== 'false';
   }
   if (f.auth.length > 0) {
     // fromEntries defines own properties: a user named __proto__ is a user (not the prototype of
@@ -486,6 +550,39 @@ function toOptions(f: BrokerFlags): BrokerOptions {
   if (f.persist !== undefined) o.persistFile = f.persist;
   o.sysInterval = parseSeconds(f.sysInterval, '--sys-interval');
   return o;
+}
+
+/** --tls-port, --wss-port and their certificate options. */
+function tlsOptions(f: BrokerFlags, o: BrokerOptions): void {
+  if (f.tlsPort !== undefined) o.tlsPort = parseInteger(f.tlsPort, '--tls-port', 0, 65_535);
+  if (f.wssPort !== undefined) o.wssPort = parseInteger(f.wssPort, '--wss-port', 0, 65_535);
+  if (f.tlsPort === undefined && f.wssPort === undefined) {
+    const given = (['cert', 'key', 'cafile', 'requireCertificate', 'useIdentityAsUsername'] as const).find(
+      (k) => f[k] !== undefined && f[k] !== false,
+    );
+    if (given !== undefined)
+      throw new UsageError(
+        `--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --tls-port or --wss-port`,
+      );
+    return;
+  }
+  const which = f.tlsPort !== undefined ? '--tls-port' : '--wss-port';
+  if (f.cert === undefined || f.key === undefined) throw new UsageError(`${which} needs --cert and --key`);
+  o.cert = readPem(f.cert, '--cert');
+  o.key = readPem(f.key, '--key');
+  if (f.useIdentityAsUsername === true && f.requireCertificate !== true)
+    throw new UsageError(
+      '--use-identity-as-username needs --require-certificate (only a verified certificate names a user)',
+    );
+  if (f.requireCertificate === true) {
+    if (f.cafile === undefined)
+      throw new UsageError(
+        '--require-certificate needs --cafile (the CA that signs the client certificates)',
+      );
+    o.requireCertificate = true;
+    o.ca = readPem(f.cafile, '--cafile');
+  }
+  if (f.useIdentityAsUsername === true) o.useIdentityAsUsername = true;
 }
 
 function isLoopback(host: string): boolean {

@@ -37,6 +37,8 @@ interface Admission {
   serverKeepAlive: number | undefined;
   /** Enhanced authentication succeeded: the CONNACK carries its method and last data [MQTT-4.12.0-5]. */
   auth: { method: string; data: Buffer } | undefined;
+  /** Who the client is is settled without a password check (identity). */
+  trusted: boolean;
 }
 
 /** Why a CONNECT is refused: a v5 reason code (3.1.1 clients get the nearest return code). */
@@ -92,6 +94,40 @@ const clientIdentifier: AdmissionStep = (_core, _c, p, a) => {
   return undefined;
 };
 
+/**
+ * Who the client is, when no password needs checking: the client certificate's CN on a listener
+ * with --use-identity-as-username (the CONNECT's user name and password are then ignored, as
+ * Mosquitto does); else the user enhanced authentication proved; else --allow-anonymous decides for
+ * clients that give no user name. Otherwise the user name and password are checked next (--auth,
+ * --passwd; handleConnect).
+ */
+const identity: AdmissionStep = (core, c, p, a) => {
+  const certUser = c.transport.certUser;
+  if (certUser !== undefined) {
+    if (certUser === '') return { code: ReasonCode.NotAuthorized, why: 'the client certificate has no CN' };
+    p.username = certUser;
+    delete p.password;
+    a.trusted = true;
+    return undefined;
+  }
+  if (a.auth !== undefined) {
+    a.trusted = true;
+    return undefined;
+  }
+  const anonymous = core.opts.allowAnonymous;
+  // Mosquitto's allow_anonymous (its refusal is Not authorized): with false and no users at all,
+  // every client is refused, named or not.
+  if (anonymous !== undefined && (p.username === undefined || (!anonymous && !core.auth.enabled))) {
+    if (anonymous) {
+      a.trusted = true;
+      return undefined;
+    }
+    const why = p.username === undefined ? 'anonymous clients are not allowed' : 'no users are configured';
+    return { code: ReasonCode.NotAuthorized, why: `${why} (allow anonymous: false)` };
+  }
+  return undefined;
+};
+
 /** --max-keepalive: keepalive 0 or above it becomes the maximum (v5 Server Keep Alive). */
 const keepaliveLimit: AdmissionStep = (core, _c, p, a) => {
   const max = core.opts.maxKeepalive;
@@ -130,6 +166,7 @@ const BEFORE_AUTH: readonly AdmissionStep[] = [
   connectionLimit,
   authenticationMethod,
   clientIdentifier,
+  identity,
 ];
 const AFTER_AUTH: readonly AdmissionStep[] = [keepaliveLimit, willAllowed];
 
@@ -141,8 +178,13 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket,
     keepalive: p.keepalive,
     serverKeepAlive: undefined,
     auth: undefined,
+    trusted: false,
   };
   if (admit(core, c, p, a, BEFORE_AUTH, 0) !== ADMITTED) return;
+  if (a.trusted) {
+    authenticated(core, c, p, a, 'accepted');
+    return;
+  }
   const verdict = core.auth.quick(p.username, p.password);
   if (verdict !== undefined) {
     authenticated(core, c, p, a, verdict);
