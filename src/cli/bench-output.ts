@@ -87,13 +87,16 @@ export interface LiveProgress {
  */
 export async function liveProgress(mode: BenchMode, quiet: boolean): Promise<LiveProgress> {
   const stream = process.stderr;
-  if (quiet || stream.isTTY !== true) return { update: () => {}, stop: () => {} };
+  // A terminal without a width (some pseudo-terminals) cannot have a line rewritten in place.
+  if (quiet || stream.isTTY !== true || !(stream.columns > 0)) return { update: () => {}, stop: () => {} };
   const { default: ora } = await import('ora');
+  // One line, never wrapped (the spinner takes 2 columns).
+  const oneLine = (text: string) => text.slice(0, Math.max(10, stream.columns - 3));
   // discardStdin off: stdin stays as it is, so Ctrl-C raises SIGINT as usual (stopWhen takes it).
-  const spinner = ora({ text: `mq bench ${mode}: connecting`, stream, discardStdin: false }).start();
+  const spinner = ora({ text: oneLine(`mq bench ${mode}: connecting`), stream, discardStdin: false }).start();
   return {
     update: (p) => {
-      spinner.text = progressText(mode, p);
+      spinner.text = oneLine(progressText(mode, p));
     },
     stop: () => spinner.stop(),
   };
@@ -259,6 +262,9 @@ function latencyTable(r: BenchReport, c: BenchPaint): string[] {
 function notes(r: BenchReport): string[] {
   const s = r.settings;
   const out: string[] = [];
+  if (r.durationSec === 0 && !r.outcome.completed && s.mode !== 'conn') {
+    out.push('stopped before the recording began (while connecting or warming up): nothing was measured');
+  }
   if (r.serviceLatencyMs !== null && s.rate !== null) {
     out.push(
       'end to end counts from each message\'s scheduled send time (open loop: a stalled broker shows in full); "from the write" counts from the moment it was written',
