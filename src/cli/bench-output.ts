@@ -47,7 +47,7 @@ export function kib(n: number): string {
   if (n >= 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} GiB`;
   if (n >= 10 * 1024) return `${Math.round(n / 1024)} MiB`;
   if (n >= 1024) return `${(n / 1024).toFixed(1)} MiB`;
-  return `${n >= 10 ? Math.round(n) : n.toFixed(1)} KiB`;
+  return `${n >= 100 ? Math.round(n) : n.toFixed(1)} KiB`;
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${count(n)} ${n === 1 ? one : many}`;
@@ -88,12 +88,19 @@ export interface LiveProgress {
 export async function liveProgress(mode: BenchMode, quiet: boolean): Promise<LiveProgress> {
   const stream = process.stderr;
   // A terminal without a width (some pseudo-terminals) cannot have a line rewritten in place.
-  if (quiet || stream.isTTY !== true || !(stream.columns > 0)) return { update: () => {}, stop: () => {} };
+  const terminal = stream.isTTY === true && stream.columns > 0 && process.env.TERM !== 'dumb';
+  if (quiet || !terminal) return { update: () => {}, stop: () => {} };
   const { default: ora } = await import('ora');
   // One line, never wrapped (the spinner takes 2 columns).
   const oneLine = (text: string) => text.slice(0, Math.max(10, stream.columns - 3));
   // discardStdin off: stdin stays as it is, so Ctrl-C raises SIGINT as usual (stopWhen takes it).
-  const spinner = ora({ text: oneLine(`mq bench ${mode}: connecting`), stream, discardStdin: false }).start();
+  const spinner = ora({
+    text: oneLine(`mq bench ${mode}: connecting`),
+    stream,
+    // Decided above (ora alone would also turn it off wherever CI is set, printing a static line).
+    isEnabled: true,
+    discardStdin: false,
+  }).start();
   return {
     update: (p) => {
       spinner.text = oneLine(progressText(mode, p));
