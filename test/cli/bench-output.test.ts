@@ -30,7 +30,7 @@ const pct = (p50: number, count = 1000): Percentiles => ({
 });
 
 function report(
-  over: Partial<BenchReport> & { settings?: Partial<BenchReport['settings']> } = {},
+  over: Omit<Partial<BenchReport>, 'settings'> & { settings?: Partial<BenchReport['settings']> } = {},
 ): BenchReport {
   const { settings, ...rest } = over;
   return {

@@ -12,7 +12,7 @@ import { freePort } from '../../src/bench/proc.js';
 import type { BenchReport } from '../../src/bench/report.js';
 import { clientHarness } from '../helpers/client-harness.js';
 import { startMqProxy } from '../helpers/proxy.js';
-import { killAll, type MqBroker, spawnMq, startMqBroker } from '../helpers/spawn.js';
+import { killAll, MQ_BIN, type MqBroker, spawnMq, spawnProcess, startMqBroker } from '../helpers/spawn.js';
 
 let broker: MqBroker;
 let dir: string;
@@ -400,6 +400,55 @@ describe('mq bench against mq broker', () => {
     expect(r.messages.lost).toBe(0);
     expect(stderr).toMatch(/4 publishers -> 1 subscriber, QoS 0, 64 B, 1,000 msg\/s \(open loop\)/);
     expect(stderr).toMatch(/note: --broker builtin: mq's broker ran in this process/);
+  });
+
+  it('over WebSocket with persistent sessions: the same exact counts', async () => {
+    const ws = await startMqBroker(['-q', '--ws-port', '0']);
+    try {
+      const { code, report: r } = await benchJson([
+        'e2e',
+        '-L',
+        `ws://127.0.0.1:${ws.wsPort}`,
+        '-q',
+        '1',
+        '--no-clean',
+        '-I',
+        'wsbench',
+        '--count',
+        '300',
+        '--warmup',
+        '0',
+      ]);
+      expect(code).toBe(0);
+      expect(r.settings).toMatchObject({
+        transport: 'ws',
+        clean: false,
+        sessionExpiry: 60,
+        clientIdPrefix: 'wsbench',
+      });
+      expect(r.messages).toMatchObject({
+        sent: 300,
+        acknowledged: 300,
+        received: 300,
+        lost: 0,
+        duplicated: 0,
+      });
+    } finally {
+      await ws.stop();
+    }
+  });
+
+  it('on a terminal: a live line once a second (ora on stderr), then the summary', async () => {
+    // `script` (util-linux) gives mq a pseudo-terminal of 120 columns.
+    const command = `stty cols 120 rows 40; exec env -u CI "${process.execPath}" "${MQ_BIN}" bench --broker builtin --duration 2 --warmup 0 --workers 0`;
+    const r = await spawnProcess('script', ['-qfec', command, '/dev/null']).exit(20_000);
+    expect(r.code).toBe(0);
+    const text = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\n').replace(/\r/g, '\n');
+    expect(text).toMatch(/mq bench e2e: connecting/);
+    expect(text).toMatch(
+      /mq bench e2e [12] s running: sent [\d,]+\/s, received [\d,]+\/s, (p99 [\d.]+ ms, )?0 errors, 5 connections/,
+    );
+    expect(text).toMatch(/mq bench e2e: mqtt:\/\/127\.0\.0\.1:\d+, MQTT 5, 4 publishers -> 1 subscriber/);
   });
 
   it('conn: connect latency of every connection, held, with memory per connection', async () => {

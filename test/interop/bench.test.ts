@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/report.js';
+import { testPki } from '../helpers/certs.js';
 import { chromiumDumpDom, chromiumScreenshot, countPixels, decodePng } from '../helpers/chromium.js';
 import { type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 import { startMqProxy } from '../helpers/proxy.js';
-import { killAll, MQ_BIN, type Spawned, spawnMq, spawnProcess } from '../helpers/spawn.js';
+import { killAll, MQ_BIN, type Spawned, spawnMq, spawnProcess, startMqBroker } from '../helpers/spawn.js';
 
 let mosq: MosquittoHandle;
 let dir: string;
@@ -130,6 +131,55 @@ describe('mq bench against Mosquitto', () => {
     const r = JSON.parse(readFileSync(subFile, 'utf8')) as BenchReport;
     // One delivery per message to the group: 2 x 1000 in all, none lost or twice.
     expect(r.messages).toMatchObject({ received: 2000, lost: 0, duplicated: 0 });
+  });
+});
+
+describe('mq bench over TLS (a CA made with openssl)', () => {
+  it('conn and e2e against mq broker with --tls-port: the TLS handshake timed apart, exact counts', async () => {
+    const pki = testPki(dir);
+    pki.ca('ca', 'mq bench interop CA');
+    pki.server('server', 'DNS:localhost,IP:127.0.0.1');
+    const broker = await startMqBroker([
+      '-q',
+      '--tls-port',
+      '0',
+      '--cert',
+      join(dir, 'server.pem'),
+      '--key',
+      join(dir, 'server.key'),
+    ]);
+    try {
+      const line = await broker.proc.waitForLine(/^mq broker listening on mqtts:\/\/[^\s:]+:(\d+)/, 10_000);
+      const url = `mqtts://localhost:${/:(\d+)$/.exec(line)?.[1]}`;
+      const conn = await benchJson(['conn', '-L', url, '--cafile', join(dir, 'ca.pem'), '-c', '50']);
+      expect(conn.code).toBe(0);
+      expect(conn.report.settings.transport).toBe('mqtts');
+      expect(conn.report.connections).toMatchObject({ attempted: 50, connected: 50, failed: 0 });
+      expect(conn.report.connectMs.tls?.count).toBe(50);
+      expect(conn.stderr).toMatch(/ {2}tls handshake +[\d.]+/);
+      const e2e = await benchJson([
+        'e2e',
+        '-L',
+        url,
+        '--cafile',
+        join(dir, 'ca.pem'),
+        '-q',
+        '2',
+        '--count',
+        '500',
+        '--warmup',
+        '0',
+      ]);
+      expect(e2e.code).toBe(0);
+      expect(e2e.report.messages).toMatchObject({ sent: 500, received: 500, lost: 0, duplicated: 0 });
+      // Without the CA the certificate is refused: one line, exit 2.
+      const refused = await spawnMq(['bench', 'conn', '-L', url, '-c', '1']).exit(15_000);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+      expect(refused.stderr).toMatch(/^mq: .*certificate/);
+    } finally {
+      await broker.stop();
+    }
   });
 });
 
