@@ -16,11 +16,10 @@ import { HEADER_BYTES } from '../bench/payload.js';
 import type { BenchMode } from '../bench/report.js';
 import type { BenchOptions, BenchTarget } from '../bench/settings.js';
 import { type Assertion, parseAssertion } from './bench-assert.js';
-import { newCommand } from './command.js';
 import {
-  addConnectionOptions,
   type ConnectionFlags,
   resolveConnectionOptions,
+  someConnectionOptions,
 } from './connection-options.js';
 import { UsageError } from './errors.js';
 import { collect } from './options.js';
@@ -225,8 +224,7 @@ export function benchOptions(mode: BenchMode, preset: BenchPreset = {}): Option[
 
 /** The shared connection flags bench takes (see the header), added to `cmd`. */
 export function addBenchConnectionOptions(cmd: Command): Command {
-  const shared = addConnectionOptions(newCommand('shared'), { reconnect: false });
-  for (const o of shared.options) {
+  for (const o of someConnectionOptions([...SHARED, 'clean'])) {
     const name = o.attributeName();
     if (name === 'clean') {
       cmd.addOption(
@@ -237,7 +235,6 @@ export function addBenchConnectionOptions(cmd: Command): Command {
       );
       continue;
     }
-    if (!(SHARED as readonly string[]).includes(name)) continue;
     if (name === 'idPrefix')
       o.description = 'client id prefix: ids are PREFIX-p0, PREFIX-s0, PREFIX-c0... (default mq-bench-RUNID)';
     if (name === 'sessionExpiry') o.helpGroup('Session:');

@@ -12,7 +12,7 @@ import {
   benchOptions,
   resolveBenchFlags,
 } from '../../src/cli/bench-options.js';
-import { UsageError } from '../../src/cli/errors.js';
+import { usageError } from '../helpers/usage-error.js';
 
 const ENV = {};
 const resolve = (mode: 'conn' | 'pub' | 'sub' | 'e2e', flags: BenchFlags, preset = {}) =>
@@ -25,15 +25,6 @@ function parse(mode: 'conn' | 'pub' | 'sub' | 'e2e', argv: string[]): BenchFlags
   addBenchConnectionOptions(cmd);
   cmd.parse(argv, { from: 'user' });
   return cmd.opts() as BenchFlags;
-}
-
-async function usageError(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(UsageError);
-  return (err as Error).message;
 }
 
 describe('mq bench flags', () => {
