@@ -71,6 +71,10 @@ Examples:
   mq bench e2e -L wss://broker.example/mqtt -u bench -P secret --rate 500`,
 };
 
+const LETTERS = `The connection flags are those of pub and sub, but for two letters: -c is the number of clients
+here (as in every load tool), so persistent sessions are --no-clean (long form only); -q is the
+QoS, so --quiet is long only. -i, the will, -D and --trace do not apply to many raw clients.`;
+
 const LOAD_NOTES = `
 Load: with --rate the send times are fixed in advance (open loop) and latency counts from the
 scheduled time, so a stalled broker is not hidden (coordinated omission corrected); without it,
@@ -108,6 +112,8 @@ Examples:
   mq bench merge a.json b.json --json all.json  one report from runs on several machines
   mq bench <mode> --help                        the flags of one mode
 
+${LETTERS}
+
 ${EXIT_CODES}`,
   );
   return bench;
@@ -119,7 +125,8 @@ function modeCommand(name: string, mode: Mode, preset: BenchPreset): Command {
   if (name === 'run') cmd.argument('[mode]');
   for (const o of benchOptions(mode, preset)) cmd.addOption(o);
   addBenchConnectionOptions(cmd);
-  cmd.addHelpText('after', `${EXAMPLES[mode]}\n${mode === 'conn' ? '' : LOAD_NOTES}\n\n${EXIT_CODES}`);
+  const notes = mode === 'conn' ? '' : `${LOAD_NOTES}\n`;
+  cmd.addHelpText('after', `${EXAMPLES[mode]}\n${notes}\n${LETTERS}\n\n${EXIT_CODES}`);
   return run<BenchFlags>(cmd, (flags, args) => {
     if (args.length > 0) {
       throw new UsageError(`bench: unknown mode '${args[0]}' (modes: conn, pub, sub, e2e, compare, merge)`);
