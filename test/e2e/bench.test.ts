@@ -238,9 +238,6 @@ describe('mq bench against mq broker', () => {
         '200',
         '--duration',
         '2',
-        // One thread: nothing of mq bench's own between the clients (2 cores, shared).
-        '--workers',
-        '0',
         '--json',
         file,
       ]).exit(20_000);
