@@ -105,6 +105,8 @@ export class ReportBuilder {
   private extraErrors = 0;
   private firstMessage: string | undefined;
   private acrossProcesses = false;
+  /** sub mode, shared subscriptions: per group, run and publisher, its lowest, highest and distinct. */
+  private readonly sharedStreams = new Map<string, { first: number; max: number; unique: number }>();
   private connectT0 = 0;
   private connectMs = 0;
   private rssBefore = 0;
@@ -160,6 +162,28 @@ export class ReportBuilder {
     for (const [k, n] of Object.entries(m.errors)) this.errors[k] = (this.errors[k] ?? 0) + n;
     if (m.firstError !== undefined) this.firstError(m.firstError);
     if (m.acrossProcesses) this.acrossProcesses = true;
+    for (const span of m.sharedSpans ?? []) {
+      const key = `${span.group}\0${span.run}\0${span.stream}`;
+      const seen = this.sharedStreams.get(key);
+      if (seen === undefined)
+        this.sharedStreams.set(key, { first: span.first, max: span.max, unique: span.unique });
+      else {
+        seen.first = Math.min(seen.first, span.first);
+        seen.max = Math.max(seen.max, span.max);
+        seen.unique += span.unique;
+      }
+    }
+  }
+
+  /**
+   * sub mode: the messages of other runs' publishers that no member of a shared subscription got
+   * (between the lowest and the highest sequence any member saw). A message delivered to two
+   * members (a redelivery after a reconnect) counts as received once too many: never below 0.
+   */
+  private sharedGaps(): number {
+    let n = 0;
+    for (const g of this.sharedStreams.values()) n += Math.max(0, g.max - g.first + 1 - g.unique);
+    return n;
   }
 
   /** An error of the run itself (not of a connection). */
@@ -275,7 +299,7 @@ export class ReportBuilder {
       for (const i of end.okPubs) expected += sentRec[i]! * (end.deliveries[i] ?? 0);
       lost = expected - uniqueRec;
     } else if (s.mode === 'sub') {
-      lost = c(C_GAPS);
+      lost = c(C_GAPS) + this.sharedGaps();
       expected = uniqueRec + lost;
     }
     const durationSec = this.recordedMs / 1000;

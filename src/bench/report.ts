@@ -27,7 +27,8 @@
  * - expected (e2e): sent x the subscribers each message should reach (their filters matched, one per
  *   shared-subscription group).
  * - lost: e2e: expected - distinct received. `sub` mode, per publisher stream: the gaps between the
- *   lowest and highest sequence seen (a loss after the last message received cannot be seen).
+ *   lowest and highest sequence seen (a loss after the last message received cannot be seen); for
+ *   a shared subscription, by the members of the group together (each sees only its share).
  * - duplicated: deliveries of a (publisher, sequence) the same subscriber already had.
  * - reordered: deliveries older than one the subscriber already had from the same publisher (a late
  *   fill of a gap; never counted as lost).

@@ -149,6 +149,16 @@ export class SequenceTracker {
     return n;
   }
 
+  /** Per stream seen: its start, its highest sequence and the distinct sequences received. */
+  spans(): { stream: number; first: number; max: number; unique: number }[] {
+    const out: { stream: number; first: number; max: number; unique: number }[] = [];
+    for (let s = 0; s < this.count; s++) {
+      if (this.max[s]! < 0) continue;
+      out.push({ stream: s, first: this.first[s]!, max: this.max[s]!, unique: this.unique[s]! });
+    }
+    return out;
+  }
+
   /** Distinct sequences received on `stream`. */
   uniqueOf(stream: number): number {
     return stream < this.count ? this.unique[stream]! : 0;

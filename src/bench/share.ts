@@ -41,7 +41,7 @@ import {
   type ResolvedSettings,
   subClientId,
 } from './settings.js';
-import { Subscriber, type SubscriberContext } from './subscriber.js';
+import { type StreamSpan, Subscriber, type SubscriberContext } from './subscriber.js';
 
 export type Role = 'sub' | 'pub' | 'conn';
 
@@ -97,6 +97,12 @@ export type FromShare =
       firstError?: string;
       histograms: BenchHistograms;
       acrossProcesses: boolean;
+      /**
+       * sub mode, members of shared subscriptions: what each saw of each publisher's sequence. A
+       * member sees only its share, so the group's loss is counted from all members together
+       * (build-report.ts), not from one member's gaps.
+       */
+      sharedSpans?: (StreamSpan & { group: string })[];
     }
   | { t: 'fatal'; message: string };
 
@@ -618,7 +624,13 @@ export class Share {
       this.postTick();
     }
     let gaps = 0;
-    for (const sub of this.subs) gaps += sub.gaps();
+    const sharedSpans: (StreamSpan & { group: string })[] = [];
+    for (const sub of this.subs) {
+      const filter = this.init.subFilters[sub.index]!;
+      if (filter.startsWith('$share/'))
+        for (const span of sub.spans()) sharedSpans.push({ group: filter, ...span });
+      else gaps += sub.gaps();
+    }
     this.counters[C_GAPS] = gaps;
     const histograms: BenchHistograms = {};
     const put = (key: keyof BenchHistograms, r: Recorder | null) => {
@@ -636,6 +648,7 @@ export class Share {
       ...this.firstErrorField(),
       histograms,
       acrossProcesses: this.clock.acrossProcesses,
+      ...(sharedSpans.length > 0 ? { sharedSpans } : {}),
     });
   }
 

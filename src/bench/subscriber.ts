@@ -51,6 +51,15 @@ export interface SubscriberContext {
   error(reason: string): void;
 }
 
+/** What one subscriber saw of one publisher's sequence (sub mode). */
+export interface StreamSpan {
+  run: number;
+  stream: number;
+  first: number;
+  max: number;
+  unique: number;
+}
+
 export class Subscriber {
   /** This run's publishers, by index. */
   private readonly own: SequenceTracker;
@@ -150,6 +159,13 @@ export class Subscriber {
       this.others.set(run, t);
     }
     return t;
+  }
+
+  /** sub mode: per other run's publisher, what this subscriber saw of its sequence. */
+  spans(): StreamSpan[] {
+    const out: StreamSpan[] = [];
+    for (const [run, t] of this.others) for (const span of t.spans()) out.push({ run, ...span });
+    return out;
   }
 
   /** Sequence gaps of other runs' publishers: their messages that never arrived (sub mode). */

@@ -12,6 +12,7 @@ import { scramAuth, scramMethod } from '../client/enhanced-auth.js';
 import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.js';
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
 import { validateTopicName } from '../protocol/topic.js';
+import { newCommand } from './command.js';
 import { UsageError } from './errors.js';
 import { PEM_LIMIT } from './io.js';
 import { collect } from './options.js';
@@ -156,6 +157,16 @@ export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolea
     for (const o of options) cmd.addOption(o.helpGroup(heading));
   }
   return cmd;
+}
+
+/**
+ * Some of the shared connection flags, by attribute name ('host', 'cafile', 'clean'...), as fresh
+ * Options in the table's order and help groups: for the commands that take only part of the table
+ * (bench, proxy's upstream).
+ */
+export function someConnectionOptions(names: readonly string[]): Option[] {
+  const all = addConnectionOptions(newCommand('shared'), { reconnect: false }).options;
+  return all.filter((o) => names.includes(o.attributeName()));
 }
 
 // --- URLs ------------------------------------------------------------------------------------

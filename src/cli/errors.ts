@@ -30,6 +30,8 @@ export const ExitCode = {
   NotAcknowledged: 5,
   /** Anything else (I/O errors, TLS setup...). */
   Failure: 6,
+  /** An `mq bench --assert` threshold that the run did not meet. */
+  AssertFailed: 7,
   /** Ctrl-C before the work was done (128 + SIGINT). */
   Interrupted: 130,
 } as const;

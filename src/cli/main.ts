@@ -24,6 +24,11 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'request/response (like mosquitto_rr): publish with a response topic, print the reply',
     load: () => import('../commands/req.js'),
   },
+  bench: {
+    summary:
+      'load-test a broker: conn, pub, sub, e2e; latency percentiles, loss, JSON/HTML reports, --assert for CI',
+    load: () => import('../commands/bench.js'),
+  },
   broker: {
     summary: 'run a local MQTT 3.1/3.1.1/5.0 broker for testing, with tracing and fault injection',
     load: () => import('../commands/broker.js'),
@@ -78,10 +83,12 @@ async function main(argv: string[]): Promise<number> {
 Examples:
   mq broker                                  start a local broker on 127.0.0.1:1883
   mq decode 30080004746573746869             what are these bytes?
+  mq bench --broker builtin                  a 10 s load test of mq's own broker
   mq <command> --help                        flags and examples for one command
 
 Exit codes: 0 ok, 1 usage, 2 connection refused or lost, 3 timeout, 4 malformed input,
-5 message not acknowledged, 6 other failure (port in use, unreadable file), 130 Ctrl-C.`,
+5 message not acknowledged, 6 other failure (port in use, unreadable file), 7 an mq bench --assert
+not met, 130 Ctrl-C.`,
     )
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });

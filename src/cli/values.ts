@@ -110,3 +110,34 @@ export function parseQos(text: string | number, what = '-q'): 0 | 1 | 2 {
   const n = parseInteger(text, what, 0, 2);
   return n as 0 | 1 | 2;
 }
+
+const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+
+/** A duration in seconds: `10s`, `2m`, `500ms`, `1h`, `1.5` (a bare number is seconds); above 0 unless `zero`. */
+export function parseDuration(text: string | number, what: string, zero = false): number {
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/.exec(String(text));
+  const n = m ? Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? 1) : Number.NaN;
+  if (!(Number.isFinite(n) && (n > 0 || (zero && n === 0)))) {
+    throw new UsageError(
+      `${what}: '${text}' is not a duration (e.g. 10s, 2m, 500ms; a bare number is seconds)`,
+    );
+  }
+  return n;
+}
+
+/**
+ * A count or rate with an optional decimal suffix: `5000`, `10k`, `1.5M` (k = 1000, M = 1000000),
+ * at least `min`; `integer` refuses fractions (after the suffix: 1.5k is 1500).
+ */
+export function parseQuantity(text: string | number, what: string, min: number, integer: boolean): number {
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kKM]?)\s*$/.exec(String(text));
+  const scale = m?.[2] === 'M' ? 1e6 : m?.[2] === 'k' || m?.[2] === 'K' ? 1e3 : 1;
+  const n = m ? Math.round(Number(m[1]) * scale * 1e6) / 1e6 : Number.NaN;
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    const kind = integer ? 'a whole number' : 'a number';
+    throw new UsageError(
+      `${what}: '${text}' is not ${kind} of at least ${min} (suffixes: k = 1000, M = 1000000)`,
+    );
+  }
+  return n;
+}

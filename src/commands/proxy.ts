@@ -7,9 +7,9 @@
 import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
 import {
-  addConnectionOptions,
   type ConnectionFlags,
   resolveConnectionOptions,
+  someConnectionOptions,
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { collect } from '../cli/options.js';
@@ -113,8 +113,7 @@ function addProxyOptions(cmd: Command): void {
       [],
     );
   // The shared table's TLS and WebSocket flags, for the upstream (the rest is a client's, not a proxy's).
-  for (const o of addConnectionOptions(newCommand('shared'), { reconnect: false }).options) {
-    if (!(UPSTREAM_FLAGS as readonly string[]).includes(o.attributeName())) continue;
+  for (const o of someConnectionOptions(UPSTREAM_FLAGS)) {
     if (o.attributeName() === 'connectTimeout')
       o.description = 'give up dialling the broker after this long (default: 10)';
     cmd.addOption(

@@ -17,11 +17,11 @@ import {
   resolveConnectionOptions,
   traceWriter,
 } from '../../src/cli/connection-options.js';
-import { UsageError } from '../../src/cli/errors.js';
 import { PAYLOAD_LIMIT, readStdin } from '../../src/cli/io.js';
 import { configPath } from '../../src/cli/profile.js';
 import { parsePropertyFlags } from '../../src/cli/properties-flag.js';
 import { parseBinaryValue } from '../../src/cli/values.js';
+import { usageError } from '../helpers/usage-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mq-conn-opts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,15 +39,6 @@ function resolve(
   reconnectDefault = false,
 ): Promise<ResolvedConnection> {
   return resolveConnectionOptions(parse(args, reconnectDefault), env);
-}
-
-async function usageError(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(UsageError);
-  return (err as Error).message;
 }
 
 function writeConfig(name: string, data: unknown): string {
