@@ -213,11 +213,12 @@ function computeTargets(r: MatchResult): Target[] {
       if (sub.qos > t.qos) t.qos = sub.qos;
       continue;
     }
+    // (No Local and Retain As Published are set on 3.1.1 subscriptions only for bridges.)
     const nt: Target = {
       session: s,
       qos: sub.qos,
-      noLocal: false,
-      retainAsPublished: false,
+      noLocal: sub.noLocal,
+      retainAsPublished: sub.retainAsPublished,
       subIds: undefined,
     };
     merged.set(s, nt);

@@ -236,6 +236,7 @@ function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: bo
   session.expiryInterval = v === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
   const userChanged = present && session.username !== p.username;
   session.username = p.username;
+  session.bridge = p.bridge === true;
   // Like Mosquitto: a session resumed under another user keeps only what that user may read.
   if (userChanged && core.aclReads) dropUnreadable(core, session);
   return session;

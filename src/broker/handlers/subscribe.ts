@@ -55,9 +55,10 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
     }
     const qos = Math.min(sub.qos, core.maxQoS) as QoS;
     const existing = s.subs.get(filter);
+    // Like Mosquitto: a 3.1.1 bridge gets neither its own messages back nor retain flags cleared.
     const entry = subEntry(s, filter, qos, {
-      noLocal: v5 && sub.noLocal === true,
-      retainAsPublished: v5 && sub.retainAsPublished === true,
+      noLocal: v5 ? sub.noLocal === true : s.bridge,
+      retainAsPublished: v5 ? sub.retainAsPublished === true : s.bridge,
       retainHandling: v5 ? (sub.retainHandling ?? 0) : 0,
       subscriptionId: subId,
     });
