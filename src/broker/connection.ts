@@ -61,8 +61,11 @@ export interface ConnectionContext {
   connectionClosed(conn: Connection): void;
 }
 
-/** The listener a connection came in on. */
-export type ListenerKind = 'tcp' | 'ws' | 'tls';
+/**
+ * The listener a connection came in on; 'bridge' is the in-process link of a --bridge
+ * (bridge/link.ts), trusted like Mosquitto's bridges: no admission checks, no ACL.
+ */
+export type ListenerKind = 'tcp' | 'ws' | 'tls' | 'bridge';
 
 export const ConnState = {
   AwaitingConnect: 0,

@@ -68,8 +68,12 @@ export function route(core: BrokerCore, msg: Message): number {
   return targets.length + shared.length;
 }
 
-/** --acl read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE). */
+/**
+ * --acl read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE); a
+ * --bridge's link reads everything (as Mosquitto's bridges do).
+ */
 export function mayRead(core: BrokerCore, s: Session, topic: string): boolean {
+  if (s.conn?.listener === 'bridge') return true;
   return core.acl.canRead(topic, s.username, s.clientId);
 }
 

@@ -80,6 +80,12 @@ const credentials: AdmissionStep = (core, _c, p) => {
   };
 };
 
+/** A --bridge's local session is its own: no client may take it over. */
+const bridgeSession: AdmissionStep = (core, _c, _p, a) => {
+  if (core.sessions.get(a.clientId)?.conn?.listener !== 'bridge') return undefined;
+  return { code: ReasonCode.ClientIdentifierNotValid, why: `client id '${a.clientId}' is a bridge's` };
+};
+
 /** --max-keepalive: keepalive 0 or above it becomes the maximum (v5 Server Keep Alive). */
 const keepaliveLimit: AdmissionStep = (core, _c, p, a) => {
   const max = core.opts.maxKeepalive;
@@ -129,6 +135,7 @@ const ADMISSION: readonly AdmissionStep[] = [
   authenticationMethod,
   clientIdentifier,
   credentials,
+  bridgeSession,
   keepaliveLimit,
   willAllowed,
 ];
@@ -140,8 +147,10 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
     keepalive: p.keepalive,
     serverKeepAlive: undefined,
   };
-  for (let i = 0; i < ADMISSION.length; i++) {
-    const refusal = ADMISSION[i]!(core, c, p, a);
+  // A --bridge's in-process link is part of the broker's configuration: nothing to check.
+  const steps = c.listener === 'bridge' ? [] : ADMISSION;
+  for (let i = 0; i < steps.length; i++) {
+    const refusal = steps[i]!(core, c, p, a);
     if (refusal !== undefined) {
       refuse(core, c, refusal);
       return;
@@ -156,7 +165,7 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
   c.state = ConnState.Connected;
   if (++core.counters.clientsConnected > core.counters.clientsMaximum)
     core.counters.clientsMaximum = core.counters.clientsConnected;
-  if (core.opts.disconnectAfterS !== undefined)
+  if (core.opts.disconnectAfterS !== undefined && c.listener !== 'bridge')
     c.disconnectAt = core.now() + core.opts.disconnectAfterS * 1000;
 
   c.writePacket(connack(core, p, a, present), true);

@@ -94,8 +94,9 @@ export function handlePublish(core: BrokerCore, c: Connection, p: PublishPacket,
   c.writeAck(0x50, pid, reason);
 }
 
-/** May `c` publish to `topic`? ($SYS is the broker's.) */
+/** May `c` publish to `topic`? ($SYS is the broker's; a --bridge's link may publish anything.) */
 function canPublish(core: BrokerCore, c: Connection, topic: string): boolean {
+  if (c.listener === 'bridge') return true;
   if (topic.charCodeAt(0) === 0x24 && topic.startsWith('$SYS')) return false;
   return core.acl.open || core.acl.canPublish(topic, c.username, c.clientId);
 }

@@ -48,7 +48,11 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
       return;
     }
     // A shared subscription is checked on the filter it shares ('$share/g/#' reads what '#' reads).
-    if (!core.acl.open && !core.acl.canSubscribe(shared?.filter ?? filter, c.username, c.clientId)) {
+    if (
+      !core.acl.open &&
+      c.listener !== 'bridge' &&
+      !core.acl.canSubscribe(shared?.filter ?? filter, c.username, c.clientId)
+    ) {
       core.log(`[${c.clientId}] not authorized to subscribe to '${filter}'`);
       failure(ReasonCode.NotAuthorized);
       continue;
