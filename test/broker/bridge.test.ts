@@ -7,11 +7,20 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { Broker } from '../../src/broker/index.js';
-import type { MqttClient } from '../../src/client/index.js';
 import type { PublishPacket, QoS } from '../../src/protocol/index.js';
-import { bridgeTo, payloadsOn, startBridged, startLink, texts } from '../helpers/bridge.js';
+import {
+  bridgedWith,
+  bridgeTo,
+  expectNoLoops,
+  payloadsOn,
+  publishAll,
+  range,
+  startBridged,
+  startLink,
+  texts,
+} from '../helpers/bridge.js';
 import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
 import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
@@ -25,18 +34,7 @@ async function broker(options: Parameters<typeof startBroker>[0] = {}): Promise<
   return b;
 }
 
-async function bridged(...args: Parameters<typeof startBridged>): Promise<StartedBroker> {
-  const b = await startBridged(...args);
-  cleanups.push(() => b.broker.close());
-  return b;
-}
-
-const range = (from: number, to: number, prefix: string) =>
-  Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
-
-async function publishAll(c: MqttClient, topic: string, payloads: string[], qos: QoS = 1): Promise<void> {
-  for (const p of payloads) await c.publish(topic, p, { qos });
-}
+const bridged = bridgedWith(cleanups);
 
 describe('mirroring', () => {
   test('both directions with prefixes at QoS 0, 1 and 2; retained flag and properties travel', async () => {
@@ -107,33 +105,12 @@ describe('mirroring', () => {
       await local.waitForLog(/connected to/);
       const here = await subscriber(opts(local.port), 'loop/#', 1);
       const there = await subscriber(opts(remote.port), 'loop/#', 1);
-      const lp = await connect(opts(local.port));
-      const rp = await connect(opts(remote.port));
-      // A copy coming back would be sent before the sentinel that follows the same path.
-      await lp.publish('loop/a', 'from-local', { qos: 1 });
-      await expect.poll(() => payloadsOn(there.got, 'loop/a'), { timeout: 5000 }).toEqual(['from-local']);
-      await rp.publish('loop/sentinel', 'remote-sentinel', { qos: 1 });
-      await expect
-        .poll(() => payloadsOn(here.got, 'loop/sentinel'), { timeout: 5000 })
-        .toEqual(['remote-sentinel']);
-      await rp.publish('loop/b', 'from-remote', { qos: 1 });
-      await expect.poll(() => payloadsOn(here.got, 'loop/b'), { timeout: 5000 }).toEqual(['from-remote']);
-      await lp.publish('loop/sentinel', 'local-sentinel', { qos: 1 });
-      await expect
-        .poll(() => payloadsOn(there.got, 'loop/sentinel'), { timeout: 5000 })
-        .toEqual(['remote-sentinel', 'local-sentinel']);
-      expect(texts(here.got)).toEqual([
-        'loop/a=from-local',
-        'loop/sentinel=remote-sentinel',
-        'loop/b=from-remote',
-        'loop/sentinel=local-sentinel',
-      ]);
-      expect(texts(there.got)).toEqual([
-        'loop/a=from-local',
-        'loop/sentinel=remote-sentinel',
-        'loop/b=from-remote',
-        'loop/sentinel=local-sentinel',
-      ]);
+      await expectNoLoops('loop', {
+        local: await connect(opts(local.port)),
+        remote: await connect(opts(remote.port)),
+        here: here.got,
+        there: there.got,
+      });
     },
   );
 });
@@ -355,5 +332,3 @@ describe("the bridge's local session", () => {
     await expect.poll(() => new Set(payloadsOn(there.got, 'p/t')).size, { timeout: 10_000 }).toBe(20);
   });
 });
-
-afterAll(() => {});

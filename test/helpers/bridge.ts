@@ -9,10 +9,14 @@
  *   ...
  *   const link = await startLink(remote.port);              // bridgeTo(link.port, ...) instead
  *   link.down(); ... link.up();
+ *
+ * bridgedWith(cleanups) is startBridged with the broker closed after the test; range() and
+ * publishAll() make and send numbered messages.
  */
+import { expect } from 'vitest';
 import type { BridgeOptions, BrokerOptions } from '../../src/broker/index.js';
-import type { ClientOptions } from '../../src/client/index.js';
-import type { Packet, ProtocolVersion, PublishPacket } from '../../src/protocol/index.js';
+import type { ClientOptions, MqttClient } from '../../src/client/index.js';
+import type { Packet, ProtocolVersion, PublishPacket, QoS } from '../../src/protocol/index.js';
 import { startProxy } from './fake-broker.js';
 import { type StartedBroker, startBroker } from './mqtt-test-client.js';
 
@@ -51,6 +55,29 @@ export function startBridged(
   options: BrokerOptions = {},
 ): Promise<StartedBroker> {
   return startBroker({ ...options, bridges: Array.isArray(bridges) ? bridges : [bridges] });
+}
+
+/** startBridged, the broker closed by one of `cleanups` (clientHarness's) after the test. */
+export function bridgedWith(cleanups: { push(cleanup: () => Promise<void>): unknown }) {
+  return async (...args: Parameters<typeof startBridged>): Promise<StartedBroker> => {
+    const b = await startBridged(...args);
+    cleanups.push(() => b.broker.close());
+    return b;
+  };
+}
+
+/** `${prefix}${from}` ... `${prefix}${to - 1}`. */
+export const range = (from: number, to: number, prefix: string): string[] =>
+  Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
+
+/** Publishes each payload in turn, each acknowledged before the next. */
+export async function publishAll(
+  c: MqttClient,
+  topic: string,
+  payloads: string[],
+  qos: QoS = 1,
+): Promise<void> {
+  for (const p of payloads) await c.publish(topic, p, { qos });
 }
 
 export interface Link {
@@ -96,6 +123,36 @@ export async function startLink(targetPort: number, version: ProtocolVersion = 5
     },
     stop: () => proxy.stop(),
   };
+}
+
+/**
+ * Checks a `both` topic `t` for loops: a message published on each side reaches the other side
+ * once and never comes back. A copy coming back would arrive before a sentinel sent after it along
+ * the same path, so each sentinel is sent once the message before it arrived. `here` and `there`
+ * collect what subscribers to `t/#` on the local and on the remote broker receive.
+ */
+export async function expectNoLoops(
+  t: string,
+  c: { local: MqttClient; remote: MqttClient; here: PublishPacket[]; there: PublishPacket[] },
+): Promise<void> {
+  const wait = (got: PublishPacket[], topic: string, payloads: string[]) =>
+    expect.poll(() => payloadsOn(got, topic), { timeout: 5000 }).toEqual(payloads);
+  await c.local.publish(`${t}/a`, 'from-local', { qos: 1 });
+  await wait(c.there, `${t}/a`, ['from-local']);
+  await c.remote.publish(`${t}/s`, 'remote-sentinel', { qos: 1 });
+  await wait(c.here, `${t}/s`, ['remote-sentinel']);
+  await c.remote.publish(`${t}/b`, 'from-remote', { qos: 1 });
+  await wait(c.here, `${t}/b`, ['from-remote']);
+  await c.local.publish(`${t}/s`, 'local-sentinel', { qos: 1 });
+  await wait(c.there, `${t}/s`, ['remote-sentinel', 'local-sentinel']);
+  const order = [
+    `${t}/a=from-local`,
+    `${t}/s=remote-sentinel`,
+    `${t}/b=from-remote`,
+    `${t}/s=local-sentinel`,
+  ];
+  expect(texts(c.here)).toEqual(order);
+  expect(texts(c.there)).toEqual(order);
 }
 
 /** "topic=payload" of each message, in order. */

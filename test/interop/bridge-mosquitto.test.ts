@@ -9,13 +9,20 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { MqttClient } from '../../src/client/index.js';
-import type { PublishPacket, QoS } from '../../src/protocol/index.js';
-import { bridgeTo, payloadsOn, startBridged, texts } from '../helpers/bridge.js';
+import type { PublishPacket } from '../../src/protocol/index.js';
+import {
+  bridgedWith,
+  bridgeTo,
+  expectNoLoops,
+  payloadsOn,
+  publishAll,
+  range,
+  texts,
+} from '../helpers/bridge.js';
 import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
 import { freePort, type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
-import { type StartedBroker, startBroker } from '../helpers/mqtt-test-client.js';
+import { startBroker } from '../helpers/mqtt-test-client.js';
 import { startMqProxy } from '../helpers/proxy.js';
 import { killAll, spawnMq } from '../helpers/spawn.js';
 
@@ -54,18 +61,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function bridged(...args: Parameters<typeof startBridged>): Promise<StartedBroker> {
-  const b = await startBridged(...args);
-  cleanups.push(() => b.broker.close());
-  return b;
-}
-
-const range = (from: number, to: number, prefix: string) =>
-  Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
-
-async function publishAll(c: MqttClient, topic: string, payloads: string[], qos: QoS = 1): Promise<void> {
-  for (const p of payloads) await c.publish(topic, p, { qos });
-}
+const bridged = bridgedWith(cleanups);
 
 /** mosquitto_pub, one message. */
 function mosquittoPub(port: number, args: string[]): void {
@@ -134,25 +130,12 @@ describe.each([
     await local.waitForLog(/connected to/);
     const here = await subscriber(opts(local.port), `${t}/#`, 1);
     const there = await subscriber(remoteOpts(), `${t}/#`, 1);
-    const lp = await connect(opts(local.port));
-    const rp = await connect(remoteOpts());
-    // A copy coming back would arrive before the sentinel that follows the same path.
-    await lp.publish(`${t}/a`, 'from-local', { qos: 1 });
-    await expect.poll(() => payloadsOn(there.got, `${t}/a`), { timeout: 5000 }).toEqual(['from-local']);
-    await rp.publish(`${t}/s`, 'remote-sentinel', { qos: 1 });
-    await expect.poll(() => payloadsOn(here.got, `${t}/s`), { timeout: 5000 }).toEqual(['remote-sentinel']);
-    await rp.publish(`${t}/b`, 'from-remote', { qos: 1 });
-    await expect.poll(() => payloadsOn(here.got, `${t}/b`), { timeout: 5000 }).toEqual(['from-remote']);
-    await lp.publish(`${t}/s`, 'local-sentinel', { qos: 1 });
-    await expect.poll(() => payloadsOn(there.got, `${t}/s`).length, { timeout: 5000 }).toBe(2);
-    const order = [
-      `${t}/a=from-local`,
-      `${t}/s=remote-sentinel`,
-      `${t}/b=from-remote`,
-      `${t}/s=local-sentinel`,
-    ];
-    expect(texts(here.got)).toEqual(order);
-    expect(texts(there.got)).toEqual(order);
+    await expectNoLoops(t, {
+      local: await connect(opts(local.port)),
+      remote: await connect(remoteOpts()),
+      here: here.got,
+      there: there.got,
+    });
   });
 });
 
