@@ -153,6 +153,27 @@ describe('a link cut and restored', () => {
     expect(local.logs.filter((l) => /connected to mqtt/.test(l)).length).toBeGreaterThanOrEqual(2);
   });
 
+  test('while it is down, what waits is bounded by --max-inflight and --max-queued; QoS 0 is dropped; all counted', async () => {
+    const remote = await broker();
+    const link = await startLink(remote.port);
+    cleanups.push(() => link.stop());
+    const b = bridgeTo(link.port, ['bound/# out 1']);
+    const local = await bridged(b, { maxInflight: 3, maxQueued: 5 });
+    await local.waitForLog(/connected to/);
+    const there = await subscriber(opts(remote.port), 'bound/#', 1);
+    link.down();
+    await local.waitForLog(/lost/);
+    const lp = await connect(opts(local.port));
+    // Acknowledged by the local broker, all of them; 3 in flight to the bridge + 5 queued are kept.
+    await publishAll(lp, 'bound/q1', range(0, 20, 'm'));
+    await publishAll(lp, 'bound/q0', range(0, 4, 'z'), 0);
+    await expect.poll(() => local.broker.stats.messagesDropped).toBe(12 + 4);
+    await local.waitForLog(/\[local\..*\] dropped \d+ message\(s\): queue full \(--max-queued 5\)/);
+    link.up();
+    await expect.poll(() => payloadsOn(there.got, 'bound/q1'), { timeout: 10_000 }).toEqual(range(0, 8, 'm'));
+    expect(payloadsOn(there.got, 'bound/q0')).toEqual([]);
+  });
+
   test('cut while QoS 1 and 2 messages are in flight both ways: none lost', async () => {
     const remote = await broker();
     const link = await startLink(remote.port);
@@ -229,6 +250,47 @@ describe('the remote broker', () => {
     link.up();
     await expect.poll(() => new Set(payloadsOn(there.got, 'w/t')).size, { timeout: 10_000 }).toBe(40);
     expect(local.logs.filter((l) => /bad user name or password/i.test(l))).toHaveLength(1);
+  });
+
+  test('over WebSocket; --trace shows the remote link too, without the password', async () => {
+    const logs: string[] = [];
+    const wsRemote = new Broker({
+      port: null,
+      wsPort: 0,
+      sysInterval: 0,
+      users: { u: 'hidden-pw' },
+      log: (l) => logs.push(l),
+    });
+    const addresses = await wsRemote.listen();
+    cleanups.push(() => wsRemote.close());
+    const port = addresses.ws?.port ?? 0;
+    const local = await bridged(
+      bridgeTo(port, ['ws/# both 1'], {
+        transport: 'ws',
+        path: '/mqtt',
+        username: 'u',
+        password: Buffer.from('hidden-pw'),
+      }),
+      { trace: 'full' },
+    );
+    await local.waitForLog(/connected to ws:\/\/127\.0\.0\.1:\d+\/mqtt/);
+    const here = await subscriber(opts(local.port), 'ws/#', 1);
+    const remoteClient = await connect({
+      ...opts(port),
+      transport: 'ws',
+      path: '/mqtt',
+      username: 'u',
+      password: Buffer.from('hidden-pw'),
+    });
+    await remoteClient.publish('ws/in', 'over websocket', { qos: 1 });
+    await expect.poll(() => texts(here.got), { timeout: 5000 }).toEqual(['ws/in=over websocket']);
+    expect(local.logs.some((l) => /^\[bridge ws:\/\/127\.0\.0\.1:\d+\/mqtt\] >> CONNECT /.test(l))).toBe(
+      true,
+    );
+    expect(local.logs.some((l) => /^\[bridge ws:\/\/127\.0\.0\.1:\d+\/mqtt\] << PUBLISH/.test(l))).toBe(true);
+    const all = local.logs.join('\n');
+    expect(all).not.toContain('hidden-pw');
+    expect(all).not.toContain(Buffer.from('hidden-pw').toString('hex'));
   });
 
   test('over TLS (mqtts), the remote certificate checked against --bridge-cafile', async () => {

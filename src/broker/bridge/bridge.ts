@@ -147,7 +147,7 @@ export class Bridge {
         client.destroy();
         return;
       }
-      this.attach(client);
+      this.guard('a new connection', () => this.attach(client));
       return;
     }
   }
@@ -193,9 +193,9 @@ export class Bridge {
 
   private down(error: Error): void {
     this.setState('0');
-    this.lastFailure = error.message;
+    this.lastFailure = this.explain(error);
     this.log(
-      `connection to ${this.url()} lost: ${error.message}; reconnecting (QoS 1 and 2 messages for it wait, QoS 0 ones are dropped)`,
+      `connection to ${this.url()} lost: ${this.lastFailure}; reconnecting (QoS 1 and 2 messages for it wait, QoS 0 ones are dropped)`,
     );
   }
 
@@ -322,7 +322,7 @@ export class Bridge {
     const qos = Math.min(f.qos, limits?.maximumQoS ?? 2) as QoS;
     const retain = f.retain && limits?.retainAvailable !== 0;
     client.publish(f.topic, f.payload, options(qos, retain, f.properties)).then(
-      () => f.done(),
+      () => this.guard('an acknowledgement', f.done),
       (err: unknown) =>
         this.guard('a failed publish', () => {
           if (err instanceof PublishRefusedError) {
