@@ -199,7 +199,8 @@ REMOTE_PREFIX]]]': out (the default) sends local messages on LOCAL_PREFIX+PATTER
 broker as REMOTE_PREFIX+PATTERN, in brings REMOTE_PREFIX+PATTERN here as LOCAL_PREFIX+PATTERN,
 both does both; QOS (default 0) is the QoS of the subscriptions on both sides; "" is an empty
 prefix (as the pattern, the two prefixes are then whole topics). The first --bridge-topic that
-matches a message maps it. The remote session is persistent (--bridge-clean: not; MQTT 5: it
+matches a message maps it; a message matching several is forwarded once, at the highest of their
+QoS (MQTT 5: Subscription Identifiers tell the copies apart). The remote session is persistent (--bridge-clean: not; MQTT 5: it
 expires --bridge-session-expiry seconds after the link went down, default 3600): what the remote
 broker holds for the bridge meanwhile arrives when the link is back. A local QoS 1/2 message for
 the remote broker is acknowledged locally only once the remote broker acknowledged it: while the

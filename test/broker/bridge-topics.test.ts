@@ -1,6 +1,12 @@
 /** Bridge topics in Mosquitto's `topic` syntax: parsing, Mosquitto's validity table, remapping. */
 import { describe, expect, it } from 'vitest';
-import { BridgeTopicError, parseBridgeTopic, toLocal, toRemote } from '../../src/broker/bridge/topics.js';
+import {
+  BridgeSubscriptions,
+  BridgeTopicError,
+  parseBridgeTopic,
+  toLocal,
+  toRemote,
+} from '../../src/broker/bridge/topics.js';
 
 describe('parseBridgeTopic', () => {
   it('defaults as Mosquitto: direction out, QoS 0, no prefixes', () => {
@@ -80,5 +86,36 @@ describe('remapping', () => {
     expect(toLocal(topics, 'sensors/t1')).toBeUndefined();
     expect(toLocal(topics, 'cmd/x')).toBeUndefined();
     expect(toRemote([parseBridgeTopic('a/# in 1')], 'a/b')).toBeUndefined();
+  });
+});
+
+describe('BridgeSubscriptions', () => {
+  const topics = ['# in 0', 'alerts/# in 2', 'alerts/# both 1', 'cmd/# out 1 l/ r/'].map(parseBridgeTopic);
+
+  it('one subscription per filter of its side, at the highest QoS of the topics sharing it', () => {
+    expect(new BridgeSubscriptions(topics, 'in').list.map((s) => [s.filter, s.qos])).toEqual([
+      ['#', 0],
+      ['alerts/#', 2],
+    ]);
+    expect(new BridgeSubscriptions(topics, 'out').list.map((s) => [s.filter, s.qos])).toEqual([
+      ['alerts/#', 1],
+      ['l/cmd/#', 1],
+    ]);
+  });
+
+  it('Subscription Identifiers come from the filter: the same in another run with other topics', () => {
+    const a = new BridgeSubscriptions(topics, 'in').list.find((s) => s.filter === 'alerts/#');
+    const b = new BridgeSubscriptions([parseBridgeTopic('alerts/# in 1')], 'in').list[0];
+    expect(a?.id).toBe(b?.id);
+    expect(a?.id).toBeGreaterThanOrEqual(1);
+    expect(a?.id).toBeLessThanOrEqual(268_435_455);
+  });
+
+  it('copyFor: the subscription of the highest QoS among those that match (the first such)', () => {
+    const inSubs = new BridgeSubscriptions(topics, 'in');
+    const id = (filter: string) => inSubs.list.find((s) => s.filter === filter)?.id;
+    expect(inSubs.copyFor('alerts/fire')).toBe(id('alerts/#'));
+    expect(inSubs.copyFor('weather/rain')).toBe(id('#'));
+    expect(new BridgeSubscriptions(topics, 'out').copyFor('weather/rain')).toBeUndefined();
   });
 });

@@ -75,6 +75,30 @@ describe('mirroring', () => {
     expect(kept[0]?.properties).toMatchObject({ userProperties: [['unit', 'C']], contentType: 'text/plain' });
   });
 
+  test('overlapping topics: one copy each way, at the highest QoS, mapped by the first topic that matches', async () => {
+    const remote = await broker();
+    const local = await bridged(
+      bridgeTo(remote.port, ['ov/# both 0', 'ov/alerts/# in 2', 'ov/cmd/# out 2 "" site/']),
+    );
+    await local.waitForLog(/connected to/);
+    const here = await subscriber(opts(local.port), 'ov/#', 2);
+    const there = await subscriber(opts(remote.port), '#', 2);
+    const lp = await connect(opts(local.port));
+    const rp = await connect(opts(remote.port));
+    // A second copy would be ahead of the sentinel that follows.
+    await rp.publish('ov/alerts/a', 'alert', { qos: 2 });
+    await rp.publish('ov/sentinel', 'in', { qos: 0 });
+    await expect.poll(() => payloadsOn(here.got, 'ov/sentinel'), { timeout: 5000 }).toEqual(['in']);
+    expect(here.got.filter((p) => p.topic === 'ov/alerts/a').map((p) => p.qos)).toEqual([2]);
+    await lp.publish('ov/cmd/go', 'command', { qos: 2 });
+    await lp.publish('ov/sentinel', 'out', { qos: 0 });
+    await expect.poll(() => payloadsOn(there.got, 'ov/sentinel'), { timeout: 5000 }).toEqual(['in', 'out']);
+    // 'ov/# both 0' comes first: it maps ov/cmd/go (no prefixes); the QoS is ov/cmd/#'s, 2.
+    expect(there.got.filter((p) => p.topic.endsWith('cmd/go')).map((p) => `${p.topic} ${p.qos}`)).toEqual([
+      'ov/cmd/go 2',
+    ]);
+  });
+
   test('retain flag as published on live messages both ways (Retain As Published)', async () => {
     const remote = await broker();
     const local = await bridged(bridgeTo(remote.port, ['r/# both 1']));

@@ -139,6 +139,17 @@ describe.each([
   });
 });
 
+test('overlapping topics: Mosquitto sends MQTT 5 bridges a copy per subscription; one is forwarded', async () => {
+  const local = await bridged(bridgeTo(mosq.port, ['ovm/# both 0', 'ovm/alerts/# in 2']));
+  await local.waitForLog(/connected to/);
+  const here = await subscriber(opts(local.port), 'ovm/#', 2);
+  mosquittoPub(mosq.port, ['-V', 'mqttv5', '-t', 'ovm/alerts/a', '-m', 'alert', '-q', '2']);
+  // A second copy would be ahead of the sentinel that follows.
+  mosquittoPub(mosq.port, ['-V', 'mqttv5', '-t', 'ovm/sentinel', '-m', 's', '-q', '0']);
+  await expect.poll(() => payloadsOn(here.got, 'ovm/sentinel'), { timeout: 5000 }).toEqual(['s']);
+  expect(here.got.filter((p) => p.topic === 'ovm/alerts/a').map((p) => p.qos)).toEqual([2]);
+});
+
 describe('a link cut and restored (mq proxy)', () => {
   test('--disconnect-after cuts the link again and again while QoS 1 flows both ways: none lost', async () => {
     const proxy = await startMqProxy([

@@ -28,7 +28,7 @@ import type { Packet, Properties, PublishPacket, QoS, Subscription } from '../..
 import { quoteTopic } from '../../protocol/topic.js';
 import type { BrokerCore } from '../core.js';
 import { BridgeLink } from './link.js';
-import { type BridgeTopic, incoming, outgoing, parseBridgeTopic, toLocal, toRemote } from './topics.js';
+import { BridgeSubscriptions, type BridgeTopic, parseBridgeTopic, toLocal, toRemote } from './topics.js';
 
 /** One --bridge: where, as whom, and which topics. */
 export interface BridgeOptions {
@@ -69,6 +69,9 @@ export class Bridge {
   private readonly core: BrokerCore;
   private readonly remote: ClientOptions;
   private readonly topics: BridgeTopic[];
+  /** The local subscriptions (out/both) and the remote ones (in/both). */
+  private readonly outSubs: BridgeSubscriptions;
+  private readonly inSubs: BridgeSubscriptions;
   private readonly reconnect: BackoffRange;
   private readonly link: BridgeLink;
   private client: MqttClient | undefined = undefined;
@@ -88,6 +91,8 @@ export class Bridge {
     this.remote = options.remote;
     this.topics = options.topics.map((t) => (typeof t === 'string' ? parseBridgeTopic(t) : t));
     if (this.topics.length === 0) throw new Error('a bridge needs at least one topic');
+    this.outSubs = new BridgeSubscriptions(this.topics, 'out');
+    this.inSubs = new BridgeSubscriptions(this.topics, 'in');
     this.reconnect = options.reconnect ?? DEFAULT_RECONNECT;
     this.name = options.name ?? describeTarget(options.remote);
     this.stateTopic = `$SYS/broker/connection/${options.remote.clientId}/state`;
@@ -100,10 +105,7 @@ export class Bridge {
 
   /** Subscribes locally, then connects to the remote broker (and keeps doing so until stop()). */
   start(): void {
-    const filters = new Map<string, QoS>();
-    for (const t of outgoing(this.topics))
-      filters.set(t.localFilter, Math.max(t.qos, filters.get(t.localFilter) ?? 0) as QoS);
-    this.link.start([...filters].map(([filter, qos]) => ({ filter, qos })));
+    this.link.start(this.outSubs.list);
     this.setState('0');
     const v = this.remote.version === 5 ? 'MQTT 5.0' : this.remote.version === 4 ? 'MQTT 3.1.1' : 'MQTT 3.1';
     const session = this.remote.clean ? 'clean session' : 'persistent session';
@@ -170,13 +172,7 @@ export class Bridge {
       }),
     );
     this.up(client, client.connack.sessionPresent);
-    const subs = this.remoteSubscriptions();
-    if (subs.length > 0) {
-      client.subscribe(subs).then(
-        (suback) => this.checkSuback(subs, suback.reasonCodes),
-        () => {},
-      );
-    }
+    this.subscribeRemote(client);
   }
 
   /** Connected (first time or again): state 1, retained local messages out again, waiting ones sent. */
@@ -227,31 +223,36 @@ export class Bridge {
     });
   }
 
-  private remoteSubscriptions(): Subscription[] {
+  /**
+   * One SUBSCRIBE per in/both filter (MQTT 5: with its Subscription Identifier, when the remote
+   * broker has them, so that one copy of a message matching several is forwarded; No Local;
+   * Retain As Published; retained messages sent). The client subscribes again to a lost session.
+   */
+  private subscribeRemote(client: MqttClient): void {
     const v5 = this.remote.version === 5;
-    const filters = new Map<string, QoS>();
-    for (const t of incoming(this.topics))
-      filters.set(t.remoteFilter, Math.max(t.qos, filters.get(t.remoteFilter) ?? 0) as QoS);
-    return [...filters].map(([topicFilter, qos]) =>
-      v5
-        ? { topicFilter, qos, noLocal: true, retainAsPublished: true, retainHandling: 0 }
-        : { topicFilter, qos },
-    );
-  }
-
-  private checkSuback(subs: Subscription[], codes: number[]): void {
-    codes.forEach((code, i) => {
-      if (code >= 0x80)
-        this.log(
-          `the remote broker refused the subscription to ${quoteTopic(subs[i]?.topicFilter ?? '?')} (reason 0x${code.toString(16)})`,
-        );
-    });
+    const ids = v5 && client.connack.properties?.subscriptionIdentifierAvailable !== 0;
+    for (const s of this.inSubs.list) {
+      const sub: Subscription = v5
+        ? { topicFilter: s.filter, qos: s.qos, noLocal: true, retainAsPublished: true, retainHandling: 0 }
+        : { topicFilter: s.filter, qos: s.qos };
+      client.subscribe([sub], ids ? { subscriptionIdentifiers: [s.id] } : undefined).then(
+        (suback) => {
+          const code = suback.reasonCodes[0] ?? 0;
+          if (code >= 0x80)
+            this.log(
+              `the remote broker refused the subscription to ${quoteTopic(s.filter)} (reason 0x${code.toString(16)})`,
+            );
+        },
+        () => {},
+      );
+    }
   }
 
   // ---- messages -------------------------------------------------------------------------------
 
   /** A message from the remote broker: published locally under its local topic, before it is acknowledged. */
   private forwardIn(packet: PublishPacket): void {
+    if (!this.theCopy(this.inSubs, packet)) return;
     const topic = toLocal(this.topics, packet.topic);
     if (topic === undefined) {
       this.lines.log(
@@ -272,7 +273,7 @@ export class Bridge {
 
   /** A local message for the remote broker: QoS 0 now or never, QoS 1/2 acknowledged locally once delivered. */
   private forwardOut(packet: PublishPacket, done: () => void): void {
-    const topic = toRemote(this.topics, packet.topic);
+    const topic = this.theCopy(this.outSubs, packet) ? toRemote(this.topics, packet.topic) : undefined;
     if (topic === undefined) {
       done();
       return;
@@ -313,6 +314,18 @@ export class Bridge {
     };
     if (client === undefined) this.waiting.push(f);
     else this.send(client, f);
+  }
+
+  /**
+   * False for a copy of a message that another subscription of the same side delivers too (its
+   * Subscription Identifiers do not include the one copyFor() picks): the bridge forwards one.
+   * Copies without identifiers (3.1.1, a broker without them) all pass.
+   */
+  private theCopy(subs: BridgeSubscriptions, packet: PublishPacket): boolean {
+    const ids = packet.properties?.subscriptionIdentifiers;
+    if (ids === undefined) return true;
+    const id = subs.copyFor(packet.topic);
+    return id !== undefined && ids.includes(id);
   }
 
   /** Hands a QoS 1/2 message to `client` (which queues it while reconnecting). */

@@ -21,7 +21,6 @@ import {
   type Properties,
   type PublishPacket,
   type QoS,
-  type Subscription,
 } from '../../protocol/index.js';
 import { Connection, type ConnectionContext } from '../connection.js';
 import type { BrokerCore } from '../core.js';
@@ -99,7 +98,9 @@ export class BridgeLink implements Transport {
   /** Packet ids of the link's own QoS 1/2 PUBLISHes until PUBACK / PUBCOMP. */
   private readonly ids = new PacketIdAllocator();
   /** QoS 2 messages from the broker whose PUBREC was sent (PUBREL answered with PUBCOMP). */
-  private subscriptions: Subscription[] = [];
+  private subscriptions: { filter: string; qos: QoS; id: number }[] = [];
+  /** SUBSCRIBE packet id -> its filter, until the SUBACK. */
+  private readonly pendingSubscribe = new Map<number, string>();
   private open = true;
 
   constructor(core: BrokerCore, clientId: string, events: LinkEvents) {
@@ -115,11 +116,12 @@ export class BridgeLink implements Transport {
   }
 
   /**
-   * CONNECT (persistent session) and SUBSCRIBE to `filters` (No Local: what the bridge publishes
-   * locally does not come back; Retain As Published; retained messages not sent now: see
+   * CONNECT (persistent session) and a SUBSCRIBE per filter, with its Subscription Identifier (the
+   * bridge forwards one copy of a message that matches several), No Local (what the bridge
+   * publishes locally does not come back), Retain As Published, and no retained messages now (see
    * resendRetained). Subscriptions of an earlier run that are no longer wanted go on CONNACK.
    */
-  start(filters: { filter: string; qos: QoS }[]): void {
+  start(subscriptions: { filter: string; qos: QoS; id: number }[]): void {
     this.send({
       type: 'CONNECT',
       protocolVersion: 5,
@@ -128,20 +130,13 @@ export class BridgeLink implements Transport {
       clientId: this.clientId,
       properties: { sessionExpiryInterval: SESSION_NEVER_EXPIRES },
     });
-    this.subscriptions = filters.map(({ filter, qos }) => ({
-      topicFilter: filter,
-      qos,
-      noLocal: true,
-      retainAsPublished: true,
-      retainHandling: 2,
-    }));
-    if (this.subscriptions.length > 0) this.subscribe(this.subscriptions);
+    this.subscriptions = subscriptions;
+    for (const s of subscriptions) this.subscribe(s, 2);
   }
 
   /** SUBSCRIBE again, asking for the retained messages (each time the remote link comes up). */
   resendRetained(): void {
-    if (this.subscriptions.length === 0) return;
-    this.subscribe(this.subscriptions.map((s) => ({ ...s, retainHandling: 0 })));
+    for (const s of this.subscriptions) this.subscribe(s, 0);
   }
 
   /**
@@ -195,9 +190,17 @@ export class BridgeLink implements Transport {
     this.conn.onData(encode(packet, 5));
   }
 
-  private subscribe(subscriptions: Subscription[]): void {
-    const id = this.ids.allocate() ?? 1;
-    this.send({ type: 'SUBSCRIBE', packetId: id, subscriptions });
+  private subscribe(s: { filter: string; qos: QoS; id: number }, retainHandling: 0 | 2): void {
+    const packetId = this.ids.allocate() ?? 1;
+    this.pendingSubscribe.set(packetId, s.filter);
+    this.send({
+      type: 'SUBSCRIBE',
+      packetId,
+      subscriptions: [
+        { topicFilter: s.filter, qos: s.qos, noLocal: true, retainAsPublished: true, retainHandling },
+      ],
+      properties: { subscriptionIdentifiers: [s.id] },
+    });
   }
 
   private shut(): void {
@@ -235,7 +238,7 @@ export class BridgeLink implements Transport {
       case 'SUBACK':
       case 'UNSUBACK':
         this.ids.release(packet.packetId);
-        if (packet.type === 'SUBACK') this.checkSuback(packet.reasonCodes);
+        if (packet.type === 'SUBACK') this.checkSuback(packet.packetId, packet.reasonCodes);
         return;
       case 'PUBREC':
         this.send({ type: 'PUBREL', packetId: packet.packetId });
@@ -269,19 +272,21 @@ export class BridgeLink implements Transport {
     });
   }
 
-  private checkSuback(codes: number[]): void {
-    codes.forEach((code, i) => {
-      const s = this.subscriptions[i];
-      if (code >= 0x80 && s !== undefined)
-        this.events.log(`the local broker refused the subscription to '${s.topicFilter}' (reason ${code})`);
-    });
+  private checkSuback(packetId: number, codes: number[]): void {
+    const filter = this.pendingSubscribe.get(packetId);
+    this.pendingSubscribe.delete(packetId);
+    const code = codes[0] ?? 0;
+    if (code >= 0x80 && filter !== undefined)
+      this.events.log(
+        `the local broker refused the subscription to '${filter}' (reason 0x${code.toString(16)})`,
+      );
   }
 
   /** A session resumed from an earlier run (--persist) drops the subscriptions no topic wants now. */
   private dropStaleSubscriptions(): void {
     const session = this.core.sessions.get(this.clientId);
     if (session === undefined) return;
-    const wanted = new Set(this.subscriptions.map((s) => s.topicFilter));
+    const wanted = new Set(this.subscriptions.map((s) => s.filter));
     const stale = [...session.subs.keys()].filter((f) => !wanted.has(f));
     if (stale.length === 0) return;
     const id = this.ids.allocate() ?? 1;

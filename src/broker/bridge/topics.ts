@@ -109,14 +109,59 @@ function parseQos(word: string | undefined): QoS {
   throw new BridgeTopicError(`QoS '${word}' is not 0, 1 or 2`);
 }
 
-/** The topics that carry messages from the remote broker (in, both). */
-export function incoming(topics: readonly BridgeTopic[]): BridgeTopic[] {
-  return topics.filter((t) => t.direction !== 'out');
-}
+/**
+ * The subscriptions one side of a bridge makes: 'in' on the remote broker (the in/both topics'
+ * remote filters), 'out' on the local one (the out/both topics' local filters). One per filter, at
+ * the highest QoS of the topics that share it; `id` is its Subscription Identifier, made from the
+ * filter (so that a session kept from an earlier run with other topics agrees on it).
+ *
+ * Topics that overlap (`# in 0` and `alerts/# in 2`) make the broker send a message once per
+ * matching subscription (MQTT 5); copyFor() says which copy the bridge forwards, so that it
+ * forwards one: the one of the highest QoS (of the first such topic), mapped by the first topic
+ * that matches (Mosquitto's rule).
+ */
+export class BridgeSubscriptions {
+  readonly side: 'in' | 'out';
+  readonly list: { filter: string; qos: QoS; id: number }[] = [];
+  private readonly topics: BridgeTopic[];
+  private readonly byFilter = new Map<string, { filter: string; qos: QoS; id: number }>();
 
-/** The topics that carry messages to the remote broker (out, both). */
-export function outgoing(topics: readonly BridgeTopic[]): BridgeTopic[] {
-  return topics.filter((t) => t.direction !== 'in');
+  constructor(topics: readonly BridgeTopic[], side: 'in' | 'out') {
+    this.side = side;
+    this.topics = topics.filter((t) => t.direction !== (side === 'in' ? 'out' : 'in'));
+    for (const t of this.topics) {
+      const filter = this.filterOf(t);
+      const known = this.byFilter.get(filter);
+      if (known !== undefined) {
+        if (t.qos > known.qos) known.qos = t.qos;
+        continue;
+      }
+      let id = filterId(filter);
+      while (this.list.some((s) => s.id === id)) id = (id % MAX_SUBSCRIPTION_ID) + 1;
+      const s = { filter, qos: t.qos, id };
+      this.list.push(s);
+      this.byFilter.set(filter, s);
+    }
+  }
+
+  /**
+   * The Subscription Identifier of the copy of a message on `topic` to forward; undefined when
+   * no topic of this side matches it.
+   */
+  copyFor(topic: string): number | undefined {
+    let best: { filter: string; qos: QoS; id: number } | undefined;
+    for (const t of this.topics) {
+      const filter = this.filterOf(t);
+      if (!matches(filter, topic)) continue;
+      const s = this.byFilter.get(filter)!;
+      if (best === undefined || s.qos > best.qos) best = s;
+    }
+    return best?.id;
+  }
+
+  private filterOf(t: BridgeTopic): string {
+    return this.side === 'in' ? t.remoteFilter : t.localFilter;
+  }
 }
 
 /**
@@ -139,6 +184,18 @@ export function toRemote(topics: readonly BridgeTopic[], topic: string): string 
     return remap(topic, t.localPrefix, t.remotePrefix);
   }
   return undefined;
+}
+
+const MAX_SUBSCRIPTION_ID = 268_435_455;
+
+/** 1 to 268,435,455 from the filter's characters (FNV-1a). */
+function filterId(filter: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < filter.length; i++) {
+    h ^= filter.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return (h % MAX_SUBSCRIPTION_ID) + 1;
 }
 
 function remap(topic: string, from: string, to: string): string | undefined {
