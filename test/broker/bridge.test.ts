@@ -276,6 +276,21 @@ describe('the remote broker', () => {
     expect(local.logs.filter((l) => /bad user name or password/i.test(l))).toHaveLength(1);
   });
 
+  test('taking the session over (v5 0x8E): said, and the bridge comes back only after its longest backoff', async () => {
+    const remote = await broker();
+    const b = bridgeTo(remote.port, ['a/# in 1']);
+    const local = await bridged(b);
+    await local.waitForLog(/connected to/);
+    const thief = await TestClient.connect(remote.port, { version: 5, clientId: b.remote.clientId });
+    cleanups.push(() => thief.destroy());
+    const said = await local.waitForLog(/the connection ended: .*0x8e/i);
+    expect(said).toMatch(/same client id \(--bridge-client-id\); connecting again in 0\.3 s$/);
+    const at = Date.now();
+    await thief.closed(5000);
+    expect(Date.now() - at).toBeGreaterThanOrEqual(250);
+    await expect.poll(() => local.logs.filter((l) => /connected to mqtt/.test(l)).length).toBe(2);
+  });
+
   test('over WebSocket; --trace shows the remote link too, without the password', async () => {
     const logs: string[] = [];
     const wsRemote = new Broker({

@@ -21,7 +21,7 @@
  */
 import { type BackoffRange, backoffDelay } from '../../client/backoff.js';
 import { MqttClient } from '../../client/client.js';
-import { ClientClosedError, PublishRefusedError } from '../../client/errors.js';
+import { ClientClosedError, DisconnectError, PublishRefusedError } from '../../client/errors.js';
 import type { ClientOptions } from '../../client/options.js';
 import { describeTarget } from '../../client/transport.js';
 import type { Packet, Properties, PublishPacket, QoS, Subscription } from '../../protocol/index.js';
@@ -129,8 +129,12 @@ export class Bridge {
 
   // ---- the remote client ----------------------------------------------------------------------
 
-  /** Connects a new client, retrying with backoff, until one is up or the bridge stops. */
-  private async connectLoop(): Promise<void> {
+  /**
+   * Connects a new client, retrying with backoff, until one is up or the bridge stops. `patient`:
+   * wait the longest backoff first (the session was taken over: not at once back and forth).
+   */
+  private async connectLoop(patient = false): Promise<void> {
+    if (patient) await this.pause(this.reconnect.maxMs);
     for (let attempt = 1; !this.stopped; attempt++) {
       let client: MqttClient;
       try {
@@ -167,8 +171,10 @@ export class Bridge {
         if (this.client !== client || this.stopped) return;
         this.client = undefined;
         this.setState('0');
-        this.failed('the connection ended', error ?? new Error('closed'), 'connecting again');
-        void this.connectLoop();
+        const takenOver = error instanceof DisconnectError && error.reasonCode === 0x8e;
+        const next = takenOver ? `connecting again in ${this.reconnect.maxMs / 1000} s` : 'connecting again';
+        this.failed('the connection ended', error ?? new Error('closed'), next);
+        void this.connectLoop(takenOver);
       }),
     );
     this.up(client, client.connack.sessionPresent);
@@ -189,6 +195,8 @@ export class Bridge {
 
   private down(error: Error): void {
     this.setState('0');
+    // Taken over: the client ends rather than reconnect ('close' says so).
+    if (error instanceof DisconnectError && error.reasonCode === 0x8e) return;
     this.lastFailure = this.explain(error);
     this.log(
       `connection to ${this.url()} lost: ${this.lastFailure}; reconnecting (QoS 1 and 2 messages for it wait, QoS 0 ones are dropped)`,
@@ -209,6 +217,7 @@ export class Bridge {
     return text
       .replace(/--(servername|insecure|cafile)\b/g, '--bridge-$1')
       .replace(/-V (3\.1\.1|3\.1|5)\b/g, '--bridge-protocol-version $1')
+      .replace('same client id (-i)', 'same client id (--bridge-client-id)')
       .replace(
         '-u/-P (or MQ_USERNAME/MQ_PASSWORD, or the profile)',
         '--bridge-username/--bridge-password (or MQ_BRIDGE_PASSWORD)',
