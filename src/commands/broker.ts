@@ -200,23 +200,31 @@ broker as REMOTE_PREFIX+PATTERN, in brings REMOTE_PREFIX+PATTERN here as LOCAL_P
 both does both; QOS (default 0) is the QoS of the subscriptions on both sides; "" is an empty
 prefix (as the pattern, the two prefixes are then whole topics). The first --bridge-topic that
 matches a message maps it; a message matching several is forwarded once, at the highest of their
-QoS (MQTT 5: Subscription Identifiers tell the copies apart). The remote session is persistent (--bridge-clean: not; MQTT 5: it
-expires --bridge-session-expiry seconds after the link went down, default 3600): what the remote
-broker holds for the bridge meanwhile arrives when the link is back. A local QoS 1/2 message for
-the remote broker is acknowledged locally only once the remote broker acknowledged it: while the
-link is down such messages wait in the bridge's local session (client id local.CLIENT-ID), at
-most --max-inflight in flight plus --max-queued queued (more are dropped and counted, as for any
-client), kept across restarts with --persist; QoS 0 messages for the remote are dropped then.
-The bridge reconnects with backoff (--bridge-reconnect, default 1..30 s) and subscribes again
-when the remote broker lost the session. No loops: no message comes back to the side it came from
-(MQTT 5: No Local on both sides; 3.1/3.1.1: Mosquitto's bridge flag in CONNECT, which Mosquitto
-and mq broker understand). Retained flags travel as published, and the local retained messages
-of out topics go to the remote broker each time the link comes up (as Mosquitto does). State:
-log lines (connected, lost, cannot connect: a refusal is logged once, the bridge keeps trying)
-and the retained $SYS/broker/connection/CLIENT-ID/state, 1 while connected, else 0. The
-bridge's local side is trusted like Mosquitto's bridges: --auth, --acl, --deny-* and the fault
-flags do not apply to it. mq broker also treats 3.1.1 clients with Mosquitto's bridge flag as
-bridges (No Local and Retain As Published on their subscriptions).
+QoS (MQTT 5: Subscription Identifiers tell the copies apart).
+
+QoS 1 and 2 across the link: the remote session is persistent (--bridge-clean: not; MQTT 5: it
+expires --bridge-session-expiry seconds after the link went down, default 3600), so what the
+remote broker holds for the bridge meanwhile arrives when the link is back. A local QoS 1/2
+message for the remote broker is acknowledged to the local broker only once the remote broker
+acknowledged it: while the link is down such messages wait in the bridge's local session (client
+id local.CLIENT-ID), at most --max-inflight in flight plus --max-queued queued (beyond that the
+newest are dropped, counted and logged, as for any client), kept across restarts with --persist;
+QoS 0 messages for the remote are dropped then. The bridge reconnects with backoff
+(--bridge-reconnect, default 1..30 seconds) and subscribes again when the remote broker lost the
+session.
+
+No loops: no message goes back to the side it came from (MQTT 5: No Local on both sides;
+3.1/3.1.1: Mosquitto's bridge flag in CONNECT, which Mosquitto and mq broker understand).
+Retained flags travel as published, and the local retained messages of out topics go to the
+remote broker each time the link comes up (as Mosquitto does).
+
+State: log lines (connected, lost, cannot connect: a refusal is logged once, the bridge keeps
+trying) and the retained $SYS/broker/connection/CLIENT-ID/state, 1 while connected, else 0. The
+remote client id defaults to mq-bridge.HOSTNAME (mq-bridge-2... for further bridges): two
+brokers bridging to one remote broker need different ones (--bridge-client-id). The bridge's
+local side is trusted like Mosquitto's bridges: --auth, --acl, --deny-* and the fault flags do
+not apply to it. mq broker also treats 3.1.1 clients with Mosquitto's bridge flag as bridges (No
+Local and Retain As Published on their subscriptions).
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
