@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { brokerCore } from '../../src/broker/broker.js';
 import { Broker } from '../../src/broker/index.js';
 import type { PublishPacket, QoS } from '../../src/protocol/index.js';
 import {
@@ -410,6 +411,20 @@ describe("the bridge's local session", () => {
     cleanups.push(() => thief.destroy());
     expect(thief.connack?.reasonCode).toBe(0x85);
     await local.waitForLog(/client id 'local\..*' is a bridge's/);
+  });
+
+  test('ended by the broker (an internal error): started again, nothing lost', async () => {
+    const remote = await broker();
+    const b = bridgeTo(remote.port, ['e/# both 1']);
+    const local = await bridged(b);
+    await local.waitForLog(/connected to/);
+    const there = await subscriber(opts(remote.port), 'e/#', 1);
+    const linkConn = [...brokerCore(local.broker).connections].find((c) => c.listener === 'bridge');
+    linkConn?.closeNow();
+    await local.waitForLog(/the local link ended: starting it again/);
+    const lp = await connect(opts(local.port));
+    await publishAll(lp, 'e/t', range(0, 10, 'e'));
+    await expect.poll(() => new Set(payloadsOn(there.got, 'e/t')).size, { timeout: 5000 }).toBe(10);
   });
 
   test('with --persist, local QoS 1 messages waiting for the remote survive a restart', async () => {

@@ -73,7 +73,8 @@ export class Bridge {
   private readonly outSubs: BridgeSubscriptions;
   private readonly inSubs: BridgeSubscriptions;
   private readonly reconnect: BackoffRange;
-  private readonly link: BridgeLink;
+  private link: BridgeLink;
+  private readonly localClientId: string;
   private client: MqttClient | undefined = undefined;
   /** Local messages waiting for a remote client (none yet, or the last one finished). */
   private waiting: Forward[] = [];
@@ -96,11 +97,32 @@ export class Bridge {
     this.reconnect = options.reconnect ?? DEFAULT_RECONNECT;
     this.name = options.name ?? describeTarget(options.remote);
     this.stateTopic = `$SYS/broker/connection/${options.remote.clientId}/state`;
-    this.link = new BridgeLink(core, options.localClientId ?? `local.${options.remote.clientId}`, {
+    this.localClientId = options.localClientId ?? `local.${options.remote.clientId}`;
+    this.link = this.newLink();
+  }
+
+  private newLink(): BridgeLink {
+    return new BridgeLink(this.core, this.localClientId, {
       message: (packet, done) => this.guard('a local message', () => this.forwardOut(packet, done)),
       log: (line) => this.log(line),
-      closed: () => {},
+      closed: () => this.guard('the local link ending', () => this.linkClosed()),
     });
+  }
+
+  /**
+   * The broker ended the local link while running (an internal error): a new one resumes the
+   * session, whose messages in flight come again (the remote may get some twice).
+   */
+  private linkClosed(): void {
+    if (this.stopped || this.core.closing) return;
+    this.log('the local link ended: starting it again in 1 s');
+    // Not at once: whatever ended it must not make a loop of it.
+    setTimeout(() => {
+      if (this.stopped || this.core.closing) return;
+      this.link = this.newLink();
+      this.link.start(this.outSubs.list);
+      if (this.client?.connected === true) this.link.resendRetained();
+    }, 1000).unref();
   }
 
   /** Subscribes locally, then connects to the remote broker (and keeps doing so until stop()). */

@@ -97,7 +97,7 @@ export class BridgeLink implements Transport {
   private reading = false;
   /** Packet ids of the link's own QoS 1/2 PUBLISHes until PUBACK / PUBCOMP. */
   private readonly ids = new PacketIdAllocator();
-  /** QoS 2 messages from the broker whose PUBREC was sent (PUBREL answered with PUBCOMP). */
+  /** The out/both filters (see start). */
   private subscriptions: { filter: string; qos: QoS; id: number }[] = [];
   /** SUBSCRIBE packet id -> its filter, until the SUBACK. */
   private readonly pendingSubscribe = new Map<number, string>();
@@ -109,10 +109,6 @@ export class BridgeLink implements Transport {
     this.events = events;
     this.conn = new Connection(new LinkContext(core), this, 'bridge', core.now());
     core.connections.add(this.conn);
-  }
-
-  get closed(): boolean {
-    return !this.open;
   }
 
   /**
