@@ -85,6 +85,27 @@ describe('--bridge flags', () => {
     expect(b?.remote.password).toEqual(Buffer.from('from-env'));
   });
 
+  it('3.1.1 carries the bridge flag unless --no-bridge-try-private', async () => {
+    const [a, b] = await bridges([
+      '--bridge',
+      'mqtt://h1',
+      '--bridge-topic',
+      'a',
+      '--bridge-protocol-version',
+      '311',
+      '--bridge',
+      'mqtt://h2',
+      '--bridge-topic',
+      'a',
+      '--bridge-protocol-version',
+      'mqttv311',
+      '--no-bridge-try-private',
+    ]);
+    expect(a?.remote.bridge).toBe(true);
+    expect(b?.remote.bridge).toBeUndefined();
+    expect(b?.remote.version).toBe(4);
+  });
+
   it('TLS flags turn mqtt:// into mqtts:// (port 8883) and read the files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mq-bridge-flags-'));
     try {
