@@ -413,6 +413,24 @@ describe("the bridge's local session", () => {
     await local.waitForLog(/client id 'local\..*' is a bridge's/);
   });
 
+  test.each([
+    [{ maxQoS: 1 as const, noRetain: true }, 1],
+    [{ receiveMaximum: 2 }, 2],
+  ])("keeps within the local broker's limits (%j)", async (limits, qos) => {
+    const remote = await broker();
+    const local = await bridged(bridgeTo(remote.port, ['lim/# in 2']), limits);
+    await local.waitForLog(/connected to/);
+    const here = await subscriber(opts(local.port), 'lim/#', 2);
+    const rp = await connect(opts(remote.port));
+    await Promise.all(range(0, 10, 'x').map((p) => rp.publish('lim/t', p, { qos: 2, retain: true })));
+    await expect.poll(() => payloadsOn(here.got, 'lim/t'), { timeout: 5000 }).toEqual(range(0, 10, 'x'));
+    expect(here.got.map((p) => p.qos)).toContain(qos);
+    expect(here.got.every((p) => p.qos <= qos)).toBe(true);
+    expect(local.logs.join('\n')).not.toMatch(
+      /local link ended|Receive Maximum|QoS.*above|retain is not available/i,
+    );
+  });
+
   test('ended by the broker (an internal error): started again, nothing lost', async () => {
     const remote = await broker();
     const b = bridgeTo(remote.port, ['e/# both 1']);

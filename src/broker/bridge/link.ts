@@ -102,6 +102,8 @@ export class BridgeLink implements Transport {
   /** SUBSCRIBE packet id -> its filter, until the SUBACK. */
   private readonly pendingSubscribe = new Map<number, string>();
   private open = true;
+  /** The link's QoS 2 PUBLISHes without PUBREL yet (the broker's Receive Maximum counts them). */
+  private qos2Unreleased = 0;
 
   constructor(core: BrokerCore, clientId: string, events: LinkEvents) {
     this.core = core;
@@ -141,13 +143,25 @@ export class BridgeLink implements Transport {
    */
   publish(topic: string, payload: Buffer, qos: QoS, retain: boolean, properties?: Properties): void {
     if (!this.open) return;
-    const p: PublishPacket = { type: 'PUBLISH', dup: false, qos, retain, topic, payload };
+    const core = this.core;
+    // Within the broker's limits (--max-qos, --no-retain, --receive-maximum), as any client must be.
+    let q = Math.min(qos, core.maxQoS) as QoS;
+    if (q === 2 && this.qos2Unreleased >= core.receiveMaximum) q = 1;
+    const p: PublishPacket = {
+      type: 'PUBLISH',
+      dup: false,
+      qos: q,
+      retain: retain && !core.noRetain,
+      topic,
+      payload,
+    };
     if (properties !== undefined) p.properties = properties;
-    if (qos > 0) {
+    if (q > 0) {
       const id = this.ids.allocate();
       // 65,535 unacknowledged in one tick cannot happen (acks come every tick); if it did, QoS 1.
       if (id === undefined) p.qos = 1;
       p.packetId = id ?? 1;
+      if (p.qos === 2) this.qos2Unreleased++;
     }
     this.send(p);
   }
@@ -237,6 +251,7 @@ export class BridgeLink implements Transport {
         if (packet.type === 'SUBACK') this.checkSuback(packet.packetId, packet.reasonCodes);
         return;
       case 'PUBREC':
+        this.qos2Unreleased--;
         this.send({ type: 'PUBREL', packetId: packet.packetId });
         return;
       case 'CONNACK':
