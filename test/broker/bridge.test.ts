@@ -24,6 +24,7 @@ import {
 } from '../helpers/bridge.js';
 import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
+import { startFakeBroker } from '../helpers/fake-broker.js';
 import { type StartedBroker, startBroker, TestClient } from '../helpers/mqtt-test-client.js';
 
 const { cleanups, opts, connect, subscriber } = clientHarness({ version: 5, idPrefix: 'bridge-test' });
@@ -429,6 +430,22 @@ describe("the bridge's local session", () => {
     expect(local.logs.join('\n')).not.toMatch(
       /local link ended|Receive Maximum|QoS.*above|retain is not available/i,
     );
+  });
+
+  test('a remote message claiming UTF-8 that is not is dropped (not the link with it)', async () => {
+    const fake = await startFakeBroker();
+    cleanups.push(() => fake.stop());
+    const local = await bridged(bridgeTo(fake.port, ['u/# in 0']));
+    const here = await subscriber(opts(local.port), 'u/#', 0);
+    const { packet, session } = await fake.waitFor('SUBSCRIBE');
+    if (packet.type !== 'SUBSCRIBE') throw new Error('not a SUBSCRIBE');
+    session.send({ type: 'SUBACK', packetId: packet.packetId, reasonCodes: [0] });
+    const bad = { type: 'PUBLISH', dup: false, qos: 0, retain: false, topic: 'u/t' } as const;
+    session.send({ ...bad, payload: Buffer.from([0xff, 0xfe]), properties: { payloadFormatIndicator: 1 } });
+    session.send({ ...bad, payload: Buffer.from('fine'), properties: { payloadFormatIndicator: 1 } });
+    await expect.poll(() => texts(here.got), { timeout: 5000 }).toEqual(['u/t=fine']);
+    await local.waitForLog(/says UTF-8 \(Payload Format Indicator 1\) but is not: dropped/);
+    expect(local.logs.join('\n')).not.toMatch(/local link ended/);
   });
 
   test('ended by the broker (an internal error): started again, nothing lost', async () => {

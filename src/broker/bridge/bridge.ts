@@ -19,6 +19,7 @@
  * $SYS/broker/connection/<remote client id>/state, 1 while connected and 0 otherwise (Mosquitto's
  * notifications).
  */
+import { isUtf8 } from 'node:buffer';
 import { type BackoffRange, backoffDelay } from '../../client/backoff.js';
 import { MqttClient } from '../../client/client.js';
 import { ClientClosedError, DisconnectError, PublishRefusedError } from '../../client/errors.js';
@@ -284,6 +285,12 @@ export class Bridge {
   /** A message from the remote broker: published locally under its local topic, before it is acknowledged. */
   private forwardIn(packet: PublishPacket): void {
     if (!this.theCopy(this.inSubs, packet)) return;
+    if (packet.properties?.payloadFormatIndicator === 1 && !isUtf8(packet.payload)) {
+      // The local broker refuses these from any client [MQTT-3.3.2-4] (at QoS 0 by DISCONNECT).
+      const why = 'says UTF-8 (Payload Format Indicator 1) but is not: dropped';
+      this.lines.log(this, 'not-utf8', `a message from the remote on ${quoteTopic(packet.topic)} ${why}`);
+      return;
+    }
     const topic = toLocal(this.topics, packet.topic);
     if (topic === undefined) {
       this.lines.log(
