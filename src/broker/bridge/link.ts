@@ -163,7 +163,14 @@ export class BridgeLink implements Transport {
       p.packetId = id ?? 1;
       if (p.qos === 2) this.qos2Unreleased++;
     }
-    this.send(p);
+    try {
+      this.send(p);
+    } catch (err) {
+      // Not encodable (a remapped topic too long...): nothing was sent.
+      if (p.packetId !== undefined) this.ids.release(p.packetId);
+      if (p.qos === 2) this.qos2Unreleased--;
+      throw err;
+    }
   }
 
   /** DISCONNECT (the session stays for the next start) and close. */
