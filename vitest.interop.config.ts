@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Interop suite: real Mosquitto, mosquitto_pub/sub, python3 paho (Debian packages, see .ci/run).
+// Interop suite: real Mosquitto, mosquitto_pub/sub, python3 paho, Perl's Authen::SCRAM (Debian packages, see .ci/run).
 export default defineConfig({
   test: {
     include: ['test/interop/**/*.test.ts'],

@@ -1,10 +1,14 @@
 /**
- * Authentication (plain users, scrypt password file) and access control (mosquitto's acl_file
+ * Authentication (plain users, scrypt and `$scram$` password file lines) and access control (mosquitto's acl_file
  * format plus the --deny-subscribe / --deny-publish shortcuts).
  */
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { credentialsFromSalted, type ScramCredentials, saltedPasswordAsync } from '../auth/scram.js';
 import { matches, validateTopicFilter } from '../protocol/index.js';
+import { parseScramPasswd, type ScramEntry } from './enhanced-auth.js';
 
 const SCRYPT_N = 16_384;
 const SCRYPT_R = 8;
@@ -19,7 +23,8 @@ export function makePasswdLine(user: string, password: string): string {
   return `${user}:$scrypt$${SCRYPT_N}$${SCRYPT_R}$${SCRYPT_P}$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
-interface PasswdEntry {
+interface ScryptEntry {
+  kind: 'scrypt';
   n: number;
   r: number;
   p: number;
@@ -27,15 +32,82 @@ interface PasswdEntry {
   hash: Buffer;
 }
 
-export class Authenticator {
-  private readonly plain = new Map<string, string>();
-  private readonly hashed = new Map<string, PasswdEntry>();
-  /** user\0password -> verdict: scrypt is slow on purpose, a reconnect storm should not pay it each time. */
-  private readonly verified = new Map<string, boolean>();
+/** A `$scram$` line checks a plain password through its SCRAM-SHA-256 credentials (PBKDF2). */
+interface ScramVerifier {
+  kind: 'scram';
+  creds: ScramCredentials;
+}
 
-  constructor(users: Record<string, string> | undefined, passwdFile: string | undefined) {
-    if (users !== undefined) for (const [u, p] of Object.entries(users)) this.plain.set(u, p);
+type PasswdEntry = ScryptEntry | ScramVerifier;
+
+/** What a password check decides: accepted, refused, or (the queue of checks full) not now. */
+export type AuthVerdict = 'accepted' | 'refused' | 'busy';
+
+/** A password check waiting for, or running, scrypt; cancel() when its connection is gone. */
+export interface AuthJob {
+  cancel(): void;
+}
+
+interface Job extends AuthJob {
+  entry: PasswdEntry;
+  /** false: the entry is the dummy of an unknown user (the check runs, the answer is no). */
+  real: boolean;
+  password: Buffer;
+  /** Cache key of an accepted check. */
+  key: string;
+  done: (verdict: AuthVerdict) => void;
+  cancelled: boolean;
+}
+
+/** Password checks waiting for scrypt beyond this are refused with Server busy (--max-auth-pending). */
+export const DEFAULT_MAX_AUTH_PENDING = 64;
+/** scrypt runs on libuv's thread pool: one core is left to the event loop (at most 4 run at once). */
+const AUTH_CONCURRENCY = Math.max(1, Math.min(4, availableParallelism() - 1));
+const CACHE_LIMIT = 1000;
+
+const sha256 = (b: Buffer | string): Buffer => createHash('sha256').update(b).digest();
+
+/**
+ * User names and passwords: --auth (plain) and --passwd (scrypt) users. A password is compared as
+ * bytes (never decoded), in constant time: plain ones through their SHA-256 digests (equal length
+ * for timingSafeEqual), scrypt ones by scrypt, which runs off the event loop (crypto.scrypt on the
+ * thread pool) a few at a time, the rest waiting in a bounded queue. A user name that does not exist
+ * costs what an existing one costs (a dummy entry with the same parameters), so timing tells no
+ * one which users exist.
+ */
+export class Authenticator {
+  /** user -> SHA-256 of the password. */
+  private readonly plain = new Map<string, Buffer>();
+  private readonly hashed = new Map<string, PasswdEntry>();
+  /** `$scram$` lines (enhanced-auth.ts): SCRAM credentials for AUTH, and plain passwords checked by them. */
+  readonly scram = new Map<string, ScramEntry>();
+  /** Checked for users the password file does not name: the first entry's parameters, random bytes. */
+  private dummy: PasswdEntry | undefined = undefined;
+  /** SHA-256 of a password no one has: what plain passwords of unknown users are compared with. */
+  private readonly dummyDigest = sha256(randomBytes(32));
+  /**
+   * Accepted checks, by SHA-256 of user and password: scrypt is slow on purpose, a reconnect storm
+   * of clients that know their password should not pay it each time. Refusals are never cached
+   * (a cached refusal would answer faster for a known user than for an unknown one).
+   */
+  private readonly accepted = new Set<string>();
+  private readonly maxPending: number;
+  private running = 0;
+  private readonly waiting: Job[] = [];
+
+  constructor(
+    users: Record<string, string> | undefined,
+    passwdFile: string | undefined,
+    maxPending = DEFAULT_MAX_AUTH_PENDING,
+  ) {
+    if (users !== undefined)
+      for (const [u, p] of Object.entries(users)) this.plain.set(u, sha256(Buffer.from(p, 'utf8')));
     if (passwdFile !== undefined) this.loadPasswd(passwdFile);
+    this.maxPending = maxPending;
+    // Unknown users cost what most known ones cost: a scrypt line's work when there is one.
+    const entries = [...this.hashed.values()];
+    const first = entries.find((e) => e.kind === 'scrypt') ?? entries[0];
+    if (first !== undefined) this.dummy = dummyOf(first);
   }
 
   /** Anonymous access is refused as soon as any user is configured. */
@@ -43,27 +115,73 @@ export class Authenticator {
     return this.plain.size > 0 || this.hashed.size > 0;
   }
 
-  check(username: string | undefined, password: Buffer | undefined): boolean {
-    if (!this.enabled) return true;
-    if (username === undefined) return false;
-    const pass = password === undefined ? '' : password.toString('utf8');
+  /** Checks waiting for scrypt or running (tests, diagnostics). */
+  get pending(): number {
+    return this.running + this.waiting.length;
+  }
+
+  /**
+   * The verdict when no scrypt is needed (no users configured, a plain user, a cached acceptance,
+   * no password file), else undefined: then start() the check.
+   */
+  quick(username: string | undefined, password: Buffer | undefined): AuthVerdict | undefined {
+    if (!this.enabled) return 'accepted';
+    if (username === undefined) return 'refused';
+    const given = password ?? EMPTY;
+    const digest = sha256(given);
     const plain = this.plain.get(username);
-    if (plain !== undefined && plain === pass) return true;
+    // Compared whether the user exists or not: the same work either way.
+    if (timingSafeEqual(digest, plain ?? this.dummyDigest) && plain !== undefined) return 'accepted';
+    if (this.dummy === undefined) return 'refused';
+    if (this.accepted.has(cacheKey(username, given))) return 'accepted';
+    return undefined;
+  }
+
+  /**
+   * Runs the scrypt check of a CONNECT quick() could not decide; `done` hears the verdict (not after
+   * cancel()). 'busy', and nothing started, when --max-auth-pending checks already wait.
+   */
+  start(
+    username: string,
+    password: Buffer | undefined,
+    done: (verdict: AuthVerdict) => void,
+  ): AuthJob | 'busy' {
+    if (this.waiting.length >= this.maxPending) return 'busy';
     const entry = this.hashed.get(username);
-    if (entry === undefined) return false;
-    const key = `${username}\0${pass}`;
-    const known = this.verified.get(key);
-    if (known !== undefined) return known;
-    const got = scryptSync(pass, entry.salt, entry.hash.length, {
-      N: entry.n,
-      r: entry.r,
-      p: entry.p,
-      maxmem: 256 * entry.n * entry.r + 1024 * 1024,
-    });
-    const ok = timingSafeEqual(got, entry.hash);
-    if (this.verified.size > 1000) this.verified.clear();
-    this.verified.set(key, ok);
-    return ok;
+    const given = Buffer.from(password ?? EMPTY);
+    const job: Job = {
+      entry: entry ?? this.dummy!,
+      real: entry !== undefined,
+      password: given,
+      key: cacheKey(username, given),
+      done,
+      cancelled: false,
+      cancel: () => {
+        job.cancelled = true;
+        const i = this.waiting.indexOf(job);
+        if (i >= 0) this.waiting.splice(i, 1);
+      },
+    };
+    this.waiting.push(job);
+    this.next();
+    return job;
+  }
+
+  private next(): void {
+    while (this.running < AUTH_CONCURRENCY && this.waiting.length > 0) {
+      const job = this.waiting.shift()!;
+      this.running++;
+      verify(job.entry, job.password, (matched) => {
+        this.running--;
+        const ok = matched && job.real;
+        if (ok) {
+          if (this.accepted.size >= CACHE_LIMIT) this.accepted.clear();
+          this.accepted.add(job.key);
+        }
+        if (!job.cancelled) job.done(ok ? 'accepted' : 'refused');
+        this.next();
+      });
+    }
   }
 
   private loadPasswd(file: string): void {
@@ -74,14 +192,21 @@ export class Authenticator {
       const line = rawLine.trim();
       if (line === '' || line.startsWith('#')) continue;
       const colon = line.indexOf(':');
+      if (colon > 0 && line.startsWith('$scram$', colon + 1)) {
+        const entry = parseScramPasswd(line.slice(colon + 1), `${file}:${lineNo}`);
+        this.scram.set(line.slice(0, colon), entry);
+        this.hashed.set(line.slice(0, colon), { kind: 'scram', creds: entry.get('SCRAM-SHA-256')! });
+        continue;
+      }
       const parts = colon > 0 ? line.slice(colon + 1).split('$') : [];
       // ['', 'scrypt', N, r, p, salt, hash]
       if (parts.length !== 7 || parts[1] !== 'scrypt') {
         throw new Error(
-          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash (make one with mq broker --make-passwd user:pass)`,
+          `${file}:${lineNo}: expected user:$scrypt$N$r$p$salt$hash or user:$scram$... (make one with mq broker --make-passwd user:pass)`,
         );
       }
-      const entry: PasswdEntry = {
+      const entry: ScryptEntry = {
+        kind: 'scrypt',
         n: Number(parts[2]),
         r: Number(parts[3]),
         p: Number(parts[4]),
@@ -101,6 +226,45 @@ export class Authenticator {
       this.hashed.set(line.slice(0, colon), entry);
     }
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** An entry of the same kind and cost as `entry` that no password matches (for unknown users). */
+function dummyOf(entry: PasswdEntry): PasswdEntry {
+  if (entry.kind === 'scrypt') {
+    return { ...entry, salt: randomBytes(entry.salt.length), hash: randomBytes(entry.hash.length) };
+  }
+  const c = entry.creds;
+  return {
+    kind: 'scram',
+    creds: { ...c, salt: randomBytes(c.salt.length), storedKey: randomBytes(c.storedKey.length) },
+  };
+}
+
+/** Does `password` match `entry`? Computed on the thread pool (scrypt, PBKDF2), compared in constant time. */
+function verify(entry: PasswdEntry, password: Buffer, done: (matched: boolean) => void): void {
+  if (entry.kind === 'scrypt') {
+    const options = { N: entry.n, r: entry.r, p: entry.p, maxmem: 256 * entry.n * entry.r + 1024 * 1024 };
+    scrypt(password, entry.salt, entry.hash.length, options, (err, got) => {
+      done(err === null && timingSafeEqual(got, entry.hash));
+    });
+    return;
+  }
+  const c = entry.creds;
+  // SCRAM hashes the password as text (SASLprep): bytes that are not UTF-8 match nothing.
+  const text = isUtf8(password) ? password.toString('utf8') : '\uFFFF\uFFFE';
+  saltedPasswordAsync('SCRAM-SHA-256', text, c.salt, c.iterations).then(
+    (salted) => {
+      const got = credentialsFromSalted('SCRAM-SHA-256', salted, c.salt, c.iterations).storedKey;
+      done(isUtf8(password) && got.length === c.storedKey.length && timingSafeEqual(got, c.storedKey));
+    },
+    () => done(false),
+  );
+}
+
+function cacheKey(username: string, password: Buffer): string {
+  return createHash('sha256').update(username).update('\0').update(password).digest('base64');
 }
 
 type Access = 'read' | 'write' | 'readwrite' | 'deny';

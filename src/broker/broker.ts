@@ -59,6 +59,11 @@ export class Broker {
     const o = this.core.opts;
     const core = this.core;
     this.startedAt = Date.now();
+    if (o.aclFile !== undefined && !core.auth.enabled) {
+      core.log(
+        'warning: --acl without --auth or --passwd: user names are not checked, so a client may claim any user the ACL grants rights to',
+      );
+    }
     if (o.persistFile !== undefined) {
       core.restore(
         new Persistence(o.persistFile, {
@@ -67,11 +72,11 @@ export class Broker {
         }),
       );
     }
-    if (o.recordFile !== undefined) core.tracer.openRecord(o.recordFile, (line) => core.log(line));
-    // Before the listeners: nothing a client publishes for a bridge's out topics is missed.
-    for (const bridge of this.bridges) bridge.start();
     let addresses: BrokerAddresses;
     try {
+      if (o.recordFile !== undefined) core.tracer.openRecord(o.recordFile, (line) => core.log(line));
+      // Before the listeners: nothing a client publishes for a bridge's out topics is missed.
+      for (const bridge of this.bridges) bridge.start();
       addresses = await this.listeners.open(o);
     } catch (err) {
       await this.close();

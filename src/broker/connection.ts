@@ -3,6 +3,7 @@
  * and batches everything it sends into one write per tick. It sees the broker only through
  * ConnectionContext.
  */
+import { escapeForTerminal } from '../cli/escape.js';
 import {
   decode,
   encodeInto,
@@ -23,6 +24,8 @@ import {
   reframedPublishLength,
   writeReframedPublish,
 } from '../protocol/packets/publish.js';
+import type { AuthJob } from './auth.js';
+import type { AuthExchange } from './enhanced-auth.js';
 import type { Message } from './message.js';
 import type { BrokerStats } from './options.js';
 import type { Session } from './session.js';
@@ -77,6 +80,14 @@ export type ConnState = (typeof ConnState)[keyof typeof ConnState];
 
 /** The largest packet the MQTT wire format can carry (remaining length 268,435,455 + 5 header bytes). */
 const WIRE_MAX = 268_435_460;
+/** Bytes held while a CONNECT's password is checked; beyond them the connection stops reading. */
+const HELD_MAX = 64 * 1024;
+
+/** A packet that arrived while the CONNECT's password was checked: its bytes (a copy). */
+interface HeldFrame {
+  raw: Buffer;
+  headerLength: number;
+}
 const FIRST_BUFFER = 1024;
 const MAX_HINT = 1 << 20;
 
@@ -108,6 +119,16 @@ export class Connection {
   private connectLevel = 0;
   /** Set when the connection limit was reached as it was accepted: its CONNECT is refused. */
   overLimit = false;
+  /** v5 enhanced authentication: the method the connection authenticated with (for re-authentication). */
+  authMethod: string | undefined = undefined;
+  /** An enhanced authentication exchange in progress (of the CONNECT while AwaitingConnect). */
+  authExchange: AuthExchange | undefined = undefined;
+  /** The CONNECT's password check, while it runs (or waits for its turn). */
+  private authJob: AuthJob | undefined = undefined;
+  /** What the client sent meanwhile, in order (undefined: no check running). */
+  private held: HeldFrame[] | undefined = undefined;
+  private heldBytes = 0;
+  private paused = false;
 
   /** The client's limits (v5 CONNECT properties). */
   inflightLimit = 65_535;
@@ -131,9 +152,9 @@ export class Connection {
     this.framer = new Framer(4, { maxPacketSize: this.maxIn });
   }
 
-  /** `[client-id]` or the remote address before CONNECT, for log lines. */
+  /** The client id (escaped for a terminal), or the remote address before CONNECT: log and trace lines. */
   get label(): string {
-    if (this.clientId !== '') return this.clientId;
+    if (this.clientId !== '') return escapeForTerminal(this.clientId);
     return `${this.transport.remoteAddress ?? '?'}:${this.transport.remotePort ?? '?'}`;
   }
 
@@ -156,6 +177,7 @@ export class Connection {
    */
   private readonly onFrame = (raw: Buffer, headerLength: number): boolean => {
     if (this.state >= ConnState.Closing) return false;
+    if (this.held !== undefined) return this.hold(raw, headerLength);
     const type = raw[0]! >> 4;
     let packet: Packet;
     if ((type === 8 || type === 10) && this.state === ConnState.Connected) {
@@ -177,20 +199,74 @@ export class Connection {
     return true;
   };
 
+  /** A frame that came during the password check: kept (a copy) until it is done. */
+  private hold(raw: Buffer, headerLength: number): boolean {
+    this.held!.push({ raw: Buffer.from(raw), headerLength });
+    this.heldBytes += raw.length;
+    if (this.heldBytes > HELD_MAX && !this.paused && this.transport.pause !== undefined) {
+      // Bounded: a client that keeps sending is not read from (TCP pushes back) until then.
+      this.paused = true;
+      this.transport.pause();
+    }
+    return true;
+  }
+
+  /** The CONNECT waits for its password check (`job`): frames are held until afterAuth(). */
+  awaitAuth(job: AuthJob): void {
+    this.authJob = job;
+    this.held = [];
+    this.heldBytes = 0;
+  }
+
+  /**
+   * The password check is done: `then` answers the CONNECT, then the frames held meanwhile are
+   * handled, in order. Nothing happens when the connection closed in between. Runs outside any
+   * read, so it catches what a read would.
+   */
+  afterAuth(then: () => void): void {
+    const held = this.held ?? [];
+    this.authJob = undefined;
+    this.held = undefined;
+    this.heldBytes = 0;
+    if (this.state !== ConnState.AwaitingConnect) return;
+    try {
+      then();
+      for (let i = 0; i < held.length && this.state < ConnState.Closing; i++)
+        this.onFrame(held[i]!.raw, held[i]!.headerLength);
+    } catch (err) {
+      this.onMalformed(err);
+    }
+    if (this.paused) {
+      this.paused = false;
+      this.transport.resume?.();
+    }
+  }
+
+  /** A password check still waiting for its turn is dropped with the connection. */
+  private cancelAuth(): void {
+    this.authJob?.cancel();
+    this.authJob = undefined;
+    this.held = undefined;
+  }
+
   private onMalformed(err: unknown): void {
     const e = err instanceof MalformedPacketError ? err : undefined;
     const message = err instanceof Error ? err.message : String(err);
     if (e === undefined) {
       this.ctx.log(`[${this.label}] internal error handling a packet: ${message}`);
-      if (process.env.MQ_DEBUG === '1' && err instanceof Error) this.ctx.log(String(err.stack));
+      if (process.env.MQ_DEBUG === '1' && err instanceof Error)
+        for (const line of String(err.stack).split('\n')) this.ctx.log(line);
     } else this.ctx.log(`[${this.label}] malformed packet: ${message}`);
     const code = e?.reasonCode ?? ReasonCode.UnspecifiedError;
     if (this.state === ConnState.AwaitingConnect) {
       // [MQTT-3.1.2-2] an unsupported protocol level gets return code 1 (3.1.1 form), then close.
       if (code === ReasonCode.UnsupportedProtocolVersion) {
         this.writeBytes(Buffer.from([0x20, 0x02, 0x00, 0x01]));
-      } else if (this.connectLevel === 5 && isValidReasonCode(code, 'CONNACK')) {
-        // A malformed v5 CONNECT may be answered with a CONNACK carrying the reason (3.1.4).
+      } else if (
+        (this.connectLevel === 5 || this.authExchange !== undefined) &&
+        isValidReasonCode(code, 'CONNACK')
+      ) {
+        // A malformed v5 CONNECT (or AUTH before the CONNACK) may be answered with a CONNACK carrying the reason (3.1.4).
         this.writeBytes(Buffer.from([0x20, 0x03, 0x00, code, 0x00]));
       }
       this.closeNow();
@@ -236,6 +312,7 @@ export class Connection {
     if (this.state >= ConnState.Closing) return;
     const wasConnected = this.state === ConnState.Connected;
     this.state = ConnState.Closing;
+    this.cancelAuth();
     // Acks queued for this client go out now, so what they acknowledge must be on disk first.
     this.ctx.syncPersist();
     this.flush();
@@ -252,6 +329,7 @@ export class Connection {
   onClose(): void {
     const wasConnected = this.state === ConnState.Connected;
     this.state = ConnState.Closed;
+    this.cancelAuth();
     this.out = undefined;
     if (wasConnected) this.ctx.connectionEnded(this);
     this.ctx.connectionClosed(this);
@@ -291,11 +369,23 @@ export class Connection {
     if (!this.dirty) ctx.scheduleFlush(this);
   }
 
-  /** Sends a packet through the codec. `force` skips the drop-every fault (CONNACK, DISCONNECT). */
+  /**
+   * Sends a packet through the codec. `force` skips the drop-every fault (CONNACK, DISCONNECT). A
+   * packet larger than the client's Maximum Packet Size is never sent [MQTT-3.1.2-24]: a SUBACK or
+   * UNSUBACK the client would wait for in vain closes the connection instead.
+   */
   writePacket(packet: Packet, force = false): void {
     if (this.state === ConnState.Closed) return;
     if (!force && this.ctx.faultDrop()) return;
     const size = packetSize(packet, this.version);
+    if (size > this.maxOut) {
+      if (packet.type === 'DISCONNECT') return;
+      this.ctx.log(
+        `[${this.label}] ${packet.type} of ${size} bytes exceeds the client's Maximum Packet Size ${this.maxOut}: closing [MQTT-3.1.2-24]`,
+      );
+      this.closeNow();
+      return;
+    }
     const buf = this.reserve(size);
     const start = this.outLen;
     this.outLen += encodeInto(packet, this.version, buf, start);

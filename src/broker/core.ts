@@ -4,9 +4,11 @@
  * the clock). A Connection sees it only through ConnectionContext; the packet handlers, routing
  * and session lifecycle work on it; Broker (the public class) wraps it.
  */
+import { escapeForTerminal } from '../cli/escape.js';
 import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol/index.js';
 import { AccessControl, Authenticator } from './auth.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
+import { ScramUsers } from './enhanced-auth.js';
 import { handlePacket } from './handlers/index.js';
 import type { Message } from './message.js';
 import type { BrokerOptions, BrokerStats } from './options.js';
@@ -46,6 +48,8 @@ export class BrokerCore implements ConnectionContext {
   readonly connections = new Set<Connection>();
   persist: Persistence | undefined = undefined;
   readonly auth: Authenticator;
+  /** SCRAM credentials for enhanced authentication (--auth users). */
+  readonly scramUsers: ScramUsers;
   readonly acl: AccessControl;
   /** --acl given: every delivery checks read access (off otherwise, so the fan-out path pays nothing). */
   readonly aclReads: boolean;
@@ -78,7 +82,8 @@ export class BrokerCore implements ConnectionContext {
 
   constructor(options: BrokerOptions) {
     this.opts = options;
-    this.auth = new Authenticator(options.users, options.passwdFile);
+    this.auth = new Authenticator(options.users, options.passwdFile, options.maxAuthPending);
+    this.scramUsers = new ScramUsers(options.users, options.scramIterations, this.auth.scram);
     this.acl = new AccessControl(options.aclFile, options.denySubscribe, options.denyPublish);
     this.aclReads = this.acl.checksReads;
     this.maxPacketSize = options.maxPacketSize;
@@ -98,8 +103,14 @@ export class BrokerCore implements ConnectionContext {
 
   // ---- ConnectionContext ----------------------------------------------------------------------
 
+  /**
+   * One log line, escaped for a terminal: client ids, user names, topics, filters, reasons and
+   * header values in it come from the network (before authentication too), and a client must not
+   * set the terminal's title, clear it, or forge a line with a newline (cli/escape.ts, the rule
+   * every human output of mq follows). Embedders' `log` gets the escaped line.
+   */
   log(line: string): void {
-    this.logLine(line);
+    this.logLine(escapeForTerminal(line));
   }
 
   now(): number {
@@ -184,7 +195,9 @@ export class BrokerCore implements ConnectionContext {
     for (const conn of this.connections) {
       if (conn.state === ConnState.AwaitingConnect) {
         if (now - conn.acceptedAt > connectTimeout) {
-          this.log(`[${conn.label}] no CONNECT within ${connectTimeout / 1000} s: closing`);
+          // The timeout covers an enhanced authentication exchange too.
+          const what = conn.authExchange === undefined ? 'no CONNECT' : 'authentication not done';
+          this.log(`[${conn.label}] ${what} within ${connectTimeout / 1000} s: closing`);
           conn.closeNow();
         }
         continue;

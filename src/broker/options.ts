@@ -19,6 +19,13 @@ export interface BrokerOptions {
   users?: Record<string, string>;
   /** Path of a password file (`user:scrypt$...` lines, see makePasswdLine). */
   passwdFile?: string;
+  /** PBKDF2 iterations of the SCRAM credentials derived for `users` (default 4096). */
+  scramIterations?: number;
+  /**
+   * Most CONNECTs waiting for their password file (scrypt) check, which runs off the event loop a
+   * few at a time (default 64); more get CONNACK Server busy (3.1.1: Server unavailable).
+   */
+  maxAuthPending?: number;
   /** Path of a mosquitto-style acl_file. */
   aclFile?: string;
   /** Topic filters nobody may subscribe to (SUBACK 0x80 / 0x87). */
@@ -76,7 +83,10 @@ export interface BrokerOptions {
   /** Bridges to remote brokers (--bridge), started before the listeners open. */
   bridges?: BridgeOptions[];
 
-  /** Where log lines go (default: stderr); pass () => {} for silence. */
+  /**
+   * Where log lines go (default: stderr); pass () => {} for silence. Each is one line, control
+   * characters from the network escaped (\x1b, \n, \u202e).
+   */
   log?: (line: string) => void;
   /** Where --trace lines go (default: the log). */
   traceOut?: (line: string) => void;

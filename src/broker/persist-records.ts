@@ -12,7 +12,14 @@
  *   R {t,m} / X {t}       retained message set / deleted
  *   I {c,p} / J {c,p}     incoming QoS 2 packet id pending / released
  */
-import type { Properties, ProtocolVersion, QoS } from '../protocol/index.js';
+import {
+  type Properties,
+  type ProtocolVersion,
+  packetSize,
+  type QoS,
+  validateTopicFilter,
+  validateTopicName,
+} from '../protocol/index.js';
 import { Message, Outgoing, reserveMessageIds, reserveOutgoingSeq } from './message.js';
 import { Session } from './session.js';
 import { subEntry } from './trie.js';
@@ -129,8 +136,11 @@ function subs(f: Fields, key: string): SubTuple[] {
   return asArray(f[key], `field '${key}'`).map((x): SubTuple => {
     const what = `a subscription in field '${key}'`;
     const t = asArray(x, what);
+    const filter = asString(t[0], what);
+    const problem = validateTopicFilter(filter, 5);
+    if (problem !== undefined) throw new BadRecord(`${what}: ${problem.message}`);
     return [
-      asString(t[0], what),
+      filter,
       asOneOf(t[1], QOS, what),
       asOneOf(t[2], FLAG, what),
       asOneOf(t[3], FLAG, what),
@@ -140,7 +150,18 @@ function subs(f: Fields, key: string): SubTuple[] {
   });
 }
 
-/** Properties as messageRecord wrote them (JSON.stringify wrote Buffers as {type:'Buffer',data:[...]}). */
+/** A topic name a PUBLISH may carry. */
+function topicName(f: Fields, key: string): string {
+  const t = str(f, key);
+  const problem = validateTopicName(t, 5);
+  if (problem !== undefined) throw new BadRecord(`field '${key}': ${problem.message}`);
+  return t;
+}
+
+/**
+ * Properties as messageRecord wrote them (JSON.stringify wrote Buffers as {type:'Buffer',data:[...]}),
+ * checked by the codec: a PUBLISH must be able to carry them.
+ */
 function props(f: Fields, key: string): Properties | undefined {
   const x = f[key];
   if (x === undefined) return undefined;
@@ -154,8 +175,18 @@ function props(f: Fields, key: string): Properties | undefined {
     if (!isFields(cd)) throw new BadRecord(`${what} is not bytes`);
     p.correlationData = Buffer.from(asArray(cd.data, what).map((b) => asByte(b, what)));
   }
+  try {
+    packetSize(
+      { type: 'PUBLISH', dup: false, qos: 0, retain: false, topic: 't', payload: EMPTY, properties: p },
+      5,
+    );
+  } catch (err) {
+    throw new BadRecord(`field '${key}': ${err instanceof Error ? err.message : String(err)}`);
+  }
   return p;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function asByte(x: unknown, what: string): number {
   const n = asInt(x, what);
@@ -171,7 +202,7 @@ function toRecord(f: Fields): LogRecord {
       return {
         o,
         id: int(f, 'id'),
-        t: str(f, 't'),
+        t: topicName(f, 't'),
         p: str(f, 'p'),
         q: qos(f, 'q'),
         r: bool(f, 'r'),
@@ -205,7 +236,7 @@ function toRecord(f: Fields): LogRecord {
     case 'A':
       return { o, c: str(f, 'c'), k: int(f, 'k') };
     case 'R':
-      return { o, t: str(f, 't'), m: int(f, 'm') };
+      return { o, t: topicName(f, 't'), m: int(f, 'm') };
     case 'X':
       return { o, t: str(f, 't') };
     case 'I':
@@ -229,8 +260,14 @@ export interface Replayed {
 /** Per session: seq -> copy (in flight or queued). */
 type Copies = Map<string, Map<number, Outgoing>>;
 
-/** Replays the log `text`; `warn` hears of every line skipped (but a torn last line). */
-export function replay(text: string, warn: (line: number, err: string) => void): Replayed {
+/**
+ * What replay() says of a line it does not use: `torn` when it is the last line and not JSON (what a
+ * kill -9 in the middle of a write leaves: nothing acknowledged was in it), else a bad record.
+ */
+export type ReplayWarning = (line: number, err: string, torn: boolean) => void;
+
+/** Replays the log `text`; `warn` hears of every line skipped. */
+export function replay(text: string, warn: ReplayWarning): Replayed {
   const state: ReplayState = {
     messages: new Map(),
     sessions: new Map(),
@@ -247,17 +284,16 @@ export function replay(text: string, warn: (line: number, err: string) => void):
     try {
       value = JSON.parse(line);
     } catch (err) {
-      // A torn last line is what a kill -9 mid-write leaves: nothing acknowledged was in it.
-      if (lines.slice(i + 1).some((l) => l !== ''))
-        warn(i + 1, err instanceof Error ? err.message : String(err));
+      const last = !lines.slice(i + 1).some((l) => l !== '');
+      warn(i + 1, err instanceof Error ? err.message : String(err), last);
       continue;
     }
     try {
       if (!isFields(value)) throw new BadRecord('not a JSON object');
       apply(state, toRecord(value));
     } catch (err) {
-      if (!(err instanceof BadRecord)) throw err;
-      warn(i + 1, err.message);
+      // A record that does not fit (a bug's, or an edited file's) must not stop the broker either.
+      warn(i + 1, err instanceof Error ? err.message : String(err), false);
     }
   }
   reserveMessageIds(state.maxMsg);

@@ -9,6 +9,7 @@
 import {
   closeSync,
   existsSync,
+  fchmodSync,
   fdatasyncSync,
   fsyncSync,
   openSync,
@@ -152,8 +153,12 @@ export class Persistence {
   restore(): Replayed {
     if (!existsSync(this.file)) return { sessions: new Map(), retained: new Map(), queued: 0 };
     const text = readFileSync(this.file, 'utf8');
-    const state = replay(text, (line, err) =>
-      this.hooks.log(`--persist ${this.file}: skipping line ${line}: ${err}`),
+    const state = replay(text, (line, err, torn) =>
+      this.hooks.log(
+        torn
+          ? `--persist ${this.file}: line ${line} is incomplete (a write cut short, as kill -9 leaves it): dropped (${err})`
+          : `--persist ${this.file}: skipping line ${line}: ${err}`,
+      ),
     );
     if (state.sessions.size > 0 || state.retained.size > 0) {
       this.hooks.log(
@@ -190,7 +195,10 @@ export class Persistence {
         for (const p of s.incomingQos2) this.push({ o: 'I', c: s.clientId, p });
     }
     const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w');
+    // 0600: the log holds sessions, user names and message payloads (a tmp file left by a crash
+    // may have another mode: set it too).
+    const fd = openSync(tmp, 'w', 0o600);
+    fchmodSync(fd, 0o600);
     writeSync(fd, this.pendingLines.join(''));
     fsyncSync(fd);
     closeSync(fd);

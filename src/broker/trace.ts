@@ -1,12 +1,22 @@
 /**
  * --trace (every packet in and out, one line or every field) and --record (all traffic as NDJSON
- * {time, client, direction, hex}). The connection calls in only while `tracing` is on.
+ * {time, client, direction, hex}, as `mq proxy --record` writes it). The connection calls in only
+ * while `tracing` is on. Secrets never reach either: a CONNECT's password and the Authentication
+ * Data of CONNECT, CONNACK and AUTH are masked, byte for byte ('*'), in the packet a trace line is
+ * made from and in the recorded bytes (protocol/inspect.ts, shared with the proxy). Client ids in
+ * trace lines, and the default formatter's text, are escaped for a terminal (cli/escape.ts); a
+ * formatter set by Broker.setTraceFormatter escapes what it renders itself (mq's render.ts does).
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { escapeForTerminal } from '../cli/escape.js';
+import { Recorder } from '../cli/record.js';
 import { decode, type Packet, type ProtocolVersion } from '../protocol/index.js';
+import { inspectPacket, mayHoldSecret } from '../protocol/inspect.js';
 import type { Connection } from './connection.js';
 
-/** Formats a packet for --trace; the CLI passes render.ts's formatter, embedders may pass their own. */
+/**
+ * Formats a packet for --trace; the CLI passes render.ts's formatter, embedders may pass their own
+ * (its text is printed as it is: it must escape the packet's strings for a terminal itself).
+ */
 export type TraceFormatter = (packet: Packet, version: ProtocolVersion, mode: 'line' | 'full') => string;
 
 export class Tracer {
@@ -14,59 +24,80 @@ export class Tracer {
   format: TraceFormatter = defaultTraceFormat;
   private readonly mode: 'line' | 'full' | undefined;
   private readonly traceLine: (line: string) => void;
-  private record: WriteStream | undefined = undefined;
+  private record: Recorder | undefined = undefined;
 
   constructor(mode: 'line' | 'full' | undefined, traceLine: (line: string) => void) {
     this.mode = mode;
     this.traceLine = traceLine;
   }
 
-  /** Starts --record: appends to `file`; a write error is logged once it happens. */
+  /**
+   * Starts --record: appends to `file`, created (or set) mode 0600; throws when it cannot be
+   * opened, and logs a later write error once.
+   */
   openRecord(file: string, log: (line: string) => void): void {
-    this.record = createWriteStream(file, { flags: 'a' });
-    this.record.on('error', (err) => log(`--record ${file}: ${err.message}`));
+    try {
+      this.record = new Recorder(file, log);
+    } catch (err) {
+      throw new Error(`--record ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   in(conn: Connection, packet: Packet, raw: Buffer): void {
     const mode = this.mode;
     const version = packet.type === 'CONNECT' ? packet.protocolVersion : conn.version;
-    const who = packet.type === 'CONNECT' ? packet.clientId || conn.label : conn.label;
-    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.format(packet, version, mode)}`);
-    if (this.record !== undefined) this.writeRecord(who, 'in', raw);
+    const who = packet.type === 'CONNECT' ? escapeForTerminal(packet.clientId) || conn.label : conn.label;
+    let shown = packet;
+    let bytes = raw;
+    if (packet.type === 'CONNECT' || packet.type === 'AUTH') {
+      // A copy, masked: the broker still needs the password it authenticates with.
+      const masked = inspectPacket(raw, version);
+      shown = masked.packet ?? packet;
+      bytes = masked.bytes;
+    }
+    if (mode !== undefined) this.traceLine(`[${who}] -> ${this.format(shown, version, mode)}`);
+    this.record?.write(who, 'in', bytes);
   }
 
   out(conn: Connection, bytes: Buffer): void {
     const mode = this.mode;
-    if (mode !== undefined) {
-      let text: string;
+    const version = conn.version;
+    let packet: Packet | undefined;
+    let problem: string | undefined;
+    if (mayHoldSecret(bytes[0] ?? 0)) {
+      const masked = inspectPacket(bytes, version);
+      bytes = masked.bytes;
+      packet = masked.packet;
+      problem = masked.violations[0]?.message;
+    } else if (mode !== undefined) {
       try {
-        text = this.format(decode(bytes, conn.version), conn.version, mode);
+        packet = decode(bytes, version);
       } catch (err) {
-        text = `(undecodable: ${err instanceof Error ? err.message : String(err)}) ${bytes.toString('hex')}`;
+        problem = err instanceof Error ? err.message : String(err);
       }
+    }
+    if (mode !== undefined) {
+      const text =
+        packet !== undefined && problem === undefined
+          ? this.format(packet, version, mode)
+          : `(undecodable: ${problem}) ${bytes.toString('hex')}`;
       this.traceLine(`[${conn.label}] <- ${text}`);
     }
-    if (this.record !== undefined) this.writeRecord(conn.label, 'out', bytes);
+    this.record?.write(conn.label, 'out', bytes);
   }
 
   /** Ends --record once everything written reached the file. */
   async close(): Promise<void> {
-    const record = this.record;
-    if (record !== undefined) await new Promise<void>((resolve) => record.end(() => resolve()));
-  }
-
-  private writeRecord(client: string, direction: 'in' | 'out', bytes: Buffer): void {
-    const line = JSON.stringify({
-      time: new Date().toISOString(),
-      client,
-      direction,
-      hex: bytes.toString('hex'),
-    });
-    this.record!.write(`${line}\n`);
+    await this.record?.close();
   }
 }
 
-function defaultTraceFormat(packet: Packet, _version: ProtocolVersion, mode: 'line' | 'full'): string {
+/** The trace line of a packet without mq's CLI renderer: its strings escaped for a terminal. */
+function defaultTraceFormat(packet: Packet, version: ProtocolVersion, mode: 'line' | 'full'): string {
+  return escapeForTerminal(plainTraceFormat(packet, version, mode));
+}
+
+function plainTraceFormat(packet: Packet, _version: ProtocolVersion, mode: 'line' | 'full'): string {
   if (mode === 'full') {
     return `${packet.type} ${JSON.stringify(packet, (_k, v: unknown) => (isBufferJson(v) ? Buffer.from(v.data).toString('hex') : v))}`;
   }

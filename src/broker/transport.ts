@@ -9,6 +9,9 @@ export interface Transport {
   write(data: Buffer): unknown;
   end(): unknown;
   destroy(): unknown;
+  /** Stop / start reading (backpressure while a CONNECT's password is checked). */
+  pause?(): unknown;
+  resume?(): unknown;
   readonly writableLength: number;
   readonly remoteAddress?: string | undefined;
   readonly remotePort?: number | undefined;
@@ -36,6 +39,14 @@ export class WebSocketTransport implements Transport {
 
   destroy(): void {
     this.ws.terminate();
+  }
+
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
   }
 
   get writableLength(): number {

@@ -7,14 +7,24 @@
  * defaults. Every mistake is one UsageError. Kept light at load time: no TLS, no ws, no chalk here.
  */
 import { type Command, Option } from 'commander';
+import { saslPrep } from '../auth/scram.js';
+import { scramAuth, scramMethod } from '../client/enhanced-auth.js';
 import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.js';
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
 import { validateTopicName } from '../protocol/topic.js';
 import { UsageError } from './errors.js';
+import { PEM_LIMIT } from './io.js';
 import { collect } from './options.js';
 import { loadProfile, type Profile } from './profile.js';
 import { emptyPacketProperties, type PacketProperties, parsePropertyFlags } from './properties-flag.js';
-import { parseBinaryValue, parseInteger, parseQos, parseSeconds, readFileValue } from './values.js';
+import {
+  MAX_SECONDS,
+  parseBinaryValue,
+  parseInteger,
+  parseQos,
+  parseSeconds,
+  readFileValue,
+} from './values.js';
 
 /** What commander hands over for the shared flags (all optional; defaults are applied here). */
 export interface ConnectionFlags {
@@ -29,6 +39,7 @@ export interface ConnectionFlags {
   sessionExpiry?: string;
   username?: string;
   password?: string;
+  authMethod?: string;
   willTopic?: string;
   willPayload?: string;
   willQos?: string;
@@ -89,6 +100,10 @@ export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolea
         new Option('-k, --keepalive <seconds>', 'keepalive interval, 0 = off (default: 60)'),
         new Option('-u, --username <user>', 'user name (or MQ_USERNAME)'),
         new Option('-P, --password <pass>', 'password (or MQ_PASSWORD, which keeps it out of ps)'),
+        new Option(
+          '--auth-method <method>',
+          'v5 enhanced authentication with -u/-P: SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512 (the password is not sent)',
+        ),
         new Option('--profile <name>', 'use a profile from ~/.config/mq/config.json (or MQ_PROFILE)'),
         new Option('--connect-timeout <seconds>', 'give up when no CONNACK arrives in time (default: 10)'),
         new Option('--ws-path <path>', 'WebSocket path (default: /mqtt)'),
@@ -130,7 +145,7 @@ export function addConnectionOptions(cmd: Command, defaults: { reconnect: boolea
         new Option('--no-reconnect', 'exit when the connection is lost'),
         new Option(
           '--trace [hex]',
-          'print every packet sent and received to stderr (--trace=hex adds bytes)',
+          'print every packet sent and received to stderr (--trace=hex adds bytes); passwords and authentication data are masked',
         ),
         new Option('--quiet', 'no diagnostics on stderr'),
         new Option('--json', 'machine output: one JSON object per line'),
@@ -157,16 +172,17 @@ export interface ParsedUrl {
   topic?: string;
 }
 
-const SCHEMES: Record<string, TransportKind> = {
-  mqtt: 'mqtt',
-  tcp: 'mqtt',
-  mqtts: 'mqtts',
-  ssl: 'mqtts',
-  tls: 'mqtts',
-  ws: 'ws',
-  wss: 'wss',
-  unix: 'unix',
-};
+/** URL schemes and their transport (a Map: the scheme comes from the user). */
+const SCHEMES = new Map<string, TransportKind>([
+  ['mqtt', 'mqtt'],
+  ['tcp', 'mqtt'],
+  ['mqtts', 'mqtts'],
+  ['ssl', 'mqtts'],
+  ['tls', 'mqtts'],
+  ['ws', 'ws'],
+  ['wss', 'wss'],
+  ['unix', 'unix'],
+]);
 
 function decode(text: string): string {
   try {
@@ -177,24 +193,42 @@ function decode(text: string): string {
 }
 
 /**
+ * A URL as messages show it: the password in its user info replaced by `***`
+ * (`mqtt://alice:***@host`), with or without a scheme.
+ */
+export function redactUrl(text: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)?(.*)$/is.exec(text);
+  const scheme = m?.[1] ?? '';
+  const rest = m?.[2] ?? text;
+  const slash = rest.indexOf('/');
+  const authority = slash >= 0 ? rest.slice(0, slash) : rest;
+  const at = authority.lastIndexOf('@');
+  const colon = authority.indexOf(':');
+  if (at < 0 || colon < 0 || colon > at) return text;
+  return `${scheme}${authority.slice(0, colon)}:***${rest.slice(at)}`;
+}
+
+/**
  * `mqtt://user:pass@host:port/topic`, `mqtts://...`, `ws://host:port/path`, `wss://...`,
- * `unix:///path/to.sock`. The topic keeps `#` and `+` as typed (not a URL fragment).
+ * `unix:///path/to.sock`. The topic keeps `#` and `+` as typed (not a URL fragment). A message
+ * that quotes the URL shows it without its password (redactUrl).
  */
 export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/is.exec(text.trim());
   if (!m) {
     throw new UsageError(
-      `${what}: '${text}' is not a broker URL (expected e.g. mqtt://host:1883 or mqtts://host)`,
+      `${what}: '${redactUrl(text)}' is not a broker URL (expected e.g. mqtt://host:1883 or mqtts://host)`,
     );
   }
   const scheme = m[1]!.toLowerCase();
-  const transport = SCHEMES[scheme];
+  const transport = SCHEMES.get(scheme);
   if (transport === undefined) {
     throw new UsageError(`${what}: unknown scheme '${scheme}://' (use mqtt, mqtts, ws, wss or unix)`);
   }
   let rest = m[2]!;
   if (transport === 'unix') {
-    if (rest === '') throw new UsageError(`${what}: '${text}' names no socket path (unix:///path/to/socket)`);
+    if (rest === '')
+      throw new UsageError(`${what}: '${redactUrl(text)}' names no socket path (unix:///path/to/socket)`);
     return { transport, path: decode(rest) };
   }
   const slash = rest.indexOf('/');
@@ -215,7 +249,7 @@ export function parseBrokerUrl(text: string, what = '-L'): ParsedUrl {
     }
   }
   const hp = /^\[([^\]]+)\](?::(\d*))?$/.exec(rest) ?? /^([^:[\]]*)(?::(\d*))?$/.exec(rest);
-  if (!hp) throw new UsageError(`${what}: cannot read a host and port in '${text}'`);
+  if (!hp) throw new UsageError(`${what}: cannot read a host and port in '${redactUrl(text)}'`);
   if (hp[1] !== undefined && hp[1] !== '') out.host = hp[1];
   if (hp[2] !== undefined && hp[2] !== '') out.port = parseInteger(hp[2], `${what} port`, 1, 65535);
   if (transport === 'ws' || transport === 'wss') {
@@ -249,9 +283,9 @@ export function parseReconnect(
   const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:\.\.\s*(\d+(?:\.\d+)?))?\s*$/.exec(value);
   const min = m ? Number(m[1]) : Number.NaN;
   const max = m?.[2] !== undefined ? Number(m[2]) : Math.max(30, min);
-  if (!Number.isFinite(min) || !Number.isFinite(max) || min <= 0 || max < min) {
+  if (!Number.isFinite(min) || !Number.isFinite(max) || min <= 0 || max < min || max > MAX_SECONDS) {
     throw new UsageError(
-      `--reconnect: '${value}' is not a range of seconds MIN..MAX with 0 < MIN <= MAX (e.g. --reconnect 0.5..10)`,
+      `--reconnect: '${value}' is not a range of seconds MIN..MAX with 0 < MIN <= MAX <= ${MAX_SECONDS} (e.g. --reconnect 0.5..10)`,
     );
   }
   return { minMs: Math.round(min * 1000), maxMs: Math.round(max * 1000) };
@@ -309,7 +343,10 @@ function mergeLayers(
   layers.push(
     dropUndefined({
       host: profile.host,
-      port: profile.port,
+      port:
+        profile.port !== undefined
+          ? parseInteger(profile.port, `profile ${profileName} port`, 1, 65535)
+          : undefined,
       username: profile.username,
       password: profile.password,
     }),
@@ -371,13 +408,14 @@ function applyPaths(out: ResolvedConnection, opts: ConnectionFlags, merged: Laye
     if (transport !== 'ws' && transport !== 'wss') {
       throw new UsageError('--ws-header needs a WebSocket URL: -L ws://host:port or wss://');
     }
-    const headers: Record<string, string> = {};
+    const headers: [string, string][] = [];
     for (const h of opts.wsHeader) {
       const eq = h.indexOf('=');
       if (eq <= 0) throw new UsageError(`--ws-header: '${h}' is not NAME=VALUE`);
-      headers[h.slice(0, eq).trim()] = h.slice(eq + 1);
+      headers.push([h.slice(0, eq).trim(), h.slice(eq + 1)]);
     }
-    out.wsHeaders = headers;
+    // fromEntries defines own properties: a header named __proto__ is a header, not a prototype.
+    out.wsHeaders = Object.fromEntries(headers);
   }
 }
 
@@ -402,10 +440,15 @@ function applyClientId(out: ResolvedConnection, opts: ConnectionFlags, profile: 
 }
 
 /** Keepalive and session expiry. */
-function applySession(out: ResolvedConnection, opts: ConnectionFlags, profile: Profile): void {
+function applySession(
+  out: ResolvedConnection,
+  opts: ConnectionFlags,
+  profile: Profile,
+  profileName: string | undefined,
+): void {
   if (opts.keepalive !== undefined) out.keepalive = parseInteger(opts.keepalive, '-k', 0, 65535);
   else if (profile.keepalive !== undefined)
-    out.keepalive = parseInteger(profile.keepalive, 'profile keepalive', 0, 65535);
+    out.keepalive = parseInteger(profile.keepalive, `profile ${profileName} keepalive`, 0, 65535);
   if (opts.sessionExpiry !== undefined) {
     if (out.version !== 5)
       throw new UsageError('-x (session expiry) needs MQTT 5 (-V 5); use -c for a persistent session');
@@ -426,6 +469,33 @@ function applyCredentials(out: ResolvedConnection, merged: Layer): void {
     }
     out.password = Buffer.from(merged.password, 'utf8');
   }
+}
+
+/**
+ * --auth-method: SCRAM (v5 enhanced authentication) as -u with -P; the password then proves the
+ * user without being sent, and the broker must prove it knows it too.
+ */
+function applyAuthMethod(out: ResolvedConnection, opts: ConnectionFlags): void {
+  if (opts.authMethod === undefined) return;
+  const method = scramMethod(opts.authMethod);
+  if (method === undefined) {
+    throw new UsageError(
+      `--auth-method: '${opts.authMethod}' is not SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512`,
+    );
+  }
+  if (out.version !== 5) {
+    throw new UsageError('--auth-method needs MQTT 5 (-V 5): enhanced authentication is new in 5.0');
+  }
+  if (out.username === undefined || out.password === undefined) {
+    throw new UsageError(`--auth-method ${method} needs -u and -P (or MQ_USERNAME and MQ_PASSWORD)`);
+  }
+  try {
+    saslPrep(out.username);
+  } catch (err) {
+    throw new UsageError(`-u: SCRAM cannot carry this user name: ${(err as Error).message}`);
+  }
+  out.auth = scramAuth(method, out.username, out.password.toString('utf8'));
+  delete out.password;
 }
 
 /** Every -D, per packet; the CONNECT ones go on the connection (a session expiry one too, unless -x). */
@@ -486,12 +556,12 @@ export async function tlsOptions(
   }
   const t: TlsOptions = { insecure: choice.insecure };
   if (cafile !== undefined) {
-    t.ca = await readFileValue(cafile, flag('cafile'));
+    t.ca = await readFileValue(cafile, flag('cafile'), PEM_LIMIT);
     t.caFile = cafile;
   }
   if (certFile !== undefined && keyFile !== undefined) {
-    t.cert = await readFileValue(certFile, flag('cert'));
-    t.key = await readFileValue(keyFile, flag('key'));
+    t.cert = await readFileValue(certFile, flag('cert'), PEM_LIMIT);
+    t.key = await readFileValue(keyFile, flag('key'), PEM_LIMIT);
     t.certFile = certFile;
     t.keyFile = keyFile;
   }
@@ -561,8 +631,9 @@ export async function resolveConnectionOptions(
   if (merged.topic !== undefined) out.topic = merged.topic;
   applyPaths(out, opts, merged);
   applyClientId(out, opts, profile);
-  applySession(out, opts, profile);
+  applySession(out, opts, profile, profileName);
   applyCredentials(out, merged);
+  applyAuthMethod(out, opts);
   await applyPropertyFlags(out, opts);
   await applyWill(out, opts);
   if (transport === 'mqtts' || transport === 'wss') out.tls = await tlsOptions(opts, tls);
@@ -574,7 +645,8 @@ export async function resolveConnectionOptions(
 
 /**
  * The `trace` callback for `--trace` (`--trace=hex` adds the bytes): one line per packet on
- * stderr, `-> ` for sent, `<- ` for received. undefined when --trace is off.
+ * stderr, `-> ` for sent, `<- ` for received, passwords and Authentication Data masked ('*').
+ * undefined when --trace is off.
  */
 export async function traceWriter(
   opts: { trace?: boolean | string },
@@ -587,10 +659,10 @@ export async function traceWriter(
   }
   const hex = opts.trace === 'hex';
   // Loaded only with --trace: the renderer is not needed for a plain publish.
-  const { formatPacketLine } = await import('./render.js');
+  const { formatPacketLine, traceHex } = await import('./render.js');
   return (direction, packet, raw) => {
     let line = `${direction === 'out' ? '->' : '<-'} ${formatPacketLine(packet, version)}\n`;
-    if (hex) line += `   ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')}\n`;
+    if (hex) line += `   ${traceHex(raw, packet, version)}\n`;
     write(line);
   };
 }

@@ -10,16 +10,22 @@
  *                  %R response topic  %S subscription identifier
  *   Flags, width and precision between % and the code: `-` left align, `0` zero pad, `%10t`,
  *   `%10.10t` (as mosquitto: width on A C E F I l m p R S t x X, precision on C I R t; a width on
- *   %p/%x/%X also cuts the payload to that many characters, as mosquitto does).
+ *   %p/%x/%X also cuts the payload to that many characters, as mosquitto does). Width and precision
+ *   are at most FORMAT_MAX_WIDTH (65535): more is refused by formatProblem (mosquitto has no limit,
+ *   and `%300000000t` would write 300 MB per message).
  *   `@X` is strftime's %X on the local time of arrival (`@Y-@m-@d @H:@M:@S`), `@N` nanoseconds,
  *   `@@` a literal @.
  *   Escapes: \n \t \r \v \a \e (ESC) \0 (NUL) \\.
  *
  * The output is bytes (payloads need not be text). Everything here is pure: the arrival time is
- * passed in.
+ * passed in. With `escape` (stdout is a terminal) what the codes print from the message (topic,
+ * payload, properties, JSON) is escaped for a terminal (escape.ts); the format's own text, `\e`
+ * included, is printed as written. Without it (a pipe or a file) the output is byte-exact, as
+ * mosquitto_sub's.
  */
 import { isUtf8 } from 'node:buffer';
 import type { Properties, QoS } from '../protocol/types.js';
+import { escapeBytesForTerminal, escapeForTerminal, safeJson } from './escape.js';
 
 /** The parts of a received PUBLISH the formats read. */
 export interface MessageView {
@@ -322,6 +328,14 @@ const ESCAPES: Record<string, string> = {
 /** The codes `-F` knows (for checking a format before connecting). */
 export const FORMAT_CODES = '%ACDEFIjJlmPpqRrStUxX';
 
+/** The largest width or precision of a `-F` code. */
+export const FORMAT_MAX_WIDTH = 65_535;
+
+/** A decimal number read digit by digit, held at FORMAT_MAX_WIDTH + 1 once it is over the limit. */
+function addDigit(n: number, digit: string): number {
+  return Math.min(n * 10 + (digit.charCodeAt(0) - 48), FORMAT_MAX_WIDTH + 1);
+}
+
 /**
  * Parses a format string the way mosquitto_sub does (including its edge cases: a trailing `%`, `@`
  * or `\` prints nothing; an unknown `%` code or `\` escape prints nothing).
@@ -349,17 +363,19 @@ function parse(format: string): Part[] {
           if (i < len - 1) i++;
         }
         while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') {
-          spec.width = spec.width * 10 + (format.charCodeAt(i) - 48);
+          spec.width = addDigit(spec.width, format[i]!);
           i++;
         }
         if (format[i] === '.' && i < len - 1) {
           i++;
           spec.precision = 0;
           while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') {
-            spec.precision = spec.precision * 10 + (format.charCodeAt(i) - 48);
+            spec.precision = addDigit(spec.precision, format[i]!);
             i++;
           }
         }
+        spec.width = Math.min(spec.width, FORMAT_MAX_WIDTH);
+        spec.precision = Math.min(spec.precision, FORMAT_MAX_WIDTH);
         if (i < len) {
           spec.code = format[i]!;
           if (spec.code === '%') {
@@ -426,8 +442,31 @@ function blank(spec: Spec, fill: ' ' | '0'): Buffer {
   return Buffer.alloc(spec.width, fill);
 }
 
+/** How the codes print what came from the network: as it is, or escaped for a terminal. */
+interface Shown {
+  text(value: string): string;
+  /** A payload shown as text (keeps its line feeds and tabs). */
+  payload(value: Buffer): Buffer;
+  binary(value: Buffer): Buffer;
+  json(value: string): string;
+}
+
+const AS_IS: Shown = {
+  text: (v) => v,
+  payload: (v) => v,
+  binary: (v) => v,
+  json: (v) => v,
+};
+
+const ESCAPED: Shown = {
+  text: (v) => escapeForTerminal(v),
+  payload: (v) => Buffer.from(escapeBytesForTerminal(v, { keepLayout: true }), 'utf8'),
+  binary: (v) => Buffer.from(escapeBytesForTerminal(v), 'utf8'),
+  json: safeJson,
+};
+
 /** mosquitto's write_payload: a width also caps the bytes shown (hex: width / 2 bytes). */
-function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2): Buffer {
+function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2, shown: Shown = AS_IS): Buffer {
   let n = payload.length;
   let padLen: number;
   if (spec.width > 0) {
@@ -444,7 +483,7 @@ function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2): Buffer {
   const slice = payload.subarray(0, n);
   const body =
     hex === 0
-      ? slice
+      ? shown.payload(slice)
       : Buffer.from(hex === 1 ? slice.toString('hex') : slice.toString('hex').toUpperCase(), 'latin1');
   if (padLen <= 0) return body;
   return spec.align === '-'
@@ -452,15 +491,15 @@ function formatPayload(payload: Buffer, spec: Spec, hex: 0 | 1 | 2): Buffer {
     : Buffer.concat([Buffer.alloc(padLen, spec.pad), body]);
 }
 
-function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): Buffer {
+function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[], shown: Shown): Buffer {
   const p = m.properties;
   switch (spec.code) {
     case 'A':
       return p?.topicAlias !== undefined ? formatInt(p.topicAlias, spec) : blank(spec, spec.pad);
     case 'C':
-      return p?.contentType !== undefined ? formatStr(p.contentType, spec) : blank(spec, ' ');
+      return p?.contentType !== undefined ? formatStr(shown.text(p.contentType), spec) : blank(spec, ' ');
     case 'D':
-      return p?.correlationData ?? Buffer.alloc(0);
+      return p?.correlationData !== undefined ? shown.binary(p.correlationData) : Buffer.alloc(0);
     case 'E':
       return p?.messageExpiryInterval !== undefined
         ? formatInt(p.messageExpiryInterval, spec)
@@ -474,27 +513,30 @@ function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): 
       return formatStr(`${strftime1('F', d)}T${strftime1('T', d)}${tzOffset(d)}`, spec);
     }
     case 'j':
-      return Buffer.from(mosquittoJson(m, stamp, true) ?? '', 'utf8');
+      return Buffer.from(shown.json(mosquittoJson(m, stamp, true) ?? ''), 'utf8');
     case 'J': {
       const json = mosquittoJson(m, stamp, false);
       if (json === undefined) {
         warnings.push(`message payload is not valid JSON on topic '${m.topic}' (%J)`);
         return Buffer.alloc(0);
       }
-      return Buffer.from(json, 'utf8');
+      return Buffer.from(shown.json(json), 'utf8');
     }
     case 'l':
       return formatInt(m.payload.length, spec);
     case 'm':
       return formatInt(m.packetId ?? 0, spec);
     case 'P':
-      return Buffer.from((p?.userProperties ?? []).map(([k, v]) => `${k}:${v}`).join(' '), 'utf8');
+      return Buffer.from(
+        shown.text((p?.userProperties ?? []).map(([k, v]) => `${k}:${v}`).join(' ')),
+        'utf8',
+      );
     case 'p':
-      return formatPayload(m.payload, spec, 0);
+      return formatPayload(m.payload, spec, 0, shown);
     case 'q':
       return Buffer.from(String(m.qos), 'latin1');
     case 'R':
-      return p?.responseTopic !== undefined ? formatStr(p.responseTopic, spec) : Buffer.alloc(0);
+      return p?.responseTopic !== undefined ? formatStr(shown.text(p.responseTopic), spec) : Buffer.alloc(0);
     case 'r':
       return Buffer.from(m.retain ? '1' : '0', 'latin1');
     case 'S': {
@@ -502,7 +544,7 @@ function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): 
       return id !== undefined ? formatInt(id, spec) : blank(spec, spec.pad);
     }
     case 't':
-      return formatStr(m.topic, spec);
+      return formatStr(shown.text(m.topic), spec);
     case 'U':
       return Buffer.from(`${stamp.sec}.${pad(stamp.nsec, 9)}`, 'latin1');
     case 'x':
@@ -516,10 +558,11 @@ function percent(spec: Spec, m: MessageView, stamp: Stamp, warnings: string[]): 
 
 /**
  * Compiles a `-F` format once; the returned function formats one message (no trailing newline:
- * the caller adds it unless -N).
+ * the caller adds it unless -N). `escape`: for a terminal (see the module comment).
  */
-export function compileFormat(format: string): Formatter {
+export function compileFormat(format: string, options: { escape?: boolean } = {}): Formatter {
   const parts = parse(format);
+  const shown = options.escape === true ? ESCAPED : AS_IS;
   return (message, stamp) => {
     const warnings: string[] = [];
     const chunks: Buffer[] = [];
@@ -530,7 +573,7 @@ export function compileFormat(format: string): Formatter {
           chunks.push(part.bytes);
           break;
         case 'percent':
-          chunks.push(percent(part.spec, message, stamp, warnings));
+          chunks.push(percent(part.spec, message, stamp, warnings, shown));
           break;
         case 'time':
           if (part.code === 'N') {
@@ -561,13 +604,17 @@ export function formatProblem(format: string): string | undefined {
     const c = format[i]!;
     if (c === '%') {
       if (i === len - 1) return 'incomplete format specifier (a % at the end)';
+      const start = i;
       i++;
       if (format[i] === '-' && i < len - 1) i++;
       if (format[i] === '0' && i < len - 1) i++;
-      while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') i++;
+      let width = 0;
+      let precision = 0;
+      while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') width = addDigit(width, format[i++]!);
       if (format[i] === '.' && i < len - 1) {
         i++;
-        while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9') i++;
+        while (i < len - 1 && format[i]! >= '0' && format[i]! <= '9')
+          precision = addDigit(precision, format[i++]!);
       }
       const code = format[i]!;
       if (/[-0-9.]/.test(code)) return `incomplete format specifier at the end of '${format}'`;
@@ -575,6 +622,11 @@ export function formatProblem(format: string): string | undefined {
         return `invalid format specifier '${code}' (codes: ${FORMAT_CODES.split('')
           .map((x) => `%${x}`)
           .join(' ')})`;
+      if (width > FORMAT_MAX_WIDTH || precision > FORMAT_MAX_WIDTH) {
+        const spec = format.slice(start, i + 1);
+        const shown = spec.length > 40 ? `${spec.slice(0, 20)}...${spec.slice(-10)}` : spec;
+        return `'${shown}': the ${width > FORMAT_MAX_WIDTH ? 'width' : 'precision'} of %${code} is over the limit of ${FORMAT_MAX_WIDTH}`;
+      }
     } else if (c === '@') {
       if (i === len - 1) return 'incomplete time specifier (an @ at the end; @@ prints an @)';
       i++;

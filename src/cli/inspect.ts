@@ -12,6 +12,7 @@ import { encode } from '../protocol/encode.js';
 import { MalformedPacketError } from '../protocol/errors.js';
 import { readFixedHeader } from '../protocol/framer.js';
 import type { FieldNote, Packet, ProtocolVersion } from '../protocol/types.js';
+import { escapeForTerminal as esc, safeJson } from './escape.js';
 import type { InputRecord } from './hex.js';
 import { packetToJson, versionLabel } from './packet-json.js';
 import { formatByteMap, formatPacketFull, formatPacketLine, type Paint } from './render.js';
@@ -244,7 +245,7 @@ function chooseReading(
       state.version = level;
       state.source =
         where.record.client !== undefined
-          ? `from client ${JSON.stringify(where.record.client)}'s CONNECT`
+          ? `from client ${safeJson(JSON.stringify(where.record.client))}'s CONNECT`
           : `from the CONNECT at byte ${where.offset}`;
       state.guessedFrom = undefined;
     }
@@ -405,9 +406,9 @@ function incompleteItem(
 function where(item: DecodedItem): string {
   const parts: string[] = [];
   const r = item.record;
-  if (r?.client !== undefined) parts.push(`client ${JSON.stringify(r.client)}`);
-  if (r?.direction !== undefined) parts.push(r.direction);
-  if (r?.time !== undefined) parts.push(r.time);
+  if (r?.client !== undefined) parts.push(`client ${safeJson(JSON.stringify(r.client))}`);
+  if (r?.direction !== undefined) parts.push(esc(r.direction));
+  if (r?.time !== undefined) parts.push(esc(r.time));
   if (r?.line !== undefined) parts.push(`line ${r.line}`);
   parts.push(`at byte ${item.offset}`);
   parts.push(`${item.raw.length} byte${item.raw.length === 1 ? '' : 's'}`);
@@ -416,7 +417,7 @@ function where(item: DecodedItem): string {
 
 function formatViolation(v: Violation, c: Paint): string {
   const rule = v.rule ? ` [${v.rule}]` : '';
-  return `${c.red(`byte ${v.offset}:`)} ${v.message}${rule} ${c.dim(`(${formatReasonCode(v.reasonCode)})`)}`;
+  return `${c.red(`byte ${v.offset}:`)} ${esc(v.message)}${rule} ${c.dim(`(${formatReasonCode(v.reasonCode)})`)}`;
 }
 
 /** The human block for one item. */
@@ -425,10 +426,10 @@ export function formatItem(item: DecodedItem, showBytes: boolean, c: Paint): str
   const label = item.packet?.type ?? item.typeName ?? 'packet';
   const status = item.incomplete ? ' (incomplete)' : item.packet === undefined ? ' (malformed)' : '';
   const version = item.versionSource
-    ? `MQTT ${versionLabel(item.version)} (${item.versionSource})`
+    ? `MQTT ${versionLabel(item.version)} (${esc(item.versionSource)})`
     : `MQTT ${versionLabel(item.version)}`;
   lines.push(`${c.bold(label)}${c.red(status)}  ${c.dim(`${where(item)}, ${version}`)}`);
-  if (item.note) lines.push(`  ${c.yellow(`note: ${item.note}`)}`);
+  if (item.note) lines.push(`  ${c.yellow(`note: ${esc(item.note)}`)}`);
   if (showBytes) {
     const map = formatByteMap(item.notes, item.raw, { colors: c });
     lines.push(...map.split('\n').map((l) => `  ${l}`));
@@ -457,18 +458,18 @@ export function formatItemLine(item: DecodedItem, c: Paint): string {
   const r = item.record;
   const who =
     r?.client !== undefined
-      ? `${r.client} ${r.direction ?? ''} `
+      ? `${esc(r.client)} ${esc(r.direction ?? '')} `
       : r?.direction !== undefined
-        ? `${r.direction} `
+        ? `${esc(r.direction)} `
         : '';
-  const head = c.dim(`${r?.time !== undefined ? `${r.time} ` : ''}${who}@${item.offset}`);
+  const head = c.dim(`${r?.time !== undefined ? `${esc(r.time)} ` : ''}${who}@${item.offset}`);
   const body = item.packet
     ? formatPacketLine(item.packet, item.version, { colors: c })
     : `${c.bold(item.typeName ?? 'packet')} ${c.red(item.incomplete ? '(incomplete)' : '(malformed)')}`;
   const problems = item.violations.map((v) =>
-    c.red(` !${v.rule ? ` [${v.rule}]` : ''} byte ${v.offset}: ${v.message}`),
+    c.red(` !${v.rule ? ` [${v.rule}]` : ''} byte ${v.offset}: ${esc(v.message)}`),
   );
-  const note = item.note !== undefined ? c.yellow(` (${item.note})`) : '';
+  const note = item.note !== undefined ? c.yellow(` (${esc(item.note)})`) : '';
   return `${head} ${body}${problems.join('')}${note}`;
 }
 

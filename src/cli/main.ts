@@ -86,7 +86,7 @@ Exit codes: 0 ok, 1 usage, 2 connection refused or lost, 3 timeout, 4 malformed 
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
 
-  const invoked = first !== undefined ? COMMANDS[first] : undefined;
+  const invoked = first !== undefined && Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   for (const [name, entry] of Object.entries(COMMANDS)) {
     if (entry === invoked) {
       const mod = await entry.load();
@@ -121,9 +121,11 @@ main(process.argv).then(
   (code) => exitAfterFlush(code),
   async (err: unknown) => {
     const { CliError } = await import('./errors.js');
+    // Messages quote what a broker sent (reason strings) and what a user typed: escaped for the terminal.
+    const { escapeForTerminal } = await import('./escape.js');
     if (process.env.MQ_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    if (err instanceof CliError) fail(`mq: ${err.message}`, err.exitCode);
+    if (err instanceof CliError) fail(`mq: ${escapeForTerminal(err.message)}`, err.exitCode);
     const message = err instanceof Error ? err.message : String(err);
-    fail(`mq: internal error: ${message} (set MQ_DEBUG=1 for details)`, 70);
+    fail(`mq: internal error: ${escapeForTerminal(message)} (set MQ_DEBUG=1 for details)`, 70);
   },
 );

@@ -13,6 +13,11 @@
  * with `encoding` saying which; topic, qos, retain, dup, packetId, every v5 property and `ts`, an
  * ISO 8601 UTC timestamp with microseconds.
  *
+ * On a terminal every string from the network (topic, payload, properties) is escaped (escape.ts):
+ * a publisher cannot drive the terminal. On a pipe or a file the text modes are byte-exact, as
+ * mosquitto_sub's (the output is data). `raw` is never escaped; JSON is always valid JSON whose
+ * strings are escaped (safeJson).
+ *
  * A closed stdout pipe (`mq sub ... | head -1`) is not an error: `broken` turns true and later
  * messages are dropped; the command then ends quietly.
  */
@@ -20,6 +25,7 @@ import { isUtf8 } from 'node:buffer';
 import { type Command, Option } from 'commander';
 import type { Properties } from '../protocol/types.js';
 import { UsageError } from './errors.js';
+import { escapeBytesForTerminal, escapeForTerminal, safeJson } from './escape.js';
 import {
   compileFormat,
   type Formatter,
@@ -109,13 +115,19 @@ export class MessageOutput {
   private readonly formatter: Formatter | undefined;
   private readonly mode: Exclude<OutputMode, 'auto'> | 'tty';
   private readonly brokenListeners: (() => void)[] = [];
+  /** stdout is a terminal: what came from the network is escaped. */
+  private readonly terminal: boolean;
+  private readonly warn: (message: string) => void;
 
   constructor(
     private readonly options: OutputOptions,
     private readonly out: OutputStream = process.stdout,
-    private readonly warn: (message: string) => void = (m) => process.stderr.write(`mq: ${m}\n`),
+    warn: (message: string) => void = (m) => process.stderr.write(`mq: ${m}\n`),
   ) {
-    if (options.format !== undefined) this.formatter = compileFormat(options.format);
+    this.terminal = out.isTTY === true;
+    this.warn = (m) => warn(escapeForTerminal(m));
+    if (options.format !== undefined)
+      this.formatter = compileFormat(options.format, { escape: this.terminal });
     this.mode =
       options.mode === 'auto'
         ? options.format === undefined && out.isTTY === true
@@ -168,23 +180,27 @@ export class MessageOutput {
     switch (this.mode) {
       case 'text': {
         // mosquitto_sub: an empty payload prints nothing, or `topic (null)` with -v.
+        const payload = this.terminal
+          ? Buffer.from(escapeBytesForTerminal(m.payload, { keepLayout: true }))
+          : m.payload;
         if (this.options.verbose) {
+          const topic = Buffer.from(this.shownTopic(m.topic));
           if (m.payload.length === 0) {
-            if (eol) this.emit(Buffer.concat([Buffer.from(m.topic), SP, NULL_TEXT, NL]));
+            if (eol) this.emit(Buffer.concat([topic, SP, NULL_TEXT, NL]));
           } else {
-            const parts = [Buffer.from(m.topic), SP, m.payload];
+            const parts = [topic, SP, payload];
             if (eol) parts.push(NL);
             this.emit(Buffer.concat(parts));
           }
         } else if (m.payload.length > 0) {
-          this.emit(eol ? Buffer.concat([m.payload, NL]) : m.payload);
+          this.emit(eol ? Buffer.concat([payload, NL]) : payload);
         }
         return;
       }
       case 'hex':
       case 'base64': {
         const encoded = m.payload.toString(this.mode);
-        const line = this.options.verbose ? `${m.topic} ${encoded}` : encoded;
+        const line = this.options.verbose ? `${this.shownTopic(m.topic)} ${encoded}` : encoded;
         this.emit(eol ? `${line}\n` : line);
         return;
       }
@@ -192,10 +208,10 @@ export class MessageOutput {
         this.emit(m.payload);
         return;
       case 'json':
-        this.emit(`${JSON.stringify(messageJson(m, stamp), null, 2)}\n`);
+        this.emit(`${safeJson(JSON.stringify(messageJson(m, stamp), null, 2))}\n`);
         return;
       case 'ndjson':
-        this.emit(`${JSON.stringify(messageJson(m, stamp))}\n`);
+        this.emit(`${safeJson(JSON.stringify(messageJson(m, stamp)))}\n`);
         return;
       case 'tty':
         this.emit(this.ttyView(m, stamp));
@@ -207,13 +223,18 @@ export class MessageOutput {
     }
   }
 
+  /** The topic as printed: escaped on a terminal, as it is on a pipe. */
+  private shownTopic(topic: string): string {
+    return this.terminal ? escapeForTerminal(topic) : topic;
+  }
+
   /** The coloured view for people: a header line, properties, then the payload (pretty JSON). */
   private ttyView(m: MessageView, stamp: Stamp): string {
     const c = colors(this.out as NodeJS.WriteStream);
     const time = new Date(stamp.sec * 1000 + Math.floor(stamp.nsec / 1e6));
     const hh = (n: number) => String(n).padStart(2, '0');
     const clock = `${hh(time.getHours())}:${hh(time.getMinutes())}:${hh(time.getSeconds())}.${String(time.getMilliseconds()).padStart(3, '0')}`;
-    const header = [c.dim(clock), c.bold.cyan(m.topic), c.dim(`qos${m.qos}`)];
+    const header = [c.dim(clock), c.bold.cyan(escapeForTerminal(m.topic)), c.dim(`qos${m.qos}`)];
     if (m.retain) header.push(c.yellow('retained'));
     if (m.dup) header.push(c.magenta('dup'));
     header.push(c.dim(`${m.payload.length} B`));
@@ -229,7 +250,7 @@ export class MessageOutput {
           shown.push(`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
         }
       }
-      if (shown.length > 0) lines.push(`  ${c.dim(shown.join('  '))}`);
+      if (shown.length > 0) lines.push(`  ${c.dim(escapeForTerminal(shown.join('  ')))}`);
     }
     lines.push(...this.ttyPayload(m.payload, c).map((l) => `  ${l}`));
     return `${lines.join('\n')}\n`;
@@ -248,17 +269,13 @@ export class MessageOutput {
     const trimmed = text.trim();
     if ((trimmed.startsWith('{') || trimmed.startsWith('[')) && trimmed.length > 1) {
       try {
-        return colorJson(JSON.stringify(JSON.parse(trimmed), null, 2), c).split('\n');
+        return colorJson(safeJson(JSON.stringify(JSON.parse(trimmed), null, 2)), c).split('\n');
       } catch {
         // not JSON after all: print as text
       }
     }
-    // Control characters would garble the terminal: show them escaped.
-    return text
-      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (ch) =>
-        c.dim(`\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`),
-      )
-      .split('\n');
+    // Control characters would garble the terminal: show them escaped (lines and tabs stay).
+    return escapeForTerminal(text, { keepLayout: true }).split('\n');
   }
 }
 

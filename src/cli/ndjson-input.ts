@@ -7,6 +7,7 @@ import type { Properties, ProtocolVersion, QoS } from '../protocol/index.js';
 import { UsageError } from './errors.js';
 import { lookupProperty, setProperty } from './properties-flag.js';
 import { checkTopicName } from './publish-flags.js';
+import { jsonDepth, MAX_JSON_DEPTH } from './values.js';
 
 /** QoS, retain and properties of one publish. */
 export type PublishOpts = { qos: QoS; retain: boolean; properties?: Properties | undefined };
@@ -42,6 +43,9 @@ export async function parseNdjsonLine(
   const where = `--ndjson line ${lineNo}`;
   const text = line.toString('utf8').trim();
   if (text === '') return undefined;
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    throw new UsageError(`${where}: the JSON nests more than ${MAX_JSON_DEPTH} levels deep`);
+  }
   let data: unknown;
   try {
     data = JSON.parse(text);

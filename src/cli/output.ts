@@ -1,4 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
+import { escapeForTerminal } from './escape.js';
 
 /** Colour only on a TTY, never when NO_COLOR is set (any value), forced by FORCE_COLOR. */
 export function colorEnabled(stream: NodeJS.WriteStream = process.stdout): boolean {
@@ -12,7 +13,7 @@ export function colors(stream: NodeJS.WriteStream = process.stdout): ChalkInstan
   return new Chalk({ level: colorEnabled(stream) ? 1 : 0 });
 }
 
-/** One diagnostic line on stderr, prefixed `mq <cmd>:` */
+/** One diagnostic line on stderr, prefixed `mq <cmd>:`, escaped for the terminal. */
 export function warn(cmd: string, message: string): void {
-  process.stderr.write(`mq ${cmd}: ${message}\n`);
+  process.stderr.write(`mq ${cmd}: ${escapeForTerminal(message)}\n`);
 }

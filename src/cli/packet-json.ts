@@ -25,7 +25,8 @@ import type {
   Subscription,
   Will,
 } from '../protocol/types.js';
-import { UsageError } from './errors.js';
+import { CliError, ExitCode, UsageError } from './errors.js';
+import { jsonDepth, MAX_JSON_DEPTH } from './values.js';
 
 export type BinaryEncoding = 'utf8' | 'hex' | 'base64';
 export type PacketJson = Record<string, unknown>;
@@ -591,6 +592,12 @@ export function jsonToPacket(
 export function parseJsonInput(text: string): { value: unknown; where: string }[] {
   const trimmed = text.trim();
   if (trimmed === '') throw new UsageError('no JSON to encode');
+  if (jsonDepth(trimmed) > MAX_JSON_DEPTH) {
+    throw new CliError(
+      `malformed input: the JSON nests more than ${MAX_JSON_DEPTH} levels deep (a packet needs 5)`,
+      ExitCode.Malformed,
+    );
+  }
   try {
     const value: unknown = JSON.parse(trimmed);
     if (Array.isArray(value)) return value.map((v, i) => ({ value: v, where: `item ${i + 1}: ` }));

@@ -2,9 +2,10 @@
  * Connection profiles: named sets of connection settings in the config file
  * ({"profiles": {"NAME": {"url": ..., "username": ...}}}), chosen with --profile or MQ_PROFILE.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from './errors.js';
+import { CONFIG_LIMIT, readFileBounded } from './io.js';
 
 export interface Profile {
   url?: string;
@@ -28,32 +29,31 @@ export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'mq', 'config.json');
 }
 
-const PROFILE_FIELDS: Record<keyof Profile, 'string' | 'number' | 'boolean'> = {
-  url: 'string',
-  host: 'string',
-  port: 'number',
-  username: 'string',
-  password: 'string',
-  cafile: 'string',
-  cert: 'string',
-  key: 'string',
-  insecure: 'boolean',
-  version: 'string',
-  id: 'string',
-  keepalive: 'number',
-};
+/** Every field a profile may have, and its JSON type (a Map: names come from the user's file). */
+const PROFILE_FIELDS = new Map<string, 'string' | 'number' | 'boolean'>([
+  ['url', 'string'],
+  ['host', 'string'],
+  ['port', 'number'],
+  ['username', 'string'],
+  ['password', 'string'],
+  ['cafile', 'string'],
+  ['cert', 'string'],
+  ['key', 'string'],
+  ['insecure', 'boolean'],
+  ['version', 'string'],
+  ['id', 'string'],
+  ['keepalive', 'number'],
+]);
 
 /** Reads profile `name` from the config file; UsageError when the file or the profile is missing or wrong. */
 export async function loadProfile(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Profile> {
   const file = configPath(env);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
+  if (!existsSync(file)) {
     throw new UsageError(
       `--profile ${name}: no config file at ${file} (create it: {"profiles": {"${name}": {"url": "mqtts://host", "username": "..."}}})`,
     );
   }
+  const text = readFileBounded(file, CONFIG_LIMIT, `--profile ${name}`).toString('utf8');
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -65,7 +65,8 @@ export async function loadProfile(name: string, env: NodeJS.ProcessEnv = process
   if (typeof profiles !== 'object' || profiles === null) {
     throw new UsageError(`--profile ${name}: ${file} has no "profiles" object`);
   }
-  const entry = (profiles as Record<string, unknown>)[name];
+  // Own properties only: `--profile __proto__` (or toString) names no profile.
+  const entry = Object.hasOwn(profiles, name) ? (profiles as Record<string, unknown>)[name] : undefined;
   if (typeof entry !== 'object' || entry === null) {
     const known = Object.keys(profiles);
     throw new UsageError(
@@ -74,10 +75,10 @@ export async function loadProfile(name: string, env: NodeJS.ProcessEnv = process
   }
   const profile: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(entry)) {
-    const type = PROFILE_FIELDS[key as keyof Profile];
+    const type = PROFILE_FIELDS.get(key);
     if (type === undefined) {
       throw new UsageError(
-        `--profile ${name}: unknown field "${key}" in ${file} (fields: ${Object.keys(PROFILE_FIELDS).join(', ')})`,
+        `--profile ${name}: unknown field "${key}" in ${file} (fields: ${[...PROFILE_FIELDS.keys()].join(', ')})`,
       );
     }
     if (typeof value !== type)

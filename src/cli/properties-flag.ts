@@ -6,6 +6,7 @@
 import { PROPERTY_BY_NAME, type Properties, type PropertyInfo } from '../protocol/index.js';
 import type { PropertyPlace } from '../protocol/properties.js';
 import { UsageError } from './errors.js';
+import { BINARY_PROPERTY_LIMIT } from './io.js';
 import { parseBinaryValue, parseInteger } from './values.js';
 
 /** The packets `-D` can set properties on (what a client sends). */
@@ -146,7 +147,7 @@ export async function setProperty(
       value = text;
       break;
     case 'binary':
-      value = await parseBinaryValue(text, label);
+      value = await parseBinaryValue(text, label, BINARY_PROPERTY_LIMIT);
       break;
     case 'pair':
       value = [text, values[1] ?? ''];

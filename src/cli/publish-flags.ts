@@ -6,8 +6,9 @@
 import type { Properties, ProtocolVersion } from '../protocol/index.js';
 import { validateTopicName } from '../protocol/topic.js';
 import { UsageError } from './errors.js';
+import { PAYLOAD_LIMIT, readStdin } from './io.js';
 import { lookupProperty, setProperty } from './properties-flag.js';
-import { parseBinaryValue, readFileValue, readStdin } from './values.js';
+import { parseBinaryValue, readFileValue } from './values.js';
 
 /** -m, -f, -s, -n: the payload of one message. */
 export interface PayloadFlags {
@@ -38,7 +39,7 @@ export interface PublishFlags extends PayloadFlags, PublishPropertyFlags {
 export async function readPayload(flags: PayloadFlags): Promise<Buffer | undefined> {
   if (flags.message !== undefined) return parseBinaryValue(flags.message, '-m');
   if (flags.file !== undefined) return readFileValue(flags.file, '-f');
-  if (flags.stdinFile === true) return readStdin();
+  if (flags.stdinFile === true) return readStdin(PAYLOAD_LIMIT, '-s');
   if (flags.nullMessage === true) return Buffer.alloc(0);
   return undefined;
 }

@@ -7,7 +7,8 @@
 import type { MqttClient, PublishResult } from '../client/index.js';
 import { PublishRefusedError } from '../client/index.js';
 import { type QoS, reasonCodeName } from '../protocol/index.js';
-import { CliError, ExitCode } from './errors.js';
+import { CliError, ExitCode, UsageError } from './errors.js';
+import { type Limit, note, PAYLOAD_LIMIT } from './io.js';
 import { type PublishOpts, parseNdjsonLine } from './ndjson-input.js';
 import { asCliError, refusedOn } from './session.js';
 import type { Stop } from './signals.js';
@@ -63,7 +64,7 @@ export function outcome(run: PublishRun, lostError: unknown): number {
   }
   if (tally.firstFailure !== undefined) {
     if (tally.failures > 1 && !quiet) {
-      process.stderr.write(`mq: ${tally.failures} of ${tally.sent} messages failed\n`);
+      note(`${tally.failures} of ${tally.sent} messages failed`);
     }
     throw tally.firstFailure;
   }
@@ -105,8 +106,7 @@ function handlersFor(tally: Tally, conn: { json: boolean; quiet: boolean }, stop
           ? new CliError(refusalMessage(topic, err), cli.exitCode)
           : cli;
       tally.firstFailure ??= failure;
-      if (!conn.quiet && tally.failures > 1 && tally.failures <= 5)
-        process.stderr.write(`mq: ${failure.message}\n`);
+      if (!conn.quiet && tally.failures > 1 && tally.failures <= 5) note(failure.message);
     },
   });
 }
@@ -141,9 +141,14 @@ function delay(ms: number): Promise<void> {
 /** At most this many publishes waiting in the client before stdin reading pauses (backpressure). */
 const HIGH_WATER = 4096;
 
+/** An --ndjson line: room for the largest payload in base64, and the rest of the object. */
+const NDJSON_LINE_LIMIT: Limit = { bytes: 384 * 1024 * 1024, why: "mq's limit for an --ndjson line" };
+
 /**
  * -l and --ndjson: reads stdin a chunk at a time, splits lines, publishes each; pauses reading while
- * HIGH_WATER publishes wait, so memory stays bounded whatever the input size.
+ * HIGH_WATER publishes wait, so memory stays bounded whatever the input size. A line is at most
+ * the largest MQTT payload (-l) or NDJSON_LINE_LIMIT: a longer one is a UsageError once its bytes
+ * pass the limit (`mq pub -l < /dev/zero` ends).
  */
 export async function streamStdin(
   run: PublishRun,
@@ -174,8 +179,11 @@ export async function streamStdin(
     return h;
   };
   const lineHandlers = topics.map((t) => handlers(t, defaults.qos));
+  const lineLimit = ndjson ? NDJSON_LINE_LIMIT : PAYLOAD_LIMIT;
   let lineNo = 0;
-  let carry: Buffer | undefined;
+  // The start of a line that has no end yet, in pieces (joined once, when its end arrives).
+  const carry: Buffer[] = [];
+  let carried = 0;
 
   const publishLine = (line: Buffer): Promise<void> | undefined => {
     lineNo++;
@@ -216,16 +224,31 @@ export async function streamStdin(
     ]);
   }
 
+  /** The line ending at `end` of `chunk`, joined with the carried start of it. */
+  function takeLine(chunk: Buffer, start: number, end: number): Buffer {
+    const tail = chunk.subarray(start, end);
+    if (carried + tail.length > lineLimit.bytes) tooLong();
+    if (carry.length === 0) return tail;
+    const line = Buffer.concat([...carry, tail], carried + tail.length);
+    carry.length = 0;
+    carried = 0;
+    return line;
+  }
+
+  function tooLong(): never {
+    throw new UsageError(
+      `${ndjson ? '--ndjson' : '-l'}: line ${lineNo + 1} is longer than ${lineLimit.bytes} bytes (${lineLimit.why})`,
+    );
+  }
+
   async function readLines(): Promise<void> {
-    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    for await (const data of process.stdin as AsyncIterable<Buffer>) {
       if (stop.signal.aborted || tally.firstFailure?.exitCode === ExitCode.Connection) break;
-      const data = carry !== undefined ? Buffer.concat([carry, chunk]) : chunk;
-      carry = undefined;
       let start = 0;
       for (;;) {
         const nl = data.indexOf(0x0a, start);
         if (nl < 0) break;
-        const pending = publishLine(data.subarray(start, nl));
+        const pending = publishLine(takeLine(data, start, nl));
         if (pending !== undefined) await pending;
         start = nl + 1;
         if (outstanding >= HIGH_WATER) {
@@ -238,8 +261,12 @@ export async function streamStdin(
           if (stop.signal.aborted) return;
         }
       }
-      if (start < data.length) carry = Buffer.from(data.subarray(start));
+      if (start < data.length) {
+        carry.push(Buffer.from(data.subarray(start)));
+        carried += data.length - start;
+        if (carried > lineLimit.bytes) tooLong();
+      }
     }
-    if (carry !== undefined && carry.length > 0 && !stop.signal.aborted) await publishLine(carry);
+    if (carried > 0 && !stop.signal.aborted) await publishLine(takeLine(Buffer.alloc(0), 0, 0));
   }
 }

@@ -9,9 +9,14 @@
  *
  * Colour is optional: pass `colors` (a chalk instance from output.ts, which is colourless when the
  * stream is not a TTY or NO_COLOR is set). Without it, plain text.
+ *
+ * Every string from the packet is quoted as JSON and escaped for a terminal (escape.ts) before it is
+ * coloured, so the output is safe to print whatever a peer sent. Secrets (a CONNECT's password,
+ * Authentication Data) are never shown, in any renderer: only their length (`secret()`).
  */
 import { isUtf8 } from 'node:buffer';
 import { formatReasonCode, PACKET_TYPE_CODE } from '../protocol/constants.js';
+import { decode } from '../protocol/decode.js';
 import { PROPERTY_BY_NAME } from '../protocol/properties.js';
 import type {
   ConnectPacket,
@@ -21,6 +26,7 @@ import type {
   ProtocolVersion,
   Subscription,
 } from '../protocol/types.js';
+import { escapeForTerminal, safeJson } from './escape.js';
 
 /** The subset of a chalk instance the renderer uses (a ChalkInstance fits). */
 export interface Paint {
@@ -91,10 +97,21 @@ const RETAIN_HANDLING = [
   'no retained',
 ];
 
-/** A string as JSON, cut to `max` characters. */
+/** A string as JSON, cut to `max` characters, safe on a terminal (what JSON leaves raw escaped too). */
 function quote(s: string, max = 200): string {
-  if (s.length <= max) return JSON.stringify(s);
-  return `${JSON.stringify(s.slice(0, max))}...`;
+  if (s.length <= max) return safeJson(JSON.stringify(s));
+  return `${safeJson(JSON.stringify(s.slice(0, max)))}...`;
+}
+
+/** Properties that hold secrets: shown by length only, like the CONNECT password. */
+const SECRET_PROPERTIES = new Set<keyof Properties>(['authenticationData']);
+
+/**
+ * How every renderer shows a secret (the CONNECT password, Authentication Data): its length only,
+ * `(6 bytes, masked)`. Traces, decode's blocks, lines and byte maps all use it.
+ */
+export function secret(bytes: Uint8Array): string {
+  return `(${plural(bytes.length, 'byte')}, masked)`;
 }
 
 function hex(bytes: Uint8Array, max: number, spaced = false): string {
@@ -139,7 +156,7 @@ export function fixedHeaderFlags(packet: Packet): number {
 }
 
 function propValueShort(key: keyof Properties, value: unknown): string {
-  if (Buffer.isBuffer(value)) return binary(value, 32);
+  if (Buffer.isBuffer(value)) return SECRET_PROPERTIES.has(key) ? secret(value) : binary(value, 32);
   if (typeof value === 'string') return quote(value, 60);
   if (key === 'userProperties' && Array.isArray(value)) {
     return `[${(value as [string, string][]).map(([k, v]) => `${quote(k, 30)}=${quote(v, 30)}`).join(', ')}]`;
@@ -189,7 +206,7 @@ export function formatPacketLine(
       if (packet.bridge === true) s += ' bridge';
       s += ` keepalive=${packet.keepalive}`;
       if (packet.username !== undefined) s += ` username=${quote(packet.username, 40)}`;
-      if (packet.password !== undefined) s += ` password=(${packet.password.length} B)`;
+      if (packet.password !== undefined) s += ` password=${secret(packet.password)}`;
       if (packet.will) {
         const w = packet.will;
         s += ` will{topic=${quote(w.topic, 60)} qos=${w.qos}${w.retain ? ' retain' : ''} payload=${binary(w.payload, 32)}${propsShort(w.properties)}}`;
@@ -248,6 +265,7 @@ const SECONDS_KEYS = new Set<keyof Properties>([
 ]);
 
 function propValueFull(key: keyof Properties, value: unknown, max: number): string {
+  if (Buffer.isBuffer(value) && SECRET_PROPERTIES.has(key)) return secret(value);
   if (Buffer.isBuffer(value)) {
     return isText(value)
       ? `${quote(value.toString('utf8'), max)} (${value.length} bytes)`
@@ -487,11 +505,41 @@ function connectFields(b: Block, packet: ConnectPacket): void {
     b.field('will payload', payloadFull(w.payload, b.max));
   }
   if (packet.username !== undefined) b.field('username', quote(packet.username));
-  if (packet.password !== undefined) b.field('password', payloadFull(packet.password, b.max));
+  if (packet.password !== undefined) b.field('password', secret(packet.password));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Byte map
+
+/** The byte map's names of the fields that hold secrets (the codec's field names). */
+const SECRET_FIELDS = new Set(['password', PROPERTY_BY_NAME.get('authenticationData')?.name ?? '']);
+
+/** Does the packet carry a secret (a password, Authentication Data)? */
+function hasSecret(packet: Packet): boolean {
+  if (packet.type === 'CONNECT' && packet.password !== undefined) return true;
+  return 'properties' in packet && packet.properties?.authenticationData !== undefined;
+}
+
+/**
+ * A packet's bytes as spaced hex for --trace=hex, the bytes of its secrets (password,
+ * Authentication Data) written as `**`: the same masking rule as the rendered packet.
+ */
+export function traceHex(raw: Buffer, packet: Packet, version: ProtocolVersion): string {
+  const digits = (raw.toString('hex').match(/../g) ?? []) as string[];
+  if (hasSecret(packet)) {
+    const notes: FieldNote[] = [];
+    try {
+      decode(raw, version, { annotate: notes, errors: [] });
+    } catch {
+      return `(${plural(raw.length, 'byte')}, not shown: they hold a secret)`;
+    }
+    for (const note of notes) {
+      if (!SECRET_FIELDS.has(note.field)) continue;
+      for (let i = note.offset; i < note.offset + note.length && i < digits.length; i++) digits[i] = '**';
+    }
+  }
+  return digits.join(' ');
+}
 
 /**
  * The annotated byte map of `mq decode --bytes`: one row per field (offset, bytes, section, field,
@@ -519,12 +567,15 @@ export function formatByteMap(
     if (note.offset > covered) {
       rows.push([String(covered), showBytes(covered, note.offset - covered), '', '(not decoded)', '']);
     }
+    const hidden = SECRET_FIELDS.has(note.field);
     rows.push([
       String(note.offset),
-      showBytes(note.offset, note.length),
+      hidden
+        ? secret(bytes.subarray(note.offset, note.offset + note.length))
+        : showBytes(note.offset, note.length),
       note.section,
       note.field,
-      note.value,
+      hidden ? '' : escapeForTerminal(note.value),
     ]);
     covered = Math.max(covered, note.offset + note.length);
   }

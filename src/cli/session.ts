@@ -13,6 +13,7 @@ import {
 import { formatReasonCode } from '../protocol/index.js';
 import type { ResolvedConnection } from './connection-options.js';
 import { CliError, ExitCode } from './errors.js';
+import { note } from './io.js';
 import type { Stop } from './signals.js';
 
 /** Turns a client failure into the CliError main.ts prints (exit 2 connection, 5 refused). */
@@ -47,10 +48,10 @@ export function reportReconnects(client: MqttClient, quiet: boolean): void {
   if (quiet) return;
   client.on('reconnect', (_attempt, delayMs, lastError) => {
     const why = lastError?.message ?? 'no reason given';
-    process.stderr.write(`mq: connection lost: ${why}; reconnecting in ${(delayMs / 1000).toFixed(1)} s\n`);
+    note(`connection lost: ${why}; reconnecting in ${(delayMs / 1000).toFixed(1)} s`);
   });
   client.on('connect', (_connack, resumed) => {
-    process.stderr.write(`mq: reconnected${resumed ? ' (session resumed)' : ''}\n`);
+    note(`reconnected${resumed ? ' (session resumed)' : ''}`);
   });
 }
 
@@ -90,13 +91,15 @@ export class Session {
     this.resolve(result);
   }
 
-  /** Runs `work` (subscribe, publish...); its failure ends the session with the CliError for it. */
+  /**
+   * Runs `work` (subscribe, publish...); its failure ends the session with the CliError for it.
+   * Resolves when the work is done or the session ends, whichever is first: a SUBACK that never
+   * comes (the broker drops every connection, and the client keeps reconnecting) does not keep
+   * Ctrl-C or -W from ending the command.
+   */
   async run(work: () => Promise<void>): Promise<void> {
-    try {
-      await work();
-    } catch (err) {
-      this.end(asCliError(err));
-    }
+    const done = work().catch((err: unknown) => this.end(asCliError(err)));
+    await Promise.race([done, this.done]);
   }
 
   /**

@@ -2,18 +2,23 @@
  * Value parsers shared by every command's flags: binary values (`hex:`, `base64:`, `@file`, `-`),
  * bounded integers, seconds. Each failure is one UsageError naming the flag.
  */
-import { readFile } from 'node:fs/promises';
 import { UsageError } from './errors.js';
-import { readStdin } from './io.js';
-
-export { readStdin } from './io.js';
+import { type Limit, PAYLOAD_LIMIT, readFileBounded, readStdin } from './io.js';
 
 /**
  * A binary value from the command line: `hex:0a0b` (spaces and colons ignored), `base64:AAEC`,
- * `@file` (the file's bytes), `-` (all of stdin), anything else as UTF-8 text.
- * `what` names the flag in error messages.
+ * `@file` (the file's bytes), `-` (all of stdin), anything else as UTF-8 text; at most `limit`
+ * bytes (an MQTT payload by default). `what` names the flag in error messages.
  */
-export async function parseBinaryValue(text: string, what = 'value'): Promise<Buffer> {
+export async function parseBinaryValue(text: string, what = 'value', limit = PAYLOAD_LIMIT): Promise<Buffer> {
+  const value = await binaryValue(text, what, limit);
+  if (value.length > limit.bytes) {
+    throw new UsageError(`${what}: the value is larger than ${limit.bytes} bytes (${limit.why})`);
+  }
+  return value;
+}
+
+async function binaryValue(text: string, what: string, limit: Limit): Promise<Buffer> {
   if (text.startsWith('hex:')) {
     const digits = text.slice(4).replace(/[\s:]/g, '');
     if (!/^[0-9a-fA-F]*$/.test(digits)) {
@@ -31,27 +36,49 @@ export async function parseBinaryValue(text: string, what = 'value'): Promise<Bu
     }
     return Buffer.from(body, body.includes('-') || body.includes('_') ? 'base64url' : 'base64');
   }
-  if (text.startsWith('@') && text.length > 1) return readFileValue(text.slice(1), what);
-  if (text === '-') return readStdin();
+  if (text.startsWith('@') && text.length > 1) return readFileValue(text.slice(1), what, limit);
+  if (text === '-') return readStdin(limit, what);
   return Buffer.from(text, 'utf8');
 }
 
-/** A file's bytes; a missing or unreadable file is a UsageError naming the flag. */
-export async function readFileValue(file: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : (err as Error).message;
-    throw new UsageError(`${what}: cannot read ${file}: ${why}`);
+/**
+ * A file's bytes, at most `limit` (an MQTT payload by default); a missing, unreadable or too large
+ * file is a UsageError naming the flag.
+ */
+export async function readFileValue(file: string, what: string, limit = PAYLOAD_LIMIT): Promise<Buffer> {
+  return readFileBounded(file, limit, what);
+}
+
+/**
+ * The deepest JSON nesting mq reads (packets need 5 levels; an embedded payload gets the rest).
+ * Deeper values overflow the stack of every recursive walk over them (JSON.stringify, checks).
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/**
+ * How deep the arrays and objects of JSON text nest, counted up to MAX_JSON_DEPTH + 1 (a scan of
+ * the text, without parsing it: brackets inside strings do not count).
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character; a quote ends the string.
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      depth++;
+      if (depth > deepest && (deepest = depth) > MAX_JSON_DEPTH) return deepest;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
   }
+  return deepest;
 }
 
 /** An integer in [min, max]; `what` names the flag. */
@@ -63,10 +90,18 @@ export function parseInteger(text: string | number, what: string, min: number, m
   return n;
 }
 
-/** A non-negative number of seconds (fractions allowed): `0.5`, `10`. */
+/** The longest time mq waits for anything: Node's timers hold at most 2^31 - 1 ms (24.8 days). */
+export const MAX_SECONDS = 2_147_483;
+
+/** A non-negative number of seconds (fractions allowed): `0.5`, `10`; at most MAX_SECONDS. */
 export function parseSeconds(text: string | number, what: string): number {
   const n = typeof text === 'number' ? text : /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`${what}: '${text}' is not a number of seconds`);
+  if (n > MAX_SECONDS) {
+    throw new UsageError(
+      `${what}: '${text}' seconds is more than ${MAX_SECONDS} (24 days), the longest wait`,
+    );
+  }
   return n;
 }
 

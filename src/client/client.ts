@@ -24,6 +24,7 @@ import type {
 } from '../protocol/index.js';
 import { backoffDelay } from './backoff.js';
 import type { Connection, ConnectionEvents } from './connection.js';
+import { handleAuthPacket, reauthenticate } from './enhanced-auth.js';
 import { ClientClosedError, DisconnectError } from './errors.js';
 import {
   closedBeforeConnack,
@@ -187,6 +188,24 @@ export class MqttClient extends EventEmitter {
   }
 
   /**
+   * Re-authenticates the connection (v5 AUTH 0x19 with options.auth's method [MQTT-4.12.1-1]):
+   * resolves once the broker accepted (AUTH 0x00) and proved itself; rejects when it refused (the
+   * connection is then lost), or when no connection is up.
+   */
+  reauthenticate(): Promise<void> {
+    const auth = this.options.auth;
+    if (auth === undefined || this.version !== 5) {
+      return Promise.reject(
+        new Error('re-authentication needs enhanced authentication (the auth option, MQTT 5)'),
+      );
+    }
+    const conn = this.conn;
+    if (this.finished || this.closing) return Promise.reject(new ClientClosedError('the client is closed'));
+    if (conn === undefined || !conn.connected) return Promise.reject(new DisconnectError('not connected'));
+    return reauthenticate(conn, auth);
+  }
+
+  /**
    * Sends DISCONNECT (0x04 = publish my will) and waits for the socket to close, or with `flushOnly`
    * only until DISCONNECT has been handed to the operating system (a one-shot that exits next: the
    * broker's own close is one more round trip nobody waits for; mosquitto_pub does the same).
@@ -292,7 +311,7 @@ export class MqttClient extends EventEmitter {
   private onPacket(conn: Connection, packet: Packet): void {
     switch (packet.type) {
       case 'CONNACK':
-        settleConnack(conn, packet, this.version);
+        settleConnack(conn, packet, this.version, this.options.auth);
         return;
       case 'PUBLISH':
         this.flows.onPublish(conn, packet);
@@ -314,7 +333,7 @@ export class MqttClient extends EventEmitter {
         conn.socket.destroy();
         return;
       case 'AUTH':
-        conn.fail(0x82, 'the broker sent AUTH, but mq does not support enhanced authentication');
+        handleAuthPacket(conn, packet, this.options.auth);
         return;
       case 'CONNECT':
       case 'SUBSCRIBE':
@@ -366,6 +385,8 @@ export class MqttClient extends EventEmitter {
     this.conn = undefined;
     this.flows.lost();
     const error = conn.lossError();
+    conn.reauth?.reject(error);
+    conn.reauth = undefined;
     if (this.closing) return;
     this.emit('offline', error);
     const ref = conn.disconnect?.properties?.serverReference;

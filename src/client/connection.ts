@@ -17,6 +17,7 @@ import {
   type ProtocolVersion,
   packetSize,
 } from '../protocol/index.js';
+import type { AuthConversation } from './enhanced-auth.js';
 import { ConnectError, DisconnectError } from './errors.js';
 import type { Deferred } from './inflight.js';
 import type { KeepaliveLink } from './keepalive.js';
@@ -53,6 +54,10 @@ export class Connection implements KeepaliveLink {
   lostReason: DisconnectError | undefined;
   /** The handshake's CONNACK, until it arrives or the connection ends first. */
   awaitingConnack: Deferred<ConnackPacket> | undefined;
+  /** An enhanced authentication exchange in progress (of the CONNECT, or a re-authentication). */
+  authConversation: AuthConversation | undefined;
+  /** client.reauthenticate() waiting for AUTH 0x00. */
+  reauth: Deferred<void> | undefined;
 
   /** A write of the packets sent this turn of the event loop is scheduled (see send). */
   private corked = false;

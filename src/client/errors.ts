@@ -177,6 +177,8 @@ export function connackRefusal(
         : ': the broker does not speak MQTT 3.1; try -V 3.1.1';
   } else if (reasonCode === 0x86 || (version !== 5 && reasonCode === 4)) {
     hint = ': check -u/-P (or MQ_USERNAME/MQ_PASSWORD, or the profile)';
+  } else if (version === 5 && reasonCode === 0x8c) {
+    hint = ': the broker does not offer that authentication method (--auth-method); try plain -u/-P';
   } else if (reasonCode === 0x85 || (version !== 5 && reasonCode === 2)) {
     hint = ': try another client id (-i) or let the broker assign one';
   }

@@ -12,6 +12,7 @@ import {
   type ProtocolVersion,
 } from '../protocol/index.js';
 import { Connection, type ConnectionEvents } from './connection.js';
+import { checkConnackAuth, type EnhancedAuth } from './enhanced-auth.js';
 import { ConnectError, connackRefusal, explainConnectError } from './errors.js';
 import type { ClientOptions } from './options.js';
 import { describeTarget, errorContext, openTransport, type TransportOptions } from './transport.js';
@@ -58,7 +59,9 @@ export async function openConnection(
     const connack = new Promise<ConnackPacket>((resolve, reject) => {
       conn.awaitingConnack = { resolve, reject };
     });
-    conn.send(connectPacket(options));
+    // Enhanced authentication: a new exchange for each connection (handled in enhanced-auth.ts).
+    if (options.auth !== undefined && options.version === 5) conn.authConversation = options.auth.start();
+    conn.send(connectPacket(options, conn.authConversation?.first()));
     conn.uncork(); // now: the broker's answer is all we wait for
     const onAbort = () => {
       conn.awaitingConnack?.reject(new ConnectError(`no CONNACK within ${secs} from ${conn.where}`));
@@ -76,7 +79,8 @@ export async function openConnection(
   }
 }
 
-export function connectPacket(o: ClientOptions): ConnectPacket {
+/** The CONNECT for `o`; `authData`: the first Authentication Data of o.auth's exchange. */
+export function connectPacket(o: ClientOptions, authData?: Buffer): ConnectPacket {
   const packet: ConnectPacket = {
     type: 'CONNECT',
     protocolVersion: o.version,
@@ -91,13 +95,25 @@ export function connectPacket(o: ClientOptions): ConnectPacket {
   if (o.version === 5) {
     const props: Properties = { ...o.connectProperties };
     if (o.sessionExpiry !== undefined && o.sessionExpiry > 0) props.sessionExpiryInterval = o.sessionExpiry;
+    if (o.auth !== undefined) {
+      props.authenticationMethod = o.auth.method;
+      if (authData !== undefined) props.authenticationData = authData;
+    }
     if (Object.keys(props).length > 0) packet.properties = props;
   }
   return packet;
 }
 
-/** A CONNACK arrived: settles the handshake (a second CONNACK breaks the protocol). */
-export function settleConnack(conn: Connection, packet: ConnackPacket, version: ProtocolVersion): void {
+/**
+ * A CONNACK arrived: settles the handshake (a second CONNACK breaks the protocol). With enhanced
+ * authentication, a success counts only once the broker proved itself (`auth`).
+ */
+export function settleConnack(
+  conn: Connection,
+  packet: ConnackPacket,
+  version: ProtocolVersion,
+  auth?: EnhancedAuth,
+): void {
   const waiting = conn.awaitingConnack;
   if (conn.connected || waiting === undefined) {
     conn.fail(0x82, 'the broker sent a second CONNACK');
@@ -105,6 +121,12 @@ export function settleConnack(conn: Connection, packet: ConnackPacket, version: 
   }
   conn.awaitingConnack = undefined;
   if (packet.reasonCode === 0) {
+    const distrust = checkConnackAuth(conn, auth, packet.properties);
+    if (distrust !== undefined) {
+      waiting.reject(new ConnectError(`refusing ${conn.where}: ${distrust.message}`));
+      conn.socket.destroy();
+      return;
+    }
     waiting.resolve(packet);
     return;
   }

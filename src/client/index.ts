@@ -10,6 +10,7 @@
 
 export { type BackoffRange, backoffDelay } from './backoff.js';
 export { MqttClient } from './client.js';
+export { type AuthConversation, type EnhancedAuth, scramAuth, scramMethod } from './enhanced-auth.js';
 export {
   ClientClosedError,
   ConnectError,

@@ -1,5 +1,6 @@
 /** What a caller tells MqttClient: the connection (ClientOptions), one publish, and end(). */
 import type { Packet, Properties, ProtocolVersion, QoS, Will } from '../protocol/index.js';
+import type { EnhancedAuth } from './enhanced-auth.js';
 import type { TransportOptions } from './transport.js';
 
 export interface ClientOptions extends TransportOptions {
@@ -18,6 +19,8 @@ export interface ClientOptions extends TransportOptions {
   username?: string;
   password?: Buffer;
   will?: Will;
+  /** v5 enhanced authentication (e.g. scramAuth('SCRAM-SHA-256', user, password)); -u/-P are then not sent as such. */
+  auth?: EnhancedAuth;
   /** Extra CONNECT properties (-D connect ...). */
   connectProperties?: Properties;
   /** -M: at most this many QoS 1/2 PUBLISH un-acked at once; the broker's Receive Maximum caps it too. */

@@ -2,13 +2,14 @@
  * `mq broker`: a local MQTT 3.1 / 3.1.1 / 5.0 broker for testing. Parses and checks the flags,
  * starts src/broker, prints where it listens, stops cleanly on SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
-import { Broker, type BrokerOptions, makePasswdLine } from '../broker/index.js';
+import { Broker, type BrokerOptions, makePasswdLine, makeScramPasswdLine } from '../broker/index.js';
 import { addBridgeOptions, type BridgeFlags, resolveBridges } from '../cli/bridge-options.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { escapeForTerminal } from '../cli/escape.js';
+import { PEM_LIMIT, readFileBounded } from '../cli/io.js';
 import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
 import { formatPacketFull, formatPacketLine } from '../cli/render.js';
@@ -26,7 +27,10 @@ interface BrokerFlags {
   key?: string;
   auth: string[];
   passwd?: string;
+  maxAuthPending?: string;
   makePasswd?: string;
+  scram?: boolean;
+  scramIterations: string;
   acl?: string;
   denySubscribe: string[];
   denyPublish: string[];
@@ -87,9 +91,19 @@ function addBrokerOptions(cmd: Command): void {
     )
     .option(
       '--passwd <file>',
-      'password file of user:$scrypt$... lines (see --make-passwd); anonymous refused',
+      'password file of user:$scrypt$... or user:$scram$... lines (see --make-passwd); anonymous refused',
+    )
+    .option(
+      '--max-auth-pending <n>',
+      'most CONNECTs waiting for their --passwd check; more get CONNACK Server busy/unavailable (default 64)',
     )
     .option('--make-passwd <user:pass>', 'print a password file line for user:pass and exit')
+    .option('--scram', 'with --make-passwd: a $scram$ line, for SCRAM (enhanced authentication) too')
+    .option(
+      '--scram-iterations <n>',
+      'PBKDF2 iterations of the SCRAM credentials of --auth users (v5 enhanced authentication)',
+      '4096',
+    )
     .option(
       '--acl <file>',
       "mosquitto acl_file: 'user NAME', 'topic [read|write|readwrite|deny] T', 'pattern ... %u %c'",
@@ -120,10 +134,13 @@ function addBrokerOptions(cmd: Command): void {
       '--max-keepalive <s>',
       'largest keepalive; v5 clients asking more (or 0) are told this, 3.1.1 ones refused',
     )
-    .option('--trace [mode]', 'print every packet in and out per client on stderr: line (default) or full')
+    .option(
+      '--trace [mode]',
+      'print every packet in and out per client on stderr: line (default) or full; passwords and authentication data are masked',
+    )
     .option(
       '--record <file>',
-      'append all traffic as NDJSON {time, client, direction, hex} (mq decode reads hex)',
+      'append all traffic as NDJSON {time, client, direction, hex}, file mode 0600, secrets masked (mq decode -f FILE --line reads it)',
     )
     .option(
       '--refuse-connect <code>',
@@ -147,7 +164,10 @@ function addBrokerOptions(cmd: Command): void {
     .option('--disconnect-after <s>', 'fault: disconnect every client this many seconds after it connects')
     .option('--reason <code>', 'reason code for --disconnect-after (default 0x98 Administrative action)')
     .option('--topic-alias-out', 'assign topic aliases on PUBLISH to clients that accept them')
-    .option('--persist <file>', 'keep sessions, queued QoS>0 and retained messages in this write-ahead log')
+    .option(
+      '--persist <file>',
+      'keep sessions, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
+    )
     .option('--sys-interval <s>', 'seconds between $SYS/broker/... updates (0 = off)', '10')
     .option('-q, --quiet', 'no log lines (connections, refusals, malformed packets, drops)');
 }
@@ -160,7 +180,9 @@ Examples:
   mq broker --trace=full --record traffic.ndjson
   mq broker --ws-port 8080 --tls-port 8883 --cert cert.pem --key key.pem
   mq broker --auth alice:secret --deny-publish 'secret/#'
+  mq broker --auth alice:secret              then: mq sub -t '#' --auth-method SCRAM-SHA-256 -u alice -P secret
   mq broker --make-passwd alice:secret >> passwd && mq broker --passwd passwd --acl acl.conf
+  mq broker --make-passwd alice:secret --scram >> passwd    a line SCRAM logins can use too
   mq broker --max-qos 1 --receive-maximum 5 --drop-every 10    test how a client copes
   mq broker --persist broker.db               survive restarts (and kill -9)
   mq broker --bridge mqtts://user:pass@prod.example.com --bridge-topic 'sensors/# in 1'
@@ -172,6 +194,9 @@ Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts:// lines) on
 listening; log lines on stderr (-q silences them); --trace lines on stderr as
 "[client-id] -> PACKET" (client to broker) and "[client-id] <- PACKET" (broker to client); a
 bridge's packets to its remote broker as "[bridge NAME] >> PACKET", from it as "<<".
+--trace (line and full) shows a CONNECT's password and any Authentication Data by length only,
+"(7 bytes, masked)". Client ids, user names, topics and reason strings in log and trace lines
+are shown with control characters escaped (\\x1b, \\n, \\u202e): a client cannot drive the terminal.
 
 Limits: a session's queue holds --max-queued QoS>0 messages; further messages to it are
 dropped (the queue keeps the oldest), counted in $SYS/broker/publish/messages/dropped and
@@ -192,6 +217,18 @@ Access control: --acl read rules are checked per message at delivery (like Mosqu
 subscription to '#' allowed by 'topic read #' receives nothing a deny rule covers; a session
 resumed under another user keeps only the queued messages that user may read. A publish
 with Payload Format Indicator 1 whose payload is not UTF-8 is refused with 0x99.
+
+Enhanced authentication (MQTT 5): users may also log in with SCRAM-SHA-1, SCRAM-SHA-256 or
+SCRAM-SHA-512 (RFC 5802/7677; Authentication Method named as EMQX names it): CONNECT with
+the client-first message, AUTH 0x18 both ways, CONNACK 0x00 with the server's signature. A
+wrong password gets CONNACK 0x86, a malformed SCRAM message 0x87, an unknown method 0x8C.
+Clients may re-authenticate (AUTH 0x19) with the same method and user; a failure gets
+DISCONNECT 0x87. The --auth users' SCRAM keys are made at start (a random salt; about 6 ms
+per user at the default --scram-iterations 4096). In a --passwd file, $scram$ lines
+(--make-passwd user:pass --scram) hold the SCRAM keys of all three methods and check plain
+passwords too; users of scrypt lines log in with a password only (scrypt is not what SCRAM
+needs, and the file keeps no password). The CONNECT timeout (10 s) covers the exchange.
+--trace and --record mask passwords and Authentication Data.
 
 Bridges: --bridge URL starts one; the --bridge-* flags after it (up to the next --bridge) are
 its own. --bridge-topic is Mosquitto's topic line, 'PATTERN [in|out|both [QOS [LOCAL_PREFIX
@@ -229,14 +266,32 @@ Local and Retain As Published on their subscriptions).
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
 
+Authentication: --passwd passwords are checked with scrypt off the event loop (other clients are
+not held up), a few at a time; CONNECTs waiting beyond --max-auth-pending are refused with Server
+busy (3.1.1: Server unavailable); what a client sends while its CONNECT waits is handled after it,
+in order. An unknown user name costs the same check as a known one, and --auth passwords are
+compared in constant time, so timing tells no one which users exist. --acl without --auth or
+--passwd is warned about at start-up: user names are then whatever clients claim.
+
+Secrets and files: a CONNECT's password and the Authentication Data of CONNECT, CONNACK and AUTH
+never reach --trace (line or full) or --record: they are masked byte for byte ('*', the length
+kept, as mq proxy --record does), so mq decode -f FILE --line still reads a recording. The
+--record and --persist files are created mode 0600 (an existing recording is set to it).
+--persist skips a record it cannot use with a warning naming the file and line, and drops a torn
+last line (a write cut short by kill -9) with a warning too.
+
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`;
 
 async function brokerCommand(flags: BrokerFlags, bridges: BridgeFlags[]): Promise<number> {
   if (flags.makePasswd !== undefined) {
     const [user, pass] = splitUserPass(flags.makePasswd, '--make-passwd');
-    process.stdout.write(`${makePasswdLine(user, pass)}\n`);
+    const iterations = parseInteger(flags.scramIterations, '--scram-iterations', 4096, 1_000_000);
+    const line =
+      flags.scram === true ? makeScramPasswdLine(user, pass, iterations) : makePasswdLine(user, pass);
+    process.stdout.write(`${line}\n`);
     return ExitCode.Ok;
   }
+  if (flags.scram === true) throw new UsageError('--scram goes with --make-passwd');
   const options = toOptions(flags);
   if (bridges.length > 0) options.bridges = await resolveBridges(bridges);
   // Memory per idle connection: without this, V8 grows the young generation up to 16x during a
@@ -248,8 +303,9 @@ async function brokerCommand(flags: BrokerFlags, bridges: BridgeFlags[]): Promis
   const quiet = flags.quiet === true;
   const err = colors(process.stderr);
   const stamp = () => err.dim(new Date().toISOString().slice(11, 23));
-  options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${line}\n`);
-  options.traceOut = (line) => process.stderr.write(`${stamp()} ${line}\n`);
+  const sink = terminalSink();
+  options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
+  options.traceOut = (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
   let broker: Broker;
   try {
     broker = new Broker(options);
@@ -258,9 +314,11 @@ async function brokerCommand(flags: BrokerFlags, bridges: BridgeFlags[]): Promis
   }
   if (options.trace !== undefined) {
     broker.setTraceFormatter((packet, version, mode) =>
-      mode === 'full'
-        ? formatPacketFull(packet, version, { colors: err })
-        : formatPacketLine(packet, version, { colors: err }),
+      sink.rendered(
+        mode === 'full'
+          ? formatPacketFull(packet, version, { colors: err })
+          : formatPacketLine(packet, version, { colors: err }),
+      ),
     );
   }
   if (!isLoopback(options.host ?? '127.0.0.1')) {
@@ -289,6 +347,29 @@ async function brokerCommand(flags: BrokerFlags, bridges: BridgeFlags[]): Promis
     process.stderr.write(`mq broker: error while closing: ${e instanceof Error ? e.message : String(e)}\n`);
   }
   return ExitCode.Ok;
+}
+
+/**
+ * What the broker writes to stderr, made safe for a terminal: client ids, user names, topics and
+ * reason strings come from the network (before authentication too), so every log and trace line is
+ * escaped (control characters, bidi overrides: escape.ts) before it is written, and a client cannot
+ * set the terminal's title, clear it or forge a line. The packet text a trace line ends with is
+ * render.ts's, which escapes every packet string before colouring it: `rendered()` notes it, and
+ * `line()` keeps it (with its colours and, for --trace=full, its lines) and escapes the rest.
+ */
+function terminalSink(): { rendered(text: string): string; line(line: string): string } {
+  let last: string | undefined;
+  return {
+    rendered(text) {
+      last = text;
+      return text;
+    },
+    line(line) {
+      const trusted = last !== undefined && line.endsWith(last) ? last : '';
+      last = undefined;
+      return escapeForTerminal(line.slice(0, line.length - trusted.length)) + trusted;
+    },
+  };
 }
 
 /** "mq broker listening on mqtt://HOST:PORT" for each listener (scripts read these lines). */
@@ -320,11 +401,7 @@ function parseCode(text: string, what: string): number {
 }
 
 function readPem(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new UsageError(`${what}: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  return readFileBounded(file, PEM_LIMIT, what);
 }
 
 function toOptions(f: BrokerFlags): BrokerOptions {
@@ -346,13 +423,14 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     throw new UsageError('--cert/--key given without --tls-port');
   }
   if (f.auth.length > 0) {
-    o.users = {};
-    for (const a of f.auth) {
-      const [user, pass] = splitUserPass(a, '--auth');
-      o.users[user] = pass;
-    }
+    // fromEntries defines own properties: a user named __proto__ is a user (not the prototype of
+    // an empty map, which turned authentication off).
+    o.users = Object.fromEntries(f.auth.map((a) => splitUserPass(a, '--auth')));
   }
+  o.scramIterations = parseInteger(f.scramIterations, '--scram-iterations', 4096, 1_000_000);
   if (f.passwd !== undefined) o.passwdFile = f.passwd;
+  if (f.maxAuthPending !== undefined)
+    o.maxAuthPending = parseInteger(f.maxAuthPending, '--max-auth-pending', 0, 1_000_000);
   if (f.acl !== undefined) o.aclFile = f.acl;
   for (const [list, what] of [
     [f.denySubscribe, '--deny-subscribe'],

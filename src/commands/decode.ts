@@ -5,9 +5,10 @@
 import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
+import { safeJson } from '../cli/escape.js';
 import { type InputFormat, type InputRecord, parseInput, stripCaptureHeaders } from '../cli/hex.js';
 import { decodeRecords, formatItem, formatItemLine, itemToJson, iterateRecords } from '../cli/inspect.js';
-import { readCommandInput, writeStdout } from '../cli/io.js';
+import { parseMaxInput, readCommandInput, writeStdout } from '../cli/io.js';
 import { colors, warn } from '../cli/output.js';
 import { parseProtocolVersion } from '../cli/packet-json.js';
 import type { ProtocolVersion } from '../protocol/types.js';
@@ -20,6 +21,7 @@ interface DecodeOpts {
   bytes?: boolean;
   json?: boolean;
   line?: boolean;
+  maxInput?: string;
 }
 
 /**
@@ -56,10 +58,15 @@ function readInput(opts: DecodeOpts, args: string[]): Promise<Buffer | string> {
   if (opts.raw && args.length > 0 && opts.file === undefined) {
     throw new UsageError('--raw reads binary bytes from -f FILE or stdin, not from arguments');
   }
-  return readCommandInput(args, opts.file, {
-    both: 'give the bytes as arguments or with -f, not both',
-    none: 'no input: give the bytes as arguments (mq decode 300d0004...), with -f FILE, or on stdin',
-  });
+  return readCommandInput(
+    args,
+    opts.file,
+    {
+      both: 'give the bytes as arguments or with -f, not both',
+      none: 'no input: give the bytes as arguments (mq decode 300d0004...), with -f FILE, or on stdin',
+    },
+    parseMaxInput(opts.maxInput),
+  );
 }
 
 const EXAMPLES = `
@@ -80,8 +87,15 @@ Versions (-V): 3.1, 3.1.1, 5 (also 31, 311, mqttv5) or auto: a CONNECT in the in
 version of what follows; before one, each packet is read as 5.0 and as 3.1.1 and the output says
 which reading is valid, or that the bytes are ambiguous.
 
-Exit codes: 0 every packet valid, 1 usage error (bad hex, bad flag), 4 malformed input: every
-violation is listed with its byte offset and spec rule id.`;
+Secrets: a CONNECT's password and Authentication Data are shown by length only, "(7 bytes,
+masked)", in the block, --line and --bytes views; --json keeps them, for mq encode to write back.
+Strings from the bytes are shown with control characters escaped (\\x1b, \\n, \\u202e).
+
+Input from -f or stdin is read up to --max-input (64 MiB by default, at most 1G): a larger input
+is a usage error (exit 1), found without reading more than the limit (-f /dev/zero is refused).
+
+Exit codes: 0 every packet valid, 1 usage error (bad hex, bad flag, input over --max-input),
+4 malformed input: every violation is listed with its byte offset and spec rule id.`;
 
 export function command(): Command {
   const cmd = newCommand('decode')
@@ -96,6 +110,7 @@ export function command(): Command {
     .option('--bytes', 'print an annotated byte map: offset, bytes, section, field, value')
     .option('--json', 'one JSON object per packet (mq encode reads it back)')
     .option('--line', 'one line per packet, as --trace shows them')
+    .option('--max-input <size>', 'largest input read from -f or stdin: bytes, or with K, M, G (default 64M)')
     .addHelpText('after', EXAMPLES);
 
   return run<DecodeOpts>(cmd, async (opts, args) => {
@@ -123,7 +138,7 @@ export function command(): Command {
         count += item.violations.length;
       }
       if (total > 1) out += separator;
-      if (opts.json) out += JSON.stringify(itemToJson(item));
+      if (opts.json) out += safeJson(JSON.stringify(itemToJson(item)));
       else if (opts.line) out += formatItemLine(item, c);
       else out += formatItem(item, opts.bytes === true, c);
       if (out.length > 65_536) {

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { newCommand, run } from '../cli/command.js';
 import { ExitCode, UsageError } from '../cli/errors.js';
-import { readCommandInput, writeStdout } from '../cli/io.js';
+import { parseMaxInput, readCommandInput, writeStdout } from '../cli/io.js';
 import { encodeJson, parseProtocolVersion } from '../cli/packet-json.js';
 
 interface EncodeOpts {
@@ -14,6 +14,7 @@ interface EncodeOpts {
   raw?: boolean;
   spaced?: boolean;
   base64?: boolean;
+  maxInput?: string;
 }
 
 const EXAMPLES = `
@@ -31,7 +32,9 @@ reasonCode, subscriptions, topicFilters, reasonCodes, and for CONNECT protocolVe
 keepalive, clientId, will, username, password. A packet's "version" field wins over -V.
 
 Output: hex, one line per packet (--spaced: "30 0d 00 ..."), --base64, or --raw binary bytes.
-Exit codes: 0 ok, 1 a field is missing or wrong (the message names it).`;
+Input from -f or stdin is read up to --max-input (64 MiB by default).
+Exit codes: 0 ok, 1 a field is missing or wrong (the message names it), the input is not JSON or is
+over --max-input; 4 malformed input: JSON nested more than 256 levels deep (no packet is).`;
 
 export function command(): Command {
   const cmd = newCommand('encode')
@@ -46,6 +49,7 @@ export function command(): Command {
     .option('--raw', 'write binary bytes instead of hex')
     .option('--spaced', 'hex with a space between bytes')
     .option('--base64', 'write base64, one line per packet')
+    .option('--max-input <size>', 'largest input read from -f or stdin: bytes, or with K, M, G (default 64M)')
     .addHelpText('after', EXAMPLES);
 
   return run<EncodeOpts>(cmd, async (opts, args) => {
@@ -56,10 +60,15 @@ export function command(): Command {
     if ([opts.raw, opts.spaced, opts.base64].filter(Boolean).length > 1) {
       throw new UsageError('choose one of --raw, --spaced and --base64');
     }
-    const input = await readCommandInput(args, opts.file, {
-      both: 'give the JSON as an argument or with -f, not both',
-      none: 'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
-    });
+    const input = await readCommandInput(
+      args,
+      opts.file,
+      {
+        both: 'give the JSON as an argument or with -f, not both',
+        none: 'no input: give the packet as JSON (mq encode \'{"type":"PINGREQ"}\'), with -f FILE, or on stdin',
+      },
+      parseMaxInput(opts.maxInput),
+    );
     const text = typeof input === 'string' ? input : input.toString('utf8');
 
     const packets = encodeJson(text, version);

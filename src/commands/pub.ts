@@ -38,6 +38,11 @@ Examples:
   mq sub -t 'a/#' --json | mq pub --ndjson -L mqtt://other-broker   replay messages elsewhere
   mq pub -t a/b -m ping --repeat 10 --repeat-delay 0.5
   mq pub -L mqtts://user@broker.example.com/a/b -m hi --cafile ca.pem
+  mq pub -t a/b -m hi --auth-method SCRAM-SHA-256 -u alice -P secret   v5 enhanced authentication
+
+Limits: a message (-m @file, -f, -s, one -l line) is at most 268435455 bytes, the MQTT maximum;
+--correlation-data and other binary properties at most 65535. A larger one is refused (exit 1)
+once that many bytes were read (-f /dev/zero ends at once).
 
 Exit codes: 0 every message sent (and acknowledged for QoS 1/2), 1 usage error, 2 connection
 refused or lost (the broker's reason by name), 5 the broker refused a message (reason by name),

@@ -15,6 +15,7 @@ import {
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { now } from '../cli/format.js';
+import { BINARY_PROPERTY_LIMIT, note } from '../cli/io.js';
 import { addOutputOptions, type MessageOutput, type OutputFlags, outputFor } from '../cli/message-output.js';
 import { collect, exactlyOne } from '../cli/options.js';
 import { checkTopicName, type PublishFlags, publishProperties, readPayload } from '../cli/publish-flags.js';
@@ -37,9 +38,12 @@ Examples:
   mq req -t svc/echo -m hi -e replies/me -v         choose the response topic; print topic too
   mq req -t svc/calc -m '{"op":"add","a":1,"b":2}' --content-type application/json --json
   mq req -t svc/slow -m x -W 60                     wait up to a minute
+  mq req -t svc/time -m now --auth-method SCRAM-SHA-1 -u alice -P secret   enhanced authentication
 
 Needs MQTT 5 (Response Topic and Correlation Data are v5 properties). Responses on the response
 topic whose Correlation Data differs are ignored. Default timeout ${DEFAULT_TIMEOUT_S} s (-W 0: forever).
+
+The request payload (-m @file, -f, -s) is at most 268435455 bytes, --correlation-data 65535.
 
 Exit codes: 0 response printed, 1 usage error, 2 connection refused or lost, 3 no response in time,
 5 the broker refused the request, 130 Ctrl-C.`;
@@ -122,7 +126,7 @@ async function plan(opts: ReqFlags): Promise<Request> {
   checkTopicName(responseTopic, '-e');
   const correlation =
     opts.correlationData !== undefined
-      ? await parseBinaryValue(opts.correlationData, '--correlation-data')
+      ? await parseBinaryValue(opts.correlationData, '--correlation-data', BINARY_PROPERTY_LIMIT)
       : Buffer.from(randomBytes(8).toString('hex'));
   const properties = await publishProperties(
     { ...opts, responseTopic: undefined, correlationData: undefined },
@@ -164,8 +168,8 @@ function printResponse(session: Session, r: Request, output: MessageOutput): voi
     if (got === undefined || !got.equals(r.correlation)) {
       if (!ignoredNoted && !r.conn.quiet) {
         ignoredNoted = true;
-        process.stderr.write(
-          `mq: ignoring a message on '${packet.topic}': its correlation data ${got === undefined ? 'is missing' : 'does not match'}\n`,
+        note(
+          `ignoring a message on '${packet.topic}': its correlation data ${got === undefined ? 'is missing' : 'does not match'}`,
         );
       }
       return;

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { BoundedRegex } from '../cli/bounded-regex.js';
 import { commandOf } from '../cli/command.js';
 import {
   addConnectionOptions,
@@ -13,6 +14,7 @@ import {
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { now } from '../cli/format.js';
+import { note } from '../cli/io.js';
 import { addOutputOptions, type MessageOutput, type OutputFlags, outputFor } from '../cli/message-output.js';
 import { collect } from '../cli/options.js';
 import { reportReconnects, Session } from '../cli/session.js';
@@ -41,21 +43,36 @@ interface SubFlags extends ConnectionFlags, OutputFlags {
 /** A compiled --until expression. */
 export type UntilMatcher = (message: PublishPacket) => boolean;
 
+/** How long --until's regex may run on one message: 1 s, plus 1 s per 10 MB of payload. */
+export function untilTimeLimitMs(payloadBytes: number): number {
+  return 1000 + Math.ceil(payloadBytes / 10_000);
+}
+
 /**
- * --until EXPR: `/regex/flags` (tested on the payload text), `topic=FILTER` (the topic matches an
+ * --until EXPR: `/regex/flags` (tested on the payload text, within untilTimeLimitMs: a regex that
+ * runs longer is treated as no match, and `warn` says so), `topic=FILTER` (the topic matches an
  * MQTT filter, wildcards allowed), `payload=TEXT` (the payload is exactly TEXT), anything else: the
  * payload contains EXPR.
  */
-export function parseUntil(expr: string): UntilMatcher {
+export function parseUntil(expr: string, warn: (message: string) => void = note): UntilMatcher {
   const re = /^\/(.*)\/([a-z]*)$/s.exec(expr);
   if (re) {
-    let regex: RegExp;
     try {
-      regex = new RegExp(re[1]!, re[2]);
+      new RegExp(re[1]!, re[2]);
     } catch (err) {
       throw new UsageError(`--until: '${expr}' is not a valid regular expression: ${(err as Error).message}`);
     }
-    return (m) => regex.test(m.payload.toString('utf8'));
+    const regex = new BoundedRegex(re[1]!, re[2]!);
+    return (m) => {
+      const limitMs = untilTimeLimitMs(m.payload.length);
+      const hit = regex.test(m.payload.toString('utf8'), limitMs);
+      if (hit === undefined) {
+        warn(
+          `--until ${expr}: gave up on the message on '${m.topic}' after ${(limitMs / 1000).toFixed(1)} s (counted as no match)`,
+        );
+      }
+      return hit === true;
+    };
   }
   if (expr.startsWith('topic=')) {
     const filter = expr.slice(6);
@@ -81,11 +98,17 @@ Examples:
   mq sub -t 'jobs/+/status' --until 'payload=done'   exit when a job says done
   mq sub -t 'a/#' --retained-only --remove-retained -E   clear retained messages under a/
   mq sub -t 'a/#' | head -1                       ends quietly when head closes the pipe
+  mq sub -t 'a/#' --auth-method SCRAM-SHA-512 -u alice -P secret   SCRAM: the password is not sent
 
 --until EXPR: /regex/flags on the payload; topic=FILTER (MQTT wildcards); payload=TEXT (exact);
-otherwise a substring of the payload.
+otherwise a substring of the payload. A regex runs in a worker thread with a time limit per message
+(1 s, plus 1 s per 10 MB of payload): one that backtracks longer, like /(a+)+$/ on "aaa...ab", is
+counted as no match, with a note on stderr, and mq sub goes on with the next message.
 Output: payload only when stdout is a pipe or file (like mosquitto_sub), -v adds the topic; on a
 terminal a coloured view (topic, QoS, retained, properties, pretty JSON). NO_COLOR turns colour off.
+On a terminal whatever the network sent (topics, payloads, properties) is shown with control
+characters escaped (\\x1b, \\u202e): a publisher cannot drive your terminal. On a pipe or a file the
+output is byte-exact; --output raw is never escaped. -F widths and precisions are at most 65535.
 
 Exit codes: 0 done (-C, --until, -E, Ctrl-C, closed pipe), 1 usage error, 2 connection refused or
 lost (with --no-reconnect) or every subscription refused, 3 -W timeout.`;
@@ -121,7 +144,7 @@ function subOptions(): Option[] {
     new Option('-W, --timeout <seconds>', 'give up after this many seconds: exit 3'),
     new Option(
       '--until <expr>',
-      'exit 0 after a message that matches: /regex/, topic=FILTER, payload=TEXT, or a substring of the payload',
+      'exit 0 after a message that matches: /regex/ (time-limited, see below), topic=FILTER, payload=TEXT, or a substring of the payload',
     ),
     new Option('-R, --ignore-retained', 'do not print stale (retained) messages'),
     new Option('--retained-only', 'print only retained messages; exit at the first live one'),
@@ -208,7 +231,8 @@ function plan(opts: SubFlags, urlTopic: string | undefined, version: number): Su
     filterOut: opts.filterOut ?? [],
     count,
     timeoutMs,
-    until: opts.until !== undefined ? parseUntil(opts.until) : undefined,
+    until:
+      opts.until !== undefined ? parseUntil(opts.until, opts.quiet === true ? () => {} : note) : undefined,
   };
 }
 
@@ -273,9 +297,7 @@ function printMessages(
       seen.removals.push(
         client.publish(packet.topic, Buffer.alloc(0), { qos: 1, retain: true }).catch((err: unknown) => {
           if (!quiet)
-            process.stderr.write(
-              `mq: could not remove the retained message on '${packet.topic}': ${(err as Error).message}\n`,
-            );
+            note(`could not remove the retained message on '${packet.topic}': ${(err as Error).message}`);
         }),
       );
     }
@@ -308,16 +330,14 @@ async function subscribeAll(
     if (refused.length === p.subscriptions.length) {
       session.end(new CliError(refused.join('; '), ExitCode.Connection));
     } else if (!conn.quiet) {
-      for (const r of refused) process.stderr.write(`mq: ${r}\n`);
+      for (const r of refused) note(r);
     }
   }
   if (p.unsubscribe.length > 0 && !session.ended) {
     const unsuback = await client.unsubscribe(p.unsubscribe, nonEmpty(conn.properties.unsubscribe));
     unsuback.reasonCodes.forEach((code, i) => {
       if (code >= 0x80 && !conn.quiet) {
-        process.stderr.write(
-          `mq: unsubscribe from '${p.unsubscribe[i]}' refused: ${formatReasonCode(code, 'UNSUBACK')}\n`,
-        );
+        note(`unsubscribe from '${p.unsubscribe[i]}' refused: ${formatReasonCode(code, 'UNSUBACK')}`);
       }
     });
   }

@@ -56,7 +56,7 @@ function write(packet: Packet, v: ProtocolVersion, buf: Buffer, pos: number, rl:
     case 'PUBREC':
     case 'PUBREL':
     case 'PUBCOMP':
-      return writeAck(packet, buf, pos, rl);
+      return writeAck(packet, v, buf, pos, rl);
     case 'CONNECT':
       return writeConnect(packet, buf, pos, rl);
     case 'CONNACK':

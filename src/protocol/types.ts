@@ -120,6 +120,8 @@ export interface AckPacket<T extends 'PUBACK' | 'PUBREC' | 'PUBREL' | 'PUBCOMP'>
   /** v5 only; 0 (Success) when absent. */
   reasonCode?: number;
   properties?: Properties;
+  /** MQTT 3.1 PUBREL only: the DUP flag, set when it is sent again (3.1.1 and 5.0 have none). */
+  dup?: boolean;
 }
 export type PubackPacket = AckPacket<'PUBACK'>;
 export type PubrecPacket = AckPacket<'PUBREC'>;
@@ -140,6 +142,8 @@ export interface SubscribePacket {
   packetId: number;
   subscriptions: Subscription[];
   properties?: Properties;
+  /** MQTT 3.1 only: the DUP flag, set when it is sent again (3.1.1 and 5.0 have none). */
+  dup?: boolean;
 }
 
 export interface SubackPacket {
@@ -155,6 +159,8 @@ export interface UnsubscribePacket {
   packetId: number;
   topicFilters: string[];
   properties?: Properties;
+  /** MQTT 3.1 only: the DUP flag, set when it is sent again (3.1.1 and 5.0 have none). */
+  dup?: boolean;
 }
 
 export interface UnsubackPacket {

@@ -6,12 +6,12 @@
  * been forwarded, by ending the other; a side that does not close within a grace period is cut.
  */
 import type { Duplex } from 'node:stream';
+import type { Recorder } from '../cli/record.js';
 import { ConnectError, describeTarget, openTransport, type TransportOptions } from '../client/index.js';
 import { MalformedPacketError } from '../protocol/errors.js';
+import { inspectPacket } from '../protocol/inspect.js';
 import type { Packet, ProtocolVersion } from '../protocol/types.js';
-import { inspectPacket } from './inspect.js';
 import { Lane, type LaneFaults } from './lane.js';
-import type { Recorder } from './record.js';
 import { type FrameHead, Splitter, type SplitterHooks } from './splitter.js';
 
 /** up: client to broker; down: broker to client. */

@@ -2,6 +2,9 @@
  * mq's MQTT proxy as a library (`mq proxy` renders its events): listeners, forwarding with
  * backpressure, packet observation with secrets masked, faults per direction, NDJSON recording.
  */
+
+export { Recorder } from '../cli/record.js';
+export { type Inspection, inspectPacket, MASK_BYTE, maskPacket } from '../protocol/inspect.js';
 export {
   type ConnectionFaults,
   type ConnectionInfo,
@@ -11,8 +14,6 @@ export {
   type PacketEvent,
   type ProxyEvents,
 } from './connection.js';
-export { type Inspection, inspectPacket, MASK_BYTE, maskPacket } from './inspect.js';
 export type { LaneFaults } from './lane.js';
 export { MqttProxy, type ProxyAddress, type ProxyAddresses, type ProxyOptions } from './proxy.js';
-export { Recorder } from './record.js';
 export { type FrameHead, Splitter, type SplitterHooks, type SplitterOptions } from './splitter.js';

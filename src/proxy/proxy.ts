@@ -11,6 +11,7 @@
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Recorder } from '../cli/record.js';
 import type { TransportOptions } from '../client/index.js';
 import {
   type ConnectionFaults,
@@ -20,7 +21,6 @@ import {
   ProxyConnection,
   type ProxyEvents,
 } from './connection.js';
-import { Recorder } from './record.js';
 
 export interface ProxyOptions {
   /** Address the listeners bind (default 127.0.0.1). */

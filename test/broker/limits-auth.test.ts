@@ -142,7 +142,7 @@ describe('authentication', () => {
     expect(bad.connack?.reasonCode).toBe(0x86);
   });
 
-  test('v5 enhanced authentication is refused with 0x8C', async () => {
+  test('v5 enhanced authentication on a broker without users is refused with 0x8C', async () => {
     const b = await broker();
     const c = await client(b.port, {
       version: 5,

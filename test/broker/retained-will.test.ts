@@ -141,23 +141,6 @@ describe('wills', () => {
     expect((await s.nextPacket('PUBLISH')).topic).toBe('will/takeover');
   });
 
-  test('takeover with a Will Delay: Clean Start 0 keeps the will back, Clean Start 1 publishes it [MQTT-3.1.4-3]', async () => {
-    const s = await subscriber('will/td/+');
-    const props = { sessionExpiryInterval: 60 };
-    const delayed = (topic: string) => will(topic, { properties: { willDelayInterval: 60 } });
-    await client(b.port, {
-      version: 5,
-      clientId: 'td-keep',
-      properties: props,
-      will: delayed('will/td/keep'),
-    });
-    await client(b.port, { version: 5, clientId: 'td-keep', clean: false, properties: props });
-    await client(b.port, { version: 5, clientId: 'td-new', properties: props, will: delayed('will/td/new') });
-    await client(b.port, { version: 5, clientId: 'td-new', clean: true, properties: props });
-    expect((await s.nextPacket('PUBLISH', 1000)).topic).toBe('will/td/new');
-    expect(await s.nothing('PUBLISH', 200)).toBe(true);
-  });
-
   test('v5 will delay longer than the session: published when the session ends', async () => {
     const s = await subscriber('will/session');
     const c = await client(b.port, {

@@ -18,9 +18,10 @@ import {
   traceWriter,
 } from '../../src/cli/connection-options.js';
 import { UsageError } from '../../src/cli/errors.js';
+import { PAYLOAD_LIMIT, readStdin } from '../../src/cli/io.js';
 import { configPath } from '../../src/cli/profile.js';
 import { parsePropertyFlags } from '../../src/cli/properties-flag.js';
-import { parseBinaryValue, readStdin } from '../../src/cli/values.js';
+import { parseBinaryValue } from '../../src/cli/values.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mq-conn-opts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -372,8 +373,12 @@ describe('binary values', () => {
     );
   });
 
-  test('- reads stdin to the end', async () => {
-    expect(await readStdin(Readable.from([Buffer.from('a'), Buffer.from('b')]))).toEqual(Buffer.from('ab'));
+  test('- reads stdin to the end, within a limit', async () => {
+    const stdin = () => Readable.from([Buffer.from('a'), Buffer.from('b')]);
+    expect(await readStdin(PAYLOAD_LIMIT, '-s', stdin())).toEqual(Buffer.from('ab'));
+    expect(await usageError(readStdin({ bytes: 1, why: 'a test' }, '-s', stdin()))).toMatch(
+      /-s: stdin is larger than 1 bytes \(a test\)/,
+    );
   });
 });
 

@@ -87,6 +87,13 @@ describe('-F codes', () => {
     expect(formatProblem('%t %p @H:@M \\n %-10.3t %05l')).toBeUndefined();
   });
 
+  it('width and precision: up to 65535; beyond, refused up front and held at the limit if compiled anyway', () => {
+    expect(formatProblem('%65535t %.65535R')).toBeUndefined();
+    expect(formatProblem('%65536t')).toMatch(/the width of %t is over the limit of 65535/);
+    expect(formatProblem('%.1000000C')).toMatch(/the precision of %C is over the limit of 65535/);
+    expect(compileFormat('%999999999999t')(msg, stamp).bytes.length).toBe(65_535);
+  });
+
   it('keeps binary payloads intact', () => {
     const bin = { ...msg, payload: Buffer.from([0xff, 0x00, 0x01, 0x0a]) };
     expect(compileFormat('[%p]')(bin, stamp).bytes).toEqual(

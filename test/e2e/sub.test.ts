@@ -5,6 +5,8 @@
  */
 import mqtt, { type IClientPublishOptions, type MqttClient as JsClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encode } from '../../src/protocol/index.js';
+import { startFakeBroker } from '../helpers/fake-broker.js';
 import {
   killAll,
   MQ_BIN,
@@ -273,6 +275,18 @@ describe('mq sub: what gets printed', () => {
     expect(r.stdout).toBe(expected);
   });
 
+  it('--until /regex/ that backtracks for hours on a message: counted as no match after 1 s, and the next message still ends it', async () => {
+    const p = await subscribed(['-t', 'until-slow/#', '--until', '/^(a+)+$/', '-v']);
+    await pub('until-slow/1', `${'a'.repeat(40)}b`);
+    await pub('until-slow/2', 'aaa');
+    const r = await p.exit(15_000);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`until-slow/1 ${'a'.repeat(40)}b\nuntil-slow/2 aaa\n`);
+    expect(r.stderr).toMatch(
+      /^mq: --until \/\^\(a\+\)\+\$\/: gave up on the message on 'until-slow\/1' after 1\.0 s \(counted as no match\)$/m,
+    );
+  });
+
   it('-W exits 3 when time runs out, saying how many messages came', async () => {
     const r = await sub(['-t', 'nothing/here', '-C', '2', '-W', '0.5']).exit(10_000);
     expect(r.code).toBe(3);
@@ -353,6 +367,23 @@ describe('mq sub: connection', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('after reconnect\n');
   }, 40_000);
+
+  it('-W and SIGTERM end mq sub while the broker drops every connection before its SUBACK', async () => {
+    const fake = await startFakeBroker((packet, session) => {
+      if (packet.type === 'CONNECT') session.socket.end(encode({ type: 'DISCONNECT', reasonCode: 0x89 }, 5));
+    });
+    try {
+      const timed = await sub(['-t', 'x', '-W', '1', '--reconnect', '0.2..0.5'], fake.port).exit(10_000);
+      expect(timed.code).toBe(3);
+      expect(timed.stderr).toMatch(/timed out after 1 s/);
+      const p = sub(['-t', 'x', '--reconnect', '0.2..0.5'], fake.port);
+      await p.waitForLine(/reconnecting/, 10_000, 'stderr');
+      const r = await p.kill('SIGTERM', 5000);
+      expect(r).toMatchObject({ code: 0, signal: null });
+    } finally {
+      await fake.stop();
+    }
+  });
 
   it('--no-reconnect: a lost connection exits 2 with the reason', async () => {
     const r = await sub(['-t', 'rc/y', '--no-reconnect'], flaky.port).exit(10_000);

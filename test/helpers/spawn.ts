@@ -214,6 +214,21 @@ export function spawnMq(args: string[], options: SpawnOptions = {}): Spawned {
   return spawnProcess(process.execPath, [MQ_BIN, ...args], options);
 }
 
+/** A shell word: `it's` -> `'it'\''s'`. */
+function shellWord(word: string): string {
+  return `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * `bin/mq ARGS` on a pseudo-terminal (util-linux `script`, in Debian's essential bsdutils): its
+ * stdout and stderr are a TTY, both read back (merged, with the terminal's `\r\n` line ends) as
+ * the Spawned's stdout. NO_COLOR=1, so what remains of escape sequences came from elsewhere.
+ */
+export function spawnMqOnTty(args: string[], options: SpawnOptions = {}): Spawned {
+  const command = [process.execPath, MQ_BIN, ...args].map(shellWord).join(' ');
+  return spawnProcess('script', ['-qefc', command, '/dev/null'], options);
+}
+
 export interface MqBroker {
   port: number;
   /** Set when `--ws-port 0` was given and the broker printed a ws:// listening line. */

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   decode,
+  encode,
   MalformedPacketError,
   ProtocolError,
   type ProtocolVersion,
@@ -724,6 +725,20 @@ describe('valid edge cases are accepted', () => {
   ];
   it.each(ok)('%s', (_name, version, bytes) => {
     expect(() => decode(Buffer.from(bytes), version)).not.toThrow();
+  });
+
+  it('MQTT 3.1: PUBREL, SUBSCRIBE and UNSUBSCRIBE sent again carry DUP (flags 1010), kept on re-encoding; 3.1.1 refuses it', () => {
+    for (const bytes of [
+      [0x6a, 0x02, 0x00, 0x07],
+      subscribeWith(3, 't', 0, 0x8a),
+      unsubscribeWith(3, 't', 0xaa),
+    ]) {
+      const p = decode(Buffer.from(bytes), 3);
+      expect('dup' in p && p.dup).toBe(true);
+      expect([...encode(p, 3)]).toEqual(bytes);
+      expect(() => decode(Buffer.from(bytes), 4)).toThrow(MalformedPacketError);
+    }
+    expect(decode(Buffer.from([0x62, 0x02, 0x00, 0x07]), 3)).not.toHaveProperty('dup');
   });
 
   it('a PUBLISH whose remaining length takes 4 bytes decodes', () => {

@@ -25,7 +25,8 @@ import { MqttClient } from '../../client/client.js';
 import { ClientClosedError, DisconnectError, PublishRefusedError } from '../../client/errors.js';
 import type { ClientOptions } from '../../client/options.js';
 import { describeTarget } from '../../client/transport.js';
-import type { Packet, Properties, PublishPacket, QoS, Subscription } from '../../protocol/index.js';
+import type { Properties, PublishPacket, QoS, Subscription } from '../../protocol/index.js';
+import { inspectPacket, mayHoldSecret } from '../../protocol/inspect.js';
 import { quoteTopic } from '../../protocol/topic.js';
 import type { BrokerCore } from '../core.js';
 import { BridgeLink } from './link.js';
@@ -422,11 +423,9 @@ export class Bridge {
     if (mode === undefined) return undefined;
     const write = this.core.opts.traceOut ?? ((line: string) => this.core.log(line));
     const version = this.remote.version;
-    return (direction, packet) => {
-      const shown: Packet =
-        packet.type === 'CONNECT' && packet.password !== undefined
-          ? { ...packet, password: Buffer.from('(hidden)') }
-          : packet;
+    return (direction, packet, raw) => {
+      // Masked as the broker's own trace masks (a password, Authentication Data).
+      const shown = mayHoldSecret(raw[0] ?? 0) ? (inspectPacket(raw, version).packet ?? packet) : packet;
       write(
         `[bridge ${this.name}] ${direction === 'out' ? '>>' : '<<'} ${this.core.tracer.format(shown, version, mode)}`,
       );

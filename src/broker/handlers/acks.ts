@@ -30,10 +30,15 @@ export function handleAck(
     case 'PUBREC': {
       // QoS 2 received: PUBREL, or the copy is done when the client refused it (>= 0x80).
       const o = s.inflight.get(p.packetId);
-      if (o === undefined || o.qos !== 2) {
+      if (o === undefined) {
+        // An id the broker does not know (any more): PUBREL lets the client end its side (v5: 0x92).
         c.writeAck(0x62, p.packetId, c.version === 5 ? ReasonCode.PacketIdentifierNotFound : 0);
         return;
       }
+      // A PUBREC for a QoS 1 message is ignored, as Mosquitto ignores a 3.1.1 client's unexpected
+      // acknowledgements (as PUBACK for QoS 2 and PUBCOMP before PUBREL are below): the message
+      // still waits for its PUBACK, and a PUBREL would release an id the client holds as QoS 1.
+      if (o.qos !== 2) return;
       if ((p.reasonCode ?? 0) >= 0x80) {
         complete(core, s, o);
         return;

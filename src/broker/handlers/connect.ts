@@ -1,23 +1,29 @@
 /**
  * CONNECT: the admission checks as a list of steps (the first refusal answers with a CONNACK and
- * closes), then the connection takes the client's limits, the session is opened, resumed or taken
- * over [MQTT-3.1.4-3], the CONNACK goes out and whatever the session held is sent again.
+ * closes), the user name and password checked (scrypt ones off the event loop: the connection holds
+ * what the client sends meanwhile), then the connection takes the client's limits, the session is
+ * opened, resumed or taken over [MQTT-3.1.4-3], the CONNACK goes out and whatever the session held
+ * is sent again.
  */
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import {
   type ConnectPacket,
+  decode,
   formatReasonCode,
   type Packet,
   type Properties,
+  packetSize,
   ReasonCode,
   type Will,
 } from '../../protocol/index.js';
+import type { AuthVerdict } from '../auth.js';
 import { type Connection, ConnState } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 import { dropUnreadable, pump, resend } from '../routing.js';
 import { NEVER_EXPIRES, Session } from '../session.js';
 import { endSession } from '../session-end.js';
+import { beginAuthentication } from './auth.js';
 
 /** What the admission steps settle about a CONNECT. */
 interface Admission {
@@ -28,16 +34,26 @@ interface Admission {
   keepalive: number;
   /** --max-keepalive changed the keepalive: the v5 CONNACK says so. */
   serverKeepAlive: number | undefined;
+  /** Enhanced authentication succeeded: the CONNACK carries its method and last data [MQTT-4.12.0-5]. */
+  auth: { method: string; data: Buffer } | undefined;
 }
 
 /** Why a CONNECT is refused: a v5 reason code (3.1.1 clients get the nearest return code). */
-interface Refusal {
+export interface Refusal {
   code: number;
   why: string;
 }
 
-/** One admission check: a refusal, or undefined to go on to the next. */
-type AdmissionStep = (core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission) => Refusal | undefined;
+/** A step's answer when admission waits for more packets (an enhanced authentication exchange). */
+const WAIT = 'wait';
+
+/** One admission check: a refusal, WAIT, or undefined to go on to the next. */
+type AdmissionStep = (
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+) => Refusal | typeof WAIT | undefined;
 
 /** --refuse-connect (fault injection) refuses everyone. */
 const refuseConnectFault: AdmissionStep = (core) => {
@@ -52,11 +68,15 @@ const connectionLimit: AdmissionStep = (core, c) => {
   return { code: ReasonCode.ServerBusy, why };
 };
 
-/** Enhanced authentication (v5 Authentication Method, AUTH packets) is not supported. */
-const authenticationMethod: AdmissionStep = (_core, _c, p) => {
+/**
+ * Enhanced authentication (v5 Authentication Method): SCRAM sends its challenge (AUTH 0x18) and
+ * admission waits for the answer (handlers/auth.ts); another method is refused with 0x8C
+ * [MQTT-4.12.0-1].
+ */
+const authenticationMethod: AdmissionStep = (core, c, p) => {
   const method = p.protocolVersion === 5 ? p.properties?.authenticationMethod : undefined;
   if (method === undefined) return undefined;
-  return { code: ReasonCode.BadAuthenticationMethod, why: `authentication method '${method}' not supported` };
+  return beginAuthentication(core, c, method, p.properties?.authenticationData, p.username) ?? WAIT;
 };
 
 /** An empty client id is assigned one, where the protocol level allows it. */
@@ -69,15 +89,6 @@ const clientIdentifier: AdmissionStep = (_core, _c, p, a) => {
   a.clientId = `mq-${randomBytes(8).toString('hex')}`;
   a.assigned = true;
   return undefined;
-};
-
-/** User name and password (--user, --passwd-file). */
-const credentials: AdmissionStep = (core, _c, p) => {
-  if (core.auth.check(p.username, p.password)) return undefined;
-  return {
-    code: ReasonCode.BadUserNameOrPassword,
-    why: `bad user name or password (user ${p.username ?? '(none)'})`,
-  };
 };
 
 /** A --bridge's local session is its own: no client may take it over. */
@@ -128,37 +139,144 @@ const willAllowed: AdmissionStep = (core, _c, p, a) => {
   return undefined;
 };
 
-/** The admission checks, in the order they run. */
-const ADMISSION: readonly AdmissionStep[] = [
+/**
+ * The admission checks, in the order they run: those before the user name and password
+ * (--auth, --passwd) are checked, and those after it (they depend on who the user is).
+ */
+const BEFORE_AUTH: readonly AdmissionStep[] = [
   refuseConnectFault,
   connectionLimit,
   authenticationMethod,
   clientIdentifier,
-  credentials,
-  bridgeSession,
-  keepaliveLimit,
-  willAllowed,
 ];
+const AFTER_AUTH: readonly AdmissionStep[] = [bridgeSession, keepaliveLimit, willAllowed];
 
-export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket): void {
+/** `raw`: the CONNECT's bytes (kept, copied, while a password check runs). */
+export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket, raw: Buffer): void {
   const a: Admission = {
     clientId: p.clientId,
     assigned: false,
     keepalive: p.keepalive,
     serverKeepAlive: undefined,
+    auth: undefined,
   };
   // A --bridge's in-process link is part of the broker's configuration: nothing to check.
-  const steps = c.listener === 'bridge' ? [] : ADMISSION;
-  for (let i = 0; i < steps.length; i++) {
-    const refusal = steps[i]!(core, c, p, a);
-    if (refusal !== undefined) {
-      refuse(core, c, refusal);
-      return;
+  if (c.listener === 'bridge') {
+    connected(core, c, p, a);
+    return;
+  }
+  if (admit(core, c, p, a, BEFORE_AUTH, 0) !== ADMITTED) return;
+  const verdict = core.auth.quick(p.username, p.password);
+  if (verdict !== undefined) {
+    authenticated(core, c, p, a, verdict);
+    return;
+  }
+  // A scrypt check, off the event loop: the CONNECT outlives this read (a copy of its bytes, decoded
+  // again), and what the client sends meanwhile waits in the connection, in order.
+  const own = decode(Buffer.from(raw), p.protocolVersion) as ConnectPacket;
+  const job = core.auth.start(own.username ?? '', own.password, (v) =>
+    c.afterAuth(() => authenticated(core, c, own, a, v)),
+  );
+  if (job === 'busy') authenticated(core, c, p, a, 'busy');
+  else c.awaitAuth(job);
+}
+
+const ADMITTED = 'admitted';
+
+/**
+ * Runs admission `steps` from `from` on: ADMITTED when every one passed; undefined when one refused
+ * (the CONNECT is answered) or waits for an enhanced authentication exchange (it resumes them).
+ */
+function admit(
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+  steps: readonly AdmissionStep[],
+  from: number,
+): typeof ADMITTED | undefined {
+  for (let i = from; i < steps.length; i++) {
+    const result = steps[i]!(core, c, p, a);
+    if (result === WAIT) {
+      waitForAuthentication(core, c, p, a, steps, i + 1);
+      return undefined;
+    }
+    if (result !== undefined) {
+      refuse(core, c, result);
+      return undefined;
     }
   }
+  return ADMITTED;
+}
+
+/**
+ * The CONNECT waits for its enhanced authentication exchange, kept out of the read buffer (its
+ * will copied, its password dropped); the exchange's success carries on from step `next` with the
+ * user SCRAM proved as the connection's user (no password check then).
+ */
+function waitForAuthentication(
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+  steps: readonly AdmissionStep[],
+  next: number,
+): void {
+  const exchange = c.authExchange!;
+  const kept: ConnectPacket = { ...p };
+  delete kept.password;
+  if (p.will !== undefined) kept.will = ownWill(p.will);
+  if (p.properties !== undefined) {
+    kept.properties = { ...p.properties };
+    delete kept.properties.authenticationData;
+  }
+  exchange.resume = (success) => {
+    kept.username = success.username;
+    a.auth = { method: exchange.method, data: success.data };
+    if (admit(core, c, kept, a, steps, next) === ADMITTED) authenticated(core, c, kept, a, 'accepted');
+  };
+}
+
+/** The password check's verdict: refused (bad credentials, or too many checks waiting) or go on. */
+function authenticated(
+  core: BrokerCore,
+  c: Connection,
+  p: ConnectPacket,
+  a: Admission,
+  v: AuthVerdict,
+): void {
+  if (v === 'busy') {
+    const why = `${core.auth.pending} password checks waiting (--max-auth-pending)`;
+    refuse(core, c, { code: ReasonCode.ServerBusy, why });
+    return;
+  }
+  if (v === 'refused') {
+    const why = `bad user name or password (user ${p.username ?? '(none)'})`;
+    refuse(core, c, { code: ReasonCode.BadUserNameOrPassword, why });
+    return;
+  }
+  if (admit(core, c, p, a, AFTER_AUTH, 0) === ADMITTED) connected(core, c, p, a);
+}
+
+/** The CONNECT is admitted: the connection takes the client's limits, its session, the CONNACK. */
+function connected(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admission): void {
+  // [MQTT-3.2.2-2] a session is present when the broker kept it: one that ends with its
+  // connection (3.1.1 Clean Session 1, v5 Session Expiry 0) is not, even while that connection is
+  // still open to be taken over [MQTT-3.2.2-3].
+  const present = !p.clean && (core.sessions.get(a.clientId)?.expiryInterval ?? 0) > 0;
+  const ack = connack(core, p, a, present);
+  const maxOut = p.protocolVersion === 5 ? p.properties?.maximumPacketSize : undefined;
+  if (maxOut !== undefined && packetSize(ack, 5) > maxOut) {
+    // [MQTT-3.1.2-24] not even a CONNACK larger than the client allows: close without it.
+    core.log(
+      `[${c.label}] CONNACK of ${packetSize(ack, 5)} bytes exceeds the client's Maximum Packet Size ${maxOut}: closing without it [MQTT-3.1.2-24]`,
+    );
+    c.closeNow();
+    return;
+  }
   if (p.will !== undefined) c.will = ownWill(p.will);
+  c.authMethod = a.auth?.method;
   takeClientLimits(core, c, p, a);
-  const present = !p.clean && core.sessions.has(a.clientId);
   const session = openSession(core, p, a.clientId, present);
   session.conn = c;
   c.session = session;
@@ -168,7 +286,7 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket)
   if (core.opts.disconnectAfterS !== undefined && c.listener !== 'bridge')
     c.disconnectAt = core.now() + core.opts.disconnectAfterS * 1000;
 
-  c.writePacket(connack(core, p, a, present), true);
+  c.writePacket(ack, true);
   const v = p.protocolVersion;
   const how = `${v === 5 ? 'MQTT 5.0' : v === 4 ? 'MQTT 3.1.1' : 'MQTT 3.1'}, ${p.clean ? 'clean' : present ? 'session resumed' : 'new session'}, keepalive ${a.keepalive}`;
   core.log(
@@ -215,7 +333,8 @@ function takeClientLimits(core: BrokerCore, c: Connection, p: ConnectPacket, a: 
 
 /**
  * The session for client `id`: taken over from another connection [MQTT-3.1.4-3] (v5: with
- * DISCONNECT 0x8E); resumed when `present` (it exists and the CONNECT is not clean), else new.
+ * DISCONNECT 0x8E); resumed when `present` (kept past its connection, and the CONNECT is not
+ * clean), else new.
  */
 function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: boolean): Session {
   const v = p.protocolVersion;
@@ -226,13 +345,17 @@ function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: bo
     old.takenOver = true;
     old.disconnect(ReasonCode.SessionTakenOver, 'another connection with the same client id');
   }
-  if (session !== undefined && present) {
-    clearTimeout(session.expiryTimer);
-    session.expiryTimer = undefined;
-    // [MQTT-3.1.3-9] reconnecting before the Will Delay Interval cancels the pending will.
+  if (session !== undefined) {
+    // [MQTT-3.1.3-9] a new connection with this client id before the Will Delay Interval ended:
+    // the will waiting for it is not published, whether the session is resumed or not (as
+    // Mosquitto does; a will without a delay was published as the old connection ended).
     clearTimeout(session.willTimer);
     session.willTimer = undefined;
     session.pendingWill = undefined;
+  }
+  if (session !== undefined && present) {
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
     if (session.version !== v) {
       session.version = v;
       core.trie.invalidate();
@@ -263,12 +386,16 @@ function connack(core: BrokerCore, p: ConnectPacket, a: Admission, present: bool
   if (core.topicAliasMax > 0) cp.topicAliasMaximum = core.topicAliasMax;
   if (core.maxQoS < 2) cp.maximumQoS = core.maxQoS;
   if (core.noRetain) cp.retainAvailable = 0;
+  if (a.auth !== undefined) {
+    cp.authenticationMethod = a.auth.method;
+    cp.authenticationData = a.auth.data;
+  }
   if (Object.keys(cp).length > 0) ack.properties = cp;
   return ack;
 }
 
 /** CONNACK with the refusal's code (in the client's protocol level), then the close. */
-function refuse(core: BrokerCore, c: Connection, r: Refusal): void {
+export function refuse(core: BrokerCore, c: Connection, r: Refusal): void {
   const v5 = c.version === 5;
   const rc = v5 ? toV5ConnackCode(r.code) : toV4ReturnCode(r.code);
   c.writePacket({ type: 'CONNACK', sessionPresent: false, reasonCode: rc }, true);

@@ -6,6 +6,7 @@ import type { Packet } from '../../protocol/index.js';
 import { type Connection, ConnState } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 import { handleAck } from './acks.js';
+import { handleAuth, handleWhileAuthenticating } from './auth.js';
 import { handleConnect } from './connect.js';
 import { handleDisconnect } from './disconnect.js';
 import { handlePublish } from './publish.js';
@@ -15,6 +16,10 @@ import { handleUnsubscribe } from './unsubscribe.js';
 /** One packet from `c` (`raw`: its bytes, as framed). */
 export function handlePacket(core: BrokerCore, c: Connection, packet: Packet, raw: Buffer): void {
   if (c.state === ConnState.AwaitingConnect) {
+    if (c.authExchange !== undefined) {
+      handleWhileAuthenticating(core, c, packet);
+      return;
+    }
     if (packet.type !== 'CONNECT') {
       // [MQTT-3.1.0-1] the first packet must be CONNECT.
       core.log(`[${c.label}] first packet was ${packet.type}, not CONNECT: closing`);
@@ -22,7 +27,7 @@ export function handlePacket(core: BrokerCore, c: Connection, packet: Packet, ra
       return;
     }
     c.version = packet.protocolVersion;
-    handleConnect(core, c, packet);
+    handleConnect(core, c, packet, raw);
     return;
   }
   switch (packet.type) {
@@ -52,7 +57,7 @@ export function handlePacket(core: BrokerCore, c: Connection, packet: Packet, ra
       c.protocolError('a second CONNECT on the same connection [MQTT-3.1.0-2]');
       return;
     case 'AUTH':
-      c.protocolError('AUTH received but no authentication method was negotiated');
+      handleAuth(core, c, packet);
       return;
     case 'CONNACK':
     case 'SUBACK':

@@ -82,16 +82,25 @@ export function handlePublish(core: BrokerCore, c: Connection, p: PublishPacket,
   }
   const msg = new Message(topic, p.payload, p.qos, p.retain, props, s, core);
   if (alias === undefined) msg.attachRaw(raw, c.version === 5);
+  if (p.qos === 2) {
+    s.incomingQos2!.add(pid);
+    core.persist?.incomingPending(s, pid);
+    if (s.subCount > 0) {
+      // [MQTT-4.3.3-2] (5.0: [MQTT-4.3.3-8]) PUBREC once the broker owns the message, not after
+      // it is forwarded: a publisher that may get a copy itself gets the PUBREC first.
+      const m = c.version === 5 ? core.trie.match(topic) : undefined;
+      const none = m !== undefined && m.subs.length === 0 && m.shared.length === 0;
+      c.writeAck(0x50, pid, none ? ReasonCode.NoMatchingSubscribers : 0);
+      route(core, msg);
+      return;
+    }
+    // No copy can come back to the publisher: the PUBREC goes with the copies, in the same write
+    // tick, after them (the subscribers' writes are not held up behind it).
+  }
   const matched = route(core, msg);
   if (p.qos === 0) return;
   const reason = c.version === 5 && matched === 0 ? ReasonCode.NoMatchingSubscribers : 0;
-  if (p.qos === 1) {
-    c.writeAck(0x40, pid, reason);
-    return;
-  }
-  s.incomingQos2!.add(pid);
-  core.persist?.incomingPending(s, pid);
-  c.writeAck(0x50, pid, reason);
+  c.writeAck(p.qos === 1 ? 0x40 : 0x50, pid, reason);
 }
 
 /** May `c` publish to `topic`? ($SYS is the broker's; a --bridge's link may publish anything.) */

@@ -2,7 +2,14 @@ import { propertyBlockSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { AckPacket, ProtocolVersion } from '../types.js';
 import { checkByte, checkU16, writeFixedHeader } from '../writer.js';
-import { optionalProperties, optionalReasonCode, packetIdentifier, reservedFlags } from './fields.js';
+import {
+  optionalProperties,
+  optionalReasonCode,
+  packetIdentifier,
+  qos1FirstByte,
+  qos1Flags,
+  reservedFlags,
+} from './fields.js';
 
 type AckType = 'PUBACK' | 'PUBREC' | 'PUBREL' | 'PUBCOMP';
 
@@ -10,7 +17,8 @@ const FIRST_BYTE: Record<AckType, number> = { PUBACK: 0x40, PUBREC: 0x50, PUBREL
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP: packet id, then (v5) an optional reason code and properties. */
 export function decodeAck<T extends AckType>(r: Reader, flags: number, type: T): AckPacket<T> {
-  if (type === 'PUBREL') reservedFlags(r, flags, 2, 'MQTT-3.6.1-1');
+  let dup = false;
+  if (type === 'PUBREL') dup = qos1Flags(r, flags, 'MQTT-3.6.1-1');
   else reservedFlags(r, flags, 0);
   const packetId = packetIdentifier(r);
   let reasonCode: number | undefined;
@@ -20,7 +28,9 @@ export function decodeAck<T extends AckType>(r: Reader, flags: number, type: T):
     properties = optionalProperties(r, type);
   }
   r.expectEnd();
-  return { type, packetId, reasonCode, properties };
+  const p: AckPacket<T> = { type, packetId, reasonCode, properties };
+  if (dup) p.dup = true;
+  return p;
 }
 
 export function ackRemainingLength(p: AckPacket<AckType>, v: ProtocolVersion): number {
@@ -34,8 +44,14 @@ export function ackRemainingLength(p: AckPacket<AckType>, v: ProtocolVersion): n
   return p.reasonCode === undefined ? 2 : 3;
 }
 
-export function writeAck(p: AckPacket<AckType>, buf: Buffer, pos: number, rl: number): number {
-  pos = writeFixedHeader(buf, pos, FIRST_BYTE[p.type], rl);
+export function writeAck(
+  p: AckPacket<AckType>,
+  v: ProtocolVersion,
+  buf: Buffer,
+  pos: number,
+  rl: number,
+): number {
+  pos = writeFixedHeader(buf, pos, qos1FirstByte(FIRST_BYTE[p.type], p, v), rl);
   const id = p.packetId;
   buf[pos++] = id >>> 8;
   buf[pos++] = id & 0xff;

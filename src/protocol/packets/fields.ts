@@ -24,6 +24,22 @@ export function reservedFlags(r: Reader, flags: number, expected: number, rule?:
   }
 }
 
+/**
+ * PUBREL, SUBSCRIBE and UNSUBSCRIBE (flags 0010): MQTT 3.1 (MQIsdp) sets their DUP bit when it sends
+ * one again (3.1 §2.1: they are QoS 1 packets, retried as PUBLISH is), so in 3.1 a 1010 is accepted
+ * too, as Mosquitto does; 3.1.1 and 5.0 fix the flags at 0010. Returns the DUP flag.
+ */
+export function qos1Flags(r: Reader, flags: number, rule: string): boolean {
+  const dup = r.version === 3 && (flags & 0b1000) !== 0;
+  reservedFlags(r, dup ? flags & 0b0111 : flags, 2, rule);
+  return dup;
+}
+
+/** The first byte of a PUBREL, SUBSCRIBE or UNSUBSCRIBE (`first`), with DUP when 3.1 sends it again. */
+export function qos1FirstByte(first: number, p: { dup?: boolean }, v: ProtocolVersion): number {
+  return p.dup === true && v === 3 ? first | 0b1000 : first;
+}
+
 /** A packet identifier, which is never 0 [MQTT-2.3.1-1] (5.0: [MQTT-2.2.1-3]). */
 export function packetIdentifier(r: Reader): number {
   const at = r.pos;

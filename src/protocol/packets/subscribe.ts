@@ -11,11 +11,11 @@ import type {
   UnsubscribePacket,
 } from '../types.js';
 import { checkQos, checkU16, stringSize, writeString } from '../writer.js';
-import { packetIdentifier, reservedFlags, writeIdAndProperties } from './fields.js';
+import { packetIdentifier, qos1FirstByte, qos1Flags, writeIdAndProperties } from './fields.js';
 
 /**
- * What SUBSCRIBE and UNSUBSCRIBE share before their topic filters: flags 0010, the packet
- * identifier, (5.0) properties, then a payload that holds at least one filter.
+ * What SUBSCRIBE and UNSUBSCRIBE share before their topic filters: flags 0010 (3.1: DUP may be
+ * set), the packet identifier, (5.0) properties, then a payload that holds at least one filter.
  */
 function head(
   r: Reader,
@@ -23,8 +23,8 @@ function head(
   type: 'SUBSCRIBE' | 'UNSUBSCRIBE',
   flagsRule: string,
   emptyRule: string | undefined,
-): { packetId: number; properties: Properties | undefined } {
-  reservedFlags(r, flags, 2, flagsRule);
+): { packetId: number; properties: Properties | undefined; dup: boolean } {
+  const dup = qos1Flags(r, flags, flagsRule);
   const packetId = packetIdentifier(r);
   const properties = r.version === 5 ? decodeProperties(r, type) : undefined;
   r.section = 'payload';
@@ -32,7 +32,7 @@ function head(
     const a = type === 'SUBSCRIBE' ? 'a' : 'an';
     r.protocol(`no topic filters: ${a} ${type} must carry at least one`, r.pos, emptyRule);
   }
-  return { packetId, properties };
+  return { packetId, properties, dup };
 }
 
 function topicFilter(r: Reader, field: string): string {
@@ -44,7 +44,7 @@ function topicFilter(r: Reader, field: string): string {
 }
 
 export function decodeSubscribe(r: Reader, flags: number): SubscribePacket {
-  const { packetId, properties } = head(
+  const { packetId, properties, dup } = head(
     r,
     flags,
     'SUBSCRIBE',
@@ -89,7 +89,9 @@ export function decodeSubscribe(r: Reader, flags: number): SubscribePacket {
     if (r.notes) r.notes[r.notes.length - 1]!.value = describeOptions(sub, r.version);
     subscriptions.push(sub);
   }
-  return { type: 'SUBSCRIBE', packetId, subscriptions, properties };
+  const p: SubscribePacket = { type: 'SUBSCRIBE', packetId, subscriptions, properties };
+  if (dup) p.dup = true;
+  return p;
 }
 
 function describeOptions(s: Subscription, v: ProtocolVersion): string {
@@ -98,10 +100,12 @@ function describeOptions(s: Subscription, v: ProtocolVersion): string {
 }
 
 export function decodeUnsubscribe(r: Reader, flags: number): UnsubscribePacket {
-  const { packetId, properties } = head(r, flags, 'UNSUBSCRIBE', 'MQTT-3.10.1-1', 'MQTT-3.10.3-2');
+  const { packetId, properties, dup } = head(r, flags, 'UNSUBSCRIBE', 'MQTT-3.10.1-1', 'MQTT-3.10.3-2');
   const topicFilters: string[] = [];
   while (r.remaining > 0) topicFilters.push(topicFilter(r, 'topic filter'));
-  return { type: 'UNSUBSCRIBE', packetId, topicFilters, properties };
+  const p: UnsubscribePacket = { type: 'UNSUBSCRIBE', packetId, topicFilters, properties };
+  if (dup) p.dup = true;
+  return p;
 }
 
 export function subscribeRemainingLength(p: SubscribePacket, v: ProtocolVersion): number {
@@ -124,7 +128,7 @@ export function writeSubscribe(
   pos: number,
   rl: number,
 ): number {
-  pos = writeIdAndProperties(buf, pos, p.type === 'SUBSCRIBE' ? 0x82 : 0xa2, rl, p, v);
+  pos = writeIdAndProperties(buf, pos, qos1FirstByte(p.type === 'SUBSCRIBE' ? 0x82 : 0xa2, p, v), rl, p, v);
   if (p.type === 'UNSUBSCRIBE') {
     for (const f of p.topicFilters) pos = writeString(buf, pos, f);
     return pos;

@@ -1,11 +1,11 @@
 /**
- * inspectPacket: the proxy's decoding of one observed packet. Secrets (CONNECT password,
+ * inspectPacket: the decoding of one observed packet (proxy, broker --trace/--record). Secrets (CONNECT password,
  * Authentication Data) never survive into the packet or the bytes it returns, the forwarded bytes
  * are never changed, and malformed input gives violations with offsets, never an exception.
  */
 import { describe, expect, it } from 'vitest';
 import { type ConnectPacket, decode, encode } from '../../src/protocol/index.js';
-import { inspectPacket } from '../../src/proxy/inspect.js';
+import { inspectPacket } from '../../src/protocol/inspect.js';
 
 const SECRET = 'hunter2-secret';
 const AUTH = 'auth-data-secret';

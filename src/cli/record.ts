@@ -1,8 +1,9 @@
 /**
- * `--record FILE`: appends every observed packet as one NDJSON line in the format `mq broker
- * --record` writes, `{"time","client","direction","hex"}` ("in" = client to broker, "out" = broker
- * to client), which `mq decode -f FILE` reads back. The file is created with mode 0600 (and set to
- * it when it exists): payloads may be private even with passwords masked.
+ * `--record FILE` of `mq broker` and `mq proxy`: appends every observed packet as one NDJSON line,
+ * `{"time","client","direction","hex"}` ("in" = client to broker, "out" = broker to client), which
+ * `mq decode -f FILE --line` reads back. The caller masks secrets first (protocol/inspect.ts). The
+ * file is created with mode 0600 (and set to it when it exists): payloads may be private even with
+ * passwords masked.
  */
 import { createWriteStream, fchmodSync, openSync, type WriteStream } from 'node:fs';
 

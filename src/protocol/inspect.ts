@@ -1,12 +1,14 @@
 /**
- * Decoding one observed packet for the proxy's trace, JSON output and recording: never throws,
- * collects every violation the codec finds (with byte offset, spec rule and reason code), and masks
- * secrets (the CONNECT password, Authentication Data in CONNECT, CONNACK and AUTH) in both the packet
- * and a copy of its bytes, so that neither a trace nor a recording ever holds them.
+ * Decoding one observed packet for a trace, JSON output or recording (the proxy's, and the
+ * broker's --trace and --record): never throws, collects every violation the codec finds (with byte
+ * offset, spec rule and reason code), and masks secrets (the CONNECT password, Authentication Data in
+ * CONNECT, CONNACK and AUTH) in both the packet and a copy of its bytes, so that neither a trace nor
+ * a recording ever holds them. A masked secret keeps its length: every byte becomes '*' (0x2a), so
+ * the bytes still decode (`mq decode -f FILE --line` reads a masked recording).
  */
-import { decode } from '../protocol/decode.js';
-import { MalformedPacketError } from '../protocol/errors.js';
-import type { FieldNote, Packet, ProtocolVersion } from '../protocol/types.js';
+import { decode } from './decode.js';
+import { MalformedPacketError } from './errors.js';
+import type { FieldNote, Packet, ProtocolVersion } from './types.js';
 
 export interface Inspection {
   /** The decoded packet (secrets masked), or undefined when its structure could not be read. */
@@ -22,6 +24,11 @@ export const MASK_BYTE = 0x2a;
 
 /** Packet types that may carry a password or authentication data: CONNECT, CONNACK, AUTH. */
 const SECRET_TYPES = new Set([1, 2, 15]);
+
+/** May the packet whose first byte is `first` hold a secret (CONNECT, CONNACK, AUTH)? */
+export function mayHoldSecret(first: number): boolean {
+  return SECRET_TYPES.has(first >> 4);
+}
 /** Byte-map fields that hold secrets (the codec's notes). */
 const SECRET_FIELDS = new Set(['password', 'Authentication Data']);
 
@@ -30,7 +37,7 @@ const SECRET_FIELDS = new Set(['password', 'Authentication Data']);
  * its own level). Never throws.
  */
 export function inspectPacket(raw: Buffer, version: ProtocolVersion): Inspection {
-  const secret = SECRET_TYPES.has((raw[0] ?? 0) >> 4);
+  const secret = mayHoldSecret(raw[0] ?? 0);
   // Secrets are masked in place: in a copy, never in the bytes being forwarded.
   const bytes = secret ? Buffer.from(raw) : raw;
   try {
