@@ -5,6 +5,7 @@
  */
 
 export {
+  type BridgeOptions,
   Broker,
   type BrokerAddresses,
   type BrokerOptions,

@@ -5,6 +5,7 @@
  * sys.ts ($SYS), trace.ts, persist.ts.
  */
 import { ReasonCode } from '../protocol/index.js';
+import { Bridge } from './bridge/bridge.js';
 import { ConnState } from './connection.js';
 import { BrokerCore } from './core.js';
 import { Listeners } from './listeners.js';
@@ -21,6 +22,7 @@ export class Broker {
   private readonly core: BrokerCore;
   private readonly listeners: Listeners;
   private readonly sys: SysTopics;
+  private readonly bridges: Bridge[];
   private startedAt = Date.now();
   private sweepTimer: NodeJS.Timeout | undefined = undefined;
   private sysTimer: NodeJS.Timeout | undefined = undefined;
@@ -33,6 +35,7 @@ export class Broker {
       (line) => core.log(line),
     );
     this.sys = new SysTopics(core);
+    this.bridges = (options.bridges ?? []).map((b) => new Bridge(core, b));
     cores.set(this, core);
   }
 
@@ -72,6 +75,8 @@ export class Broker {
     let addresses: BrokerAddresses;
     try {
       if (o.recordFile !== undefined) core.tracer.openRecord(o.recordFile, (line) => core.log(line));
+      // Before the listeners: nothing a client publishes for a bridge's out topics is missed.
+      for (const bridge of this.bridges) bridge.start();
       addresses = await this.listeners.open(o);
     } catch (err) {
       await this.close();
@@ -104,6 +109,8 @@ export class Broker {
     const core = this.core;
     if (core.closing) return;
     core.closing = true;
+    // The bridges first: their remote sessions end with DISCONNECT, their local ones are kept.
+    await Promise.all(this.bridges.map((b) => b.stop()));
     clearInterval(this.sweepTimer);
     clearInterval(this.sysTimer);
     const closed = this.listeners.stopAccepting();

@@ -72,8 +72,11 @@ export interface ConnectionContext {
   connectionClosed(conn: Connection): void;
 }
 
-/** The listener a connection came in on. */
-export type ListenerKind = 'tcp' | 'ws' | 'tls' | 'wss';
+/**
+ * The listener a connection came in on; 'bridge' is the in-process link of a --bridge
+ * (bridge/link.ts), trusted like Mosquitto's bridges: no admission checks, no ACL.
+ */
+export type ListenerKind = 'tcp' | 'ws' | 'tls' | 'wss' | 'bridge';
 
 export const ConnState = {
   AwaitingConnect: 0,

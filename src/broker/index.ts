@@ -7,6 +7,8 @@
  *   await broker.close();
  */
 export { makePasswdLine } from './auth.js';
+export type { BridgeOptions } from './bridge/bridge.js';
+export { type BridgeTopic, BridgeTopicError, parseBridgeTopic } from './bridge/topics.js';
 export { Broker } from './broker.js';
 export { makeScramPasswdLine } from './enhanced-auth.js';
 export type { BrokerAddresses, BrokerOptions, BrokerStats } from './options.js';

@@ -27,13 +27,14 @@ export interface Publication {
  * undefined when the client (`username`, `clientId`) may publish `m`, else the first rule it
  * breaks: too many topic levels (0x90), above the Maximum QoS (0x9B), retained when retain is not
  * available (0x9A), Payload Format Indicator 1 with a payload that is not UTF-8 (0x99), a '$SYS'
- * topic, --deny-publish or --acl (0x87).
+ * topic, --deny-publish or --acl (0x87); `bridge` (a --bridge's link) skips the last two.
  */
 export function publishRefusal(
   core: BrokerCore,
   username: string | undefined,
   clientId: string,
   m: Publication,
+  bridge = false,
 ): Refusal | undefined {
   const topic = m.topic;
   if (hasMoreLevelsThan(topic, core.maxTopicLevels)) {
@@ -59,6 +60,9 @@ export function publishRefusal(
       why: 'has Payload Format Indicator 1 but its payload is not UTF-8',
     };
   }
+  // A --bridge's in-process link may publish anything, as Mosquitto's bridges may (its limits
+  // above still hold: the link keeps within them).
+  if (bridge) return undefined;
   // $SYS is the broker's.
   if (topic.charCodeAt(0) === 0x24 && topic.startsWith('$SYS')) {
     return { code: ReasonCode.NotAuthorized, why: "is not authorized: $SYS topics are the broker's" };

@@ -1,3 +1,5 @@
+import type { BridgeOptions } from './bridge/bridge.js';
+
 /** Everything `new Broker(options)` accepts; the `mq broker` flags map onto it one to one. */
 export interface BrokerOptions {
   /** Bind address for every listener (default 127.0.0.1). */
@@ -113,6 +115,8 @@ export interface BrokerOptions {
   persistFile?: string;
   /** Seconds between $SYS/broker/... updates (default 10; 0 = off). */
   sysInterval?: number;
+  /** Bridges to remote brokers (--bridge), started before the listeners open. */
+  bridges?: BridgeOptions[];
 
   /**
    * Where log lines go (default: stderr); pass () => {} for silence. Each is one line, control

@@ -92,9 +92,10 @@ function deliveryFailed(core: BrokerCore, s: Session, err: unknown): void {
 
 /**
  * Read access for one delivery (mosquitto checks each message, not only the SUBSCRIBE): --acl
- * and --deny-subscribe.
+ * and --deny-subscribe; a --bridge's link reads everything (as Mosquitto's bridges do).
  */
 export function mayRead(core: BrokerCore, s: Session, topic: string): boolean {
+  if (s.conn?.listener === 'bridge') return true;
   return core.acl.canRead(topic, s.username, s.clientId);
 }
 
@@ -239,11 +240,12 @@ function computeTargets(r: MatchResult): Target[] {
       if (sub.qos > t.qos) t.qos = sub.qos;
       continue;
     }
+    // (No Local and Retain As Published are set on 3.1.1 subscriptions only for bridges.)
     const nt: Target = {
       session: s,
       qos: sub.qos,
-      noLocal: false,
-      retainAsPublished: false,
+      noLocal: sub.noLocal,
+      retainAsPublished: sub.retainAsPublished,
       subIds: undefined,
     };
     merged.set(s, nt);

@@ -30,6 +30,11 @@ export class Session {
   willTimer: NodeJS.Timeout | undefined = undefined;
   /** Username at the last CONNECT (ACL patterns use it). */
   username: string | undefined = undefined;
+  /**
+   * A 3.1/3.1.1 bridge (Mosquitto's CONNECT flag, "try_private"): its subscriptions are No Local
+   * and Retain As Published, as Mosquitto treats bridges.
+   */
+  bridge = false;
   /** Messages dropped because the queue was full since the last log line about it. */
   droppedSinceLog = 0;
   dropReason = '';

@@ -379,7 +379,7 @@ function mergeLayers(
 }
 
 /** The TLS files and switches, from the flags or the profile. */
-interface TlsChoice {
+export interface TlsChoice {
   cafile: string | undefined;
   certFile: string | undefined;
   keyFile: string | undefined;
@@ -547,24 +547,32 @@ async function applyWill(out: ResolvedConnection, opts: ConnectionFlags): Promis
   }
 }
 
-/** The TLS options of an mqtts/wss connection: the files read, the versions and names checked. */
-async function tlsOptions(opts: ConnectionFlags, choice: TlsChoice): Promise<TlsOptions> {
+/**
+ * The TLS options of an mqtts/wss connection: the files read, the versions and names checked
+ * (`opts`: --tls-version, --alpn, --servername). `flag` names the flags in messages (mq broker's
+ * --bridge-cafile, --bridge-cert... come here too).
+ */
+export async function tlsOptions(
+  opts: Pick<ConnectionFlags, 'tlsVersion' | 'alpn' | 'servername'>,
+  choice: TlsChoice,
+  flag: (name: string) => string = (name) => `--${name}`,
+): Promise<TlsOptions> {
   const { cafile, certFile, keyFile } = choice;
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new UsageError(
       certFile !== undefined
-        ? '--cert needs --key (the private key of the certificate)'
-        : '--key needs --cert',
+        ? `${flag('cert')} needs ${flag('key')} (the private key of the certificate)`
+        : `${flag('key')} needs ${flag('cert')}`,
     );
   }
   const t: TlsOptions = { insecure: choice.insecure };
   if (cafile !== undefined) {
-    t.ca = await readFileValue(cafile, '--cafile', PEM_LIMIT);
+    t.ca = await readFileValue(cafile, flag('cafile'), PEM_LIMIT);
     t.caFile = cafile;
   }
   if (certFile !== undefined && keyFile !== undefined) {
-    t.cert = await readFileValue(certFile, '--cert', PEM_LIMIT);
-    t.key = await readFileValue(keyFile, '--key', PEM_LIMIT);
+    t.cert = await readFileValue(certFile, flag('cert'), PEM_LIMIT);
+    t.key = await readFileValue(keyFile, flag('key'), PEM_LIMIT);
     t.certFile = certFile;
     t.keyFile = keyFile;
   }
@@ -572,7 +580,7 @@ async function tlsOptions(opts: ConnectionFlags, choice: TlsChoice): Promise<Tls
     const v = opts.tlsVersion.toLowerCase().replace(/^tlsv?/, '');
     if (v === '1.2') t.minVersion = 'TLSv1.2';
     else if (v === '1.3') t.minVersion = 'TLSv1.3';
-    else throw new UsageError(`--tls-version: '${opts.tlsVersion}' is not tlsv1.2 or tlsv1.3`);
+    else throw new UsageError(`${flag('tls-version')}: '${opts.tlsVersion}' is not tlsv1.2 or tlsv1.3`);
   }
   if (opts.alpn !== undefined) t.alpn = opts.alpn.flatMap((a) => a.split(',')).filter((a) => a !== '');
   if (opts.servername !== undefined) t.servername = opts.servername;

@@ -137,6 +137,7 @@ export function packetToJson(packet: Packet, options: ToJsonOptions): PacketJson
       if (options.remainingLength !== undefined) out.remainingLength = options.remainingLength;
       out.protocolName = packet.protocolName ?? (packet.protocolVersion === 3 ? 'MQIsdp' : 'MQTT');
       out.protocolVersion = packet.protocolVersion;
+      if (packet.bridge === true) out.bridge = true;
       out.clean = packet.clean;
       out.keepalive = packet.keepalive;
       out.clientId = packet.clientId;
@@ -232,6 +233,7 @@ const FIELDS: Record<PacketTypeName, readonly string[]> = {
   CONNECT: [
     'protocolName',
     'protocolVersion',
+    'bridge',
     'clean',
     'keepalive',
     'clientId',
@@ -454,6 +456,7 @@ function connectFromJson(obj: Record<string, unknown>, version: ProtocolVersion 
     ...propsFromJson(obj, path),
   };
   if (obj.protocolName !== undefined) connect.protocolName = str(obj.protocolName, `${path}.protocolName`);
+  if (bool(obj.bridge, `${path}.bridge`, false)) connect.bridge = true;
   if (obj.will !== undefined) connect.will = willFromJson(obj.will, `${path}.will`);
   if (obj.username !== undefined) connect.username = str(obj.username, `${path}.username`);
   if (obj.password !== undefined) {

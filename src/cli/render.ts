@@ -203,6 +203,7 @@ export function formatPacketLine(
     case 'CONNECT': {
       let s = `${name} v${VERSION_LABEL[packet.protocolVersion] ?? packet.protocolVersion} clientId=${quote(packet.clientId, 60)}`;
       s += packet.clean ? (packet.protocolVersion === 5 ? ' cleanStart' : ' cleanSession') : ' noClean';
+      if (packet.bridge === true) s += ' bridge';
       s += ` keepalive=${packet.keepalive}`;
       if (packet.username !== undefined) s += ` username=${quote(packet.username, 40)}`;
       if (packet.password !== undefined) s += ` password=${secret(packet.password)}`;
@@ -475,7 +476,9 @@ function connectFields(b: Block, packet: ConnectPacket): void {
   b.field('protocol name', quote(packet.protocolName ?? (packet.protocolVersion === 3 ? 'MQIsdp' : 'MQTT')));
   b.field(
     'protocol level',
-    `${packet.protocolVersion} (MQTT ${VERSION_LABEL[packet.protocolVersion] ?? '?'})`,
+    packet.bridge === true
+      ? `0x${(packet.protocolVersion | 0x80).toString(16)} (MQTT ${VERSION_LABEL[packet.protocolVersion] ?? '?'} + 0x80: a bridge, Mosquitto's try_private)`
+      : `${packet.protocolVersion} (MQTT ${VERSION_LABEL[packet.protocolVersion] ?? '?'})`,
   );
   const cf =
     (packet.username !== undefined ? 0x80 : 0) |

@@ -88,6 +88,7 @@ export function connectPacket(o: ClientOptions, authData?: Buffer): ConnectPacke
     keepalive: o.keepalive,
     clientId: o.clientId,
   };
+  if (o.bridge === true && o.version !== 5) packet.bridge = true;
   if (o.will) packet.will = o.will;
   if (o.username !== undefined) packet.username = o.username;
   if (o.password !== undefined) packet.password = o.password;

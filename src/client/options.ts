@@ -12,6 +12,8 @@ export interface ClientOptions extends TransportOptions {
   keepalive: number;
   /** Clean Session (3.1/3.1.1) / Clean Start (5.0). */
   clean: boolean;
+  /** 3.1/3.1.1: set Mosquitto's bridge flag (protocol level | 0x80, "try_private") in CONNECT. */
+  bridge?: boolean;
   /** v5 Session Expiry Interval in seconds (0xFFFFFFFF = never). */
   sessionExpiry?: number;
   username?: string;

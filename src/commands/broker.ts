@@ -5,6 +5,7 @@
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { Broker, type BrokerOptions, makePasswdLine, makeScramPasswdLine } from '../broker/index.js';
+import { addBridgeOptions, type BridgeFlags, resolveBridges } from '../cli/bridge-options.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { escapeForTerminal } from '../cli/escape.js';
@@ -54,8 +55,9 @@ export function command(): Command {
     'Run a local MQTT 3.1/3.1.1/5.0 broker for testing: every packet traceable, faults on demand.',
   );
   addBrokerOptions(cmd);
+  const bridges = addBridgeOptions(cmd);
   cmd.addHelpText('after', HELP);
-  return run<BrokerFlags>(cmd, (flags, _args, command) => brokerCommand(flags, command));
+  return run<BrokerFlags>(cmd, (flags, _args, command) => brokerCommand(flags, command, bridges()));
 }
 
 /** Every flag of mq broker, in --help order. */
@@ -222,10 +224,15 @@ Examples:
   mq broker --make-passwd alice:secret --scram >> passwd    a line SCRAM logins can use too
   mq broker --max-qos 1 --receive-maximum 5 --drop-every 10    test how a client copes
   mq broker --persist broker.db               survive restarts (and kill -9)
+  mq broker --bridge mqtts://user:pass@prod.example.com --bridge-topic 'sensors/# in 1'
+                                              production's sensors/# here, as they happen
+  mq broker --bridge mqtt://10.0.0.5 --bridge-topic 'cmd/# out 1 "" site1/' \\
+            --bridge mqtt://10.0.0.6 --bridge-topic '# both 1 edge/ ""'   two bridges
 
 Output: "mq broker listening on mqtt://HOST:PORT" (and ws://, mqtts://, wss:// lines) on stdout once
 listening; log lines on stderr (-q silences them); --trace lines on stderr as
-"[client-id] -> PACKET" (client to broker) and "[client-id] <- PACKET" (broker to client).
+"[client-id] -> PACKET" (client to broker) and "[client-id] <- PACKET" (broker to client); a
+bridge's packets to its remote broker as "[bridge NAME] >> PACKET", from it as "<<".
 --trace (line and full) shows a CONNECT's password and any Authentication Data by length only,
 "(7 bytes, masked)". Client ids, user names, topics and reason strings in log and trace lines
 are shown with control characters escaped (\\x1b, \\n, \\u202e): a client cannot drive the terminal.
@@ -307,6 +314,39 @@ refuse at the handshake a client without a certificate signed by --cafile (logge
 --use-identity-as-username the certificate's CN is the user name for --acl, and the
 CONNECT's user name and password are not needed (nor checked), as in Mosquitto.
 
+Bridges: --bridge URL starts one; the --bridge-* flags after it (up to the next --bridge) are
+its own. --bridge-topic is Mosquitto's topic line, 'PATTERN [in|out|both [QOS [LOCAL_PREFIX
+REMOTE_PREFIX]]]': out (the default) sends local messages on LOCAL_PREFIX+PATTERN to the remote
+broker as REMOTE_PREFIX+PATTERN, in brings REMOTE_PREFIX+PATTERN here as LOCAL_PREFIX+PATTERN,
+both does both; QOS (default 0) is the QoS of the subscriptions on both sides; "" is an empty
+prefix (as the pattern, the two prefixes are then whole topics). The first --bridge-topic that
+matches a message maps it; a message matching several is forwarded once, at the highest of their
+QoS (MQTT 5: Subscription Identifiers tell the copies apart).
+
+QoS 1 and 2 across the link: the remote session is persistent (--bridge-clean: not; MQTT 5: it
+expires --bridge-session-expiry seconds after the link went down, default 3600), so what the
+remote broker holds for the bridge meanwhile arrives when the link is back. A local QoS 1/2
+message for the remote broker is acknowledged to the local broker only once the remote broker
+acknowledged it: while the link is down such messages wait in the bridge's local session (client
+id local.CLIENT-ID), at most --max-inflight in flight plus --max-queued queued (beyond that the
+newest are dropped, counted and logged, as for any client), kept across restarts with --persist;
+QoS 0 messages for the remote are dropped then. The bridge reconnects with backoff
+(--bridge-reconnect, default 1..30 seconds) and subscribes again when the remote broker lost the
+session.
+
+No loops: no message goes back to the side it came from (MQTT 5: No Local on both sides;
+3.1/3.1.1: Mosquitto's bridge flag in CONNECT, which Mosquitto and mq broker understand).
+Retained flags travel as published, and the local retained messages of out topics go to the
+remote broker each time the link comes up (as Mosquitto does).
+
+State: log lines (connected, lost, cannot connect: a refusal is logged once, the bridge keeps
+trying) and the retained $SYS/broker/connection/CLIENT-ID/state, 1 while connected, else 0. The
+remote client id defaults to mq-bridge.HOSTNAME (mq-bridge-2... for further bridges): two
+brokers bridging to one remote broker need different ones (--bridge-client-id). The bridge's
+local side is trusted like Mosquitto's bridges: --auth, --acl, --deny-* and the fault flags do
+not apply to it. mq broker also treats 3.1.1 clients with Mosquitto's bridge flag as bridges (No
+Local and Retain As Published on their subscriptions).
+
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
 
@@ -326,7 +366,7 @@ last line (a write cut short by kill -9) with a warning too.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 usage error, 6 cannot listen (port in use...).`;
 
-async function brokerCommand(flags: BrokerFlags, cmd: Command): Promise<number> {
+async function brokerCommand(flags: BrokerFlags, cmd: Command, bridges: BridgeFlags[]): Promise<number> {
   if (flags.makePasswd !== undefined) {
     const [user, pass] = splitUserPass(flags.makePasswd, '--make-passwd');
     const iterations = parseInteger(flags.scramIterations, '--scram-iterations', 4096, 1_000_000);
@@ -345,6 +385,7 @@ async function brokerCommand(flags: BrokerFlags, cmd: Command): Promise<number> 
     Object.assign(flags, Object.fromEntries(fromFile));
   }
   const options = toOptions(flags);
+  if (bridges.length > 0) options.bridges = await resolveBridges(bridges);
   // Memory per idle connection: without this, V8 grows the young generation up to 16x during a
   // connection storm and keeps it (about 4 KB of RSS per connection, measured with 2,000).
   // This process only runs the broker, so the flag does not affect anyone else.

@@ -76,6 +76,12 @@ export interface ConnectPacket {
   /** 'MQTT' for 3.1.1 and 5.0, 'MQIsdp' for 3.1. Defaulted from protocolVersion when encoding. */
   protocolName?: string;
   protocolVersion: ProtocolVersion;
+  /**
+   * Mosquitto's bridge flag ("try_private"): the protocol level byte has 0x80 set (3.1 and 3.1.1
+   * only). A broker that knows it treats the client as a bridge: no copies of its own messages
+   * back, retain flags as published.
+   */
+  bridge?: boolean;
   /** Clean Session (3.1, 3.1.1) / Clean Start (5.0). */
   clean: boolean;
   keepalive: number;

@@ -128,6 +128,12 @@ const identity: AdmissionStep = (core, c, p, a) => {
   return undefined;
 };
 
+/** A --bridge's local session is its own: no client may take it over. */
+const bridgeSession: AdmissionStep = (core, _c, _p, a) => {
+  if (core.sessions.get(a.clientId)?.conn?.listener !== 'bridge') return undefined;
+  return { code: ReasonCode.ClientIdentifierNotValid, why: `client id '${a.clientId}' is a bridge's` };
+};
+
 /** --max-keepalive: keepalive 0 or above it becomes the maximum (v5 Server Keep Alive). */
 const keepaliveLimit: AdmissionStep = (core, _c, p, a) => {
   const max = core.opts.maxKeepalive;
@@ -168,7 +174,7 @@ const BEFORE_AUTH: readonly AdmissionStep[] = [
   clientIdentifier,
   identity,
 ];
-const AFTER_AUTH: readonly AdmissionStep[] = [keepaliveLimit, willAllowed];
+const AFTER_AUTH: readonly AdmissionStep[] = [bridgeSession, keepaliveLimit, willAllowed];
 
 /** `raw`: the CONNECT's bytes (kept, copied, while a password check runs). */
 export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket, raw: Buffer): void {
@@ -180,6 +186,11 @@ export function handleConnect(core: BrokerCore, c: Connection, p: ConnectPacket,
     auth: undefined,
     trusted: false,
   };
+  // A --bridge's in-process link is part of the broker's configuration: nothing to check.
+  if (c.listener === 'bridge') {
+    connected(core, c, p, a);
+    return;
+  }
   if (admit(core, c, p, a, BEFORE_AUTH, 0) !== ADMITTED) return;
   if (a.trusted) {
     authenticated(core, c, p, a, 'accepted');
@@ -302,7 +313,7 @@ function connected(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admissi
   c.state = ConnState.Connected;
   if (++core.counters.clientsConnected > core.counters.clientsMaximum)
     core.counters.clientsMaximum = core.counters.clientsConnected;
-  if (core.opts.disconnectAfterS !== undefined)
+  if (core.opts.disconnectAfterS !== undefined && c.listener !== 'bridge')
     c.disconnectAt = core.now() + core.opts.disconnectAfterS * 1000;
 
   c.writePacket(ack, true);
@@ -387,6 +398,7 @@ function openSession(core: BrokerCore, p: ConnectPacket, id: string, present: bo
   session.expiryInterval = v === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
   const userChanged = present && session.username !== p.username;
   session.username = p.username;
+  session.bridge = p.bridge === true;
   // Like Mosquitto: a session resumed under another user keeps only what that user may read.
   if (userChanged && core.aclReads) dropUnreadable(core, session);
   return session;

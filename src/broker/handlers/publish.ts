@@ -43,6 +43,7 @@ export function handlePublish(core: BrokerCore, c: Connection, p: PublishPacket,
     c.username,
     c.clientId,
     alias === undefined ? p : { topic, qos: p.qos, retain: p.retain, properties: props, payload: p.payload },
+    c.listener === 'bridge',
   );
   if (refusal !== undefined) {
     refusePublish(core, c, p, topic, refusal);

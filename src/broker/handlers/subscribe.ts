@@ -56,7 +56,11 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
       continue;
     }
     // A shared subscription is checked on the filter it shares ('$share/g/#' reads what '#' reads).
-    if (!core.acl.open && !core.acl.canSubscribe(shared?.filter ?? filter, c.username, c.clientId)) {
+    if (
+      !core.acl.open &&
+      c.listener !== 'bridge' &&
+      !core.acl.canSubscribe(shared?.filter ?? filter, c.username, c.clientId)
+    ) {
       core.log(`[${c.clientId}] not authorized to subscribe to '${filter}'`);
       failure(ReasonCode.NotAuthorized);
       continue;
@@ -68,9 +72,10 @@ export function handleSubscribe(core: BrokerCore, c: Connection, p: SubscribePac
       failure(ReasonCode.QuotaExceeded);
       continue;
     }
+    // Like Mosquitto: a 3.1.1 bridge gets neither its own messages back nor retain flags cleared.
     const entry = subEntry(s, filter, qos, {
-      noLocal: v5 && sub.noLocal === true,
-      retainAsPublished: v5 && sub.retainAsPublished === true,
+      noLocal: v5 ? sub.noLocal === true : s.bridge,
+      retainAsPublished: v5 ? sub.retainAsPublished === true : s.bridge,
       retainHandling: v5 ? (sub.retainHandling ?? 0) : 0,
       subscriptionId: subId,
     });

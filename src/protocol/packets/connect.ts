@@ -21,10 +21,15 @@ export function decodeConnect(r: Reader, flags: number): ConnectPacket {
   const nameAt = r.pos;
   const protocolName = r.string('protocol name');
   const levelAt = r.pos;
-  const level = r.u8('protocol level');
+  const levelByte = r.u8('protocol level');
+  // Mosquitto's bridges set 0x80 on a 3.1 / 3.1.1 level (try_private).
+  const bridge = levelByte === 0x83 || levelByte === 0x84;
+  const level = bridge ? levelByte & 0x7f : levelByte;
+  if (bridge && r.notes)
+    r.notes[r.notes.length - 1]!.value = `0x${levelByte.toString(16)} (${level} + bridge flag 0x80)`;
   if (level !== 3 && level !== 4 && level !== 5) {
     r.fatal(
-      `unsupported protocol level ${level} (3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0)`,
+      `unsupported protocol level ${level} (3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0; 0x83, 0x84: a bridge)`,
       levelAt,
       'MQTT-3.1.2-2',
       0x84,
@@ -87,6 +92,7 @@ export function decodeConnect(r: Reader, flags: number): ConnectPacket {
     type: 'CONNECT',
     protocolName,
     protocolVersion: version,
+    ...(bridge ? { bridge: true } : {}),
     clean: (cf & 0x02) !== 0,
     keepalive,
     clientId,
@@ -116,6 +122,8 @@ export function connectRemainingLength(p: ConnectPacket): number {
   if (v !== 3 && v !== 4 && v !== 5)
     throw new EncodeError(`CONNECT protocolVersion must be 3, 4 or 5, not ${String(v)}`);
   checkU16(p.keepalive, 'CONNECT keepalive');
+  if (p.bridge === true && v === 5)
+    throw new EncodeError('CONNECT bridge flag (protocol level | 0x80) exists for MQTT 3.1 and 3.1.1 only');
   if (p.will) checkQos(p.will.qos, 'will QoS');
   const name = p.protocolName ?? PROTOCOL_NAME[v];
   let n = stringSize(name, 'protocol name') + 1 + 1 + 2;
@@ -134,7 +142,7 @@ export function writeConnect(p: ConnectPacket, buf: Buffer, pos: number, rl: num
   const v = p.protocolVersion;
   pos = writeFixedHeader(buf, pos, 0x10, rl);
   pos = writeString(buf, pos, p.protocolName ?? PROTOCOL_NAME[v]);
-  buf[pos++] = v;
+  buf[pos++] = p.bridge === true ? v | 0x80 : v;
   let cf = p.clean ? 0x02 : 0;
   if (p.will) {
     cf |= 0x04 | ((p.will.qos & 3) << 3) | (p.will.retain ? 0x20 : 0);
