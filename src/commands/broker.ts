@@ -62,6 +62,14 @@ export function command(): Command {
 
 /** Every flag of mq broker, in --help order. */
 function addBrokerOptions(cmd: Command): void {
+  addListenerOptions(cmd);
+  addAuthOptions(cmd);
+  addLimitOptions(cmd);
+  addTraceAndFaultOptions(cmd);
+}
+
+/** Where the broker listens: TCP, WebSocket, TLS (and client certificates), Mosquitto's config file. */
+function addListenerOptions(cmd: Command): void {
   cmd
     .option(
       '-c, --config <file>',
@@ -96,7 +104,12 @@ function addBrokerOptions(cmd: Command): void {
     .option(
       '--use-identity-as-username',
       "with --require-certificate: the client certificate's CN is the user name (ACL); no password needed",
-    )
+    );
+}
+
+/** Who may connect and what they may do: users, password files, SCRAM, ACL, deny rules. */
+function addAuthOptions(cmd: Command): void {
+  cmd
     .option(
       '--auth <user:pass>',
       'allow this user (repeatable); anonymous access is then refused',
@@ -137,7 +150,12 @@ function addBrokerOptions(cmd: Command): void {
       'drop publishes to topics matching this filter (repeatable)',
       collect,
       [],
-    )
+    );
+}
+
+/** The limits a client meets (each refused with its reason code beyond it). */
+function addLimitOptions(cmd: Command): void {
+  cmd
     .option(
       '--max-packet-size <bytes>',
       'largest packet accepted (v5 clients are told; bigger: DISCONNECT 0x95)',
@@ -167,7 +185,12 @@ function addBrokerOptions(cmd: Command): void {
     .option(
       '--max-connect-size <bytes>',
       'largest packet accepted before a CONNECT is (default 131072): what an unauthenticated connection can make the broker hold',
-    )
+    );
+}
+
+/** Tracing, recording, fault injection for testing clients, persistence, $SYS, logging. */
+function addTraceAndFaultOptions(cmd: Command): void {
+  cmd
     .option(
       '--trace [mode]',
       'print every packet in and out per client on stderr: line (default) or full; passwords and authentication data are masked',
