@@ -365,7 +365,8 @@ export class Share {
     const ignore = () => {};
     if (role === 'sub') {
       return {
-        onPublish: (conn, raw, hl, now) => this.subs[conn.slot]!.onPublish(raw, hl, now),
+        onPublish: (conn, buf, start, hl, end, now) =>
+          this.subs[conn.slot]!.onPublish(buf, start, hl, end, now),
         onAck: (conn, type, id) => this.subs[conn.slot]!.onAck(type, id),
         onRead,
         onDrain: ignore,

@@ -111,6 +111,23 @@ export class Framer {
    * fixed header, before a body is buffered.
    */
   pushFrames(chunk: Buffer, onFrame: (raw: Buffer, headerLength: number) => boolean): void {
+    this.pushRaw(chunk, (buf, start, headerLength, end) =>
+      // A packet that is all of `buf` (one packet per read, at low rates) needs no view.
+      onFrame(start === 0 && end === buf.length ? buf : buf.subarray(start, end), headerLength),
+    );
+  }
+
+  /**
+   * pushFrames without a Buffer per packet, for owners that read a few bytes of each of many
+   * packets (mq bench's subscriber): `onFrame` gets the packet as `buf[start, end)` with its fixed
+   * header in `buf[start, start + headerLength)`. `buf` is the chunk itself, or (for a packet that
+   * straddled chunks) a copy of that packet alone; either way it is only valid during the call.
+   * Returning false stops, as with pushFrames.
+   */
+  pushRaw(
+    chunk: Buffer,
+    onFrame: (buf: Buffer, start: number, headerLength: number, end: number) => boolean,
+  ): void {
     let pos = 0;
     if (this.pendingLength > 0) {
       // Complete the packet begun in earlier chunks with only the bytes it still needs; the rest
@@ -120,7 +137,7 @@ export class Framer {
       const raw = Buffer.concat(this.pending, this.needed);
       const headerLength = this.neededHeader;
       this.reset();
-      if (onFrame(raw, headerLength) === false) return;
+      if (onFrame(raw, 0, headerLength, raw.length) === false) return;
     }
     const len = chunk.length;
     while (pos < len) {
@@ -151,10 +168,9 @@ export class Framer {
         this.keep(chunk, pos, total, headerLength);
         return;
       }
-      // A chunk that is exactly one packet (the common case at low rates) needs no view.
-      const raw = total === len ? chunk : chunk.subarray(pos, pos + total);
+      const start = pos;
       pos += total;
-      if (onFrame(raw, headerLength) === false) {
+      if (onFrame(chunk, start, headerLength, pos) === false) {
         this.reset();
         return;
       }
