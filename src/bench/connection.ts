@@ -248,7 +248,8 @@ export class BenchConnection {
   private readonly onRead = (n: number, buf: Buffer): boolean => {
     this.readNow = nowMs();
     try {
-      this.framer.pushRaw(n === buf.length ? buf : buf.subarray(0, n), this.onFrame);
+      // The read's bytes are buf[0, n): no view of them (a read allocates nothing).
+      this.framer.pushRaw(buf, this.onFrame, n);
     } catch (err) {
       // A malformed packet from the broker: count it, drop the connection.
       this.lostReason = `malformed packet from the broker: ${err instanceof Error ? err.message : String(err)}`;

@@ -151,17 +151,26 @@ describe('pushRaw: each packet as a range of a buffer, no Buffer per packet', ()
     return [bytesOf(f).toString('hex'), h?.headerLength];
   });
 
-  /** Frames `chunks` with pushRaw, each chunk in a buffer overwritten after the push (a reused read buffer). */
+  /**
+   * Frames `chunks` with pushRaw as a socket's onread hands them over: each chunk at the start of a
+   * larger read buffer holding stale bytes after it, with its length, and overwritten after the push.
+   */
   function frames(chunks: Buffer[]): (string | number | undefined)[][] {
     const framer = new Framer(5);
     const out: (string | number | undefined)[][] = [];
+    const readBuffer = Buffer.alloc(bytes.length + 8);
     for (const chunk of chunks) {
-      const reused = Buffer.from(chunk);
-      framer.pushRaw(reused, (buf, start, headerLength, end) => {
-        out.push([buf.subarray(start, end).toString('hex'), headerLength]);
-        return true;
-      });
-      reused.fill(0xee);
+      readBuffer.fill(0x30); // stale bytes: a PUBLISH header, if they were read
+      chunk.copy(readBuffer);
+      framer.pushRaw(
+        readBuffer,
+        (buf, start, headerLength, end) => {
+          out.push([buf.subarray(start, end).toString('hex'), headerLength]);
+          return true;
+        },
+        chunk.length,
+      );
+      readBuffer.fill(0xee);
     }
     expect(framer.buffered).toBe(0);
     return out;
