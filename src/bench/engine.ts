@@ -75,6 +75,8 @@ function defaultWorkerUrl(): URL {
 }
 
 const POLL_MS = 20;
+/** During a phase: how often the counters are looked at (every connection lost?). */
+const PHASE_POLL_MS = 250;
 
 export class BenchSession {
   readonly settings: ResolvedSettings;
@@ -101,6 +103,8 @@ export class BenchSession {
   private progressTimer: NodeJS.Timeout | undefined;
   private readonly onAbort = () => this.stop('aborted');
   private closedReport: BenchReport | undefined;
+  /** Ends until()'s current wait early. */
+  private wake: (() => void) | undefined;
 
   private constructor(settings: ResolvedSettings, hooks: BenchHooks) {
     this.settings = settings;
@@ -171,6 +175,11 @@ export class BenchSession {
   }
 
   private onMessage(m: FromShare): void {
+    this.handleMessage(m);
+    this.nudge();
+  }
+
+  private handleMessage(m: FromShare): void {
     switch (m.t) {
       case 'connected':
         this.connectedReplies.push(m);
@@ -210,21 +219,46 @@ export class BenchSession {
   private stop(reason: StopReason): void {
     this.stopReason ??= reason;
     this.broadcast({ t: 'halt' });
+    this.nudge();
   }
 
-  /** Waits for `cond` (polled), the abort or `timeoutMs`; true when cond held. */
+  /**
+   * Waits for `cond`, the abort or `timeoutMs`; true when cond held. cond is checked on every
+   * message from a worker and at least every `pollMs` (what only shared counters show).
+   */
   private async until(
     cond: () => boolean,
     timeoutMs = Number.POSITIVE_INFINITY,
     stopOnAbort = true,
+    pollMs: () => number = () => POLL_MS,
   ): Promise<boolean> {
     const deadline = nowMs() + timeoutMs;
     while (!cond()) {
       if (stopOnAbort && this.stopReason !== undefined) return false;
-      if (nowMs() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      const now = nowMs();
+      if (now >= deadline) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(
+          () => {
+            this.wake = undefined;
+            resolve();
+          },
+          Math.min(pollMs(), deadline - now),
+        );
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
     return true;
+  }
+
+  /** A worker said something (or the run was stopped): whatever until() waits for may hold now. */
+  private nudge(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 
   private counter(slot: number): number {
@@ -329,13 +363,20 @@ export class BenchSession {
       recordStartMs: this.recordStartMs ?? startMs,
     });
     const received0 = this.counter(C_RECEIVED_REC);
-    await this.until(() => {
-      if (this.everyConnectionLost()) return true;
-      if (s.mode === 'sub' && Number.isFinite(count))
-        return this.counter(C_RECEIVED_REC) - received0 >= count;
-      // Every share has sent its part (count phases), and the time is up (duration phases).
-      return this.phaseSent >= this.channels.length && (!Number.isFinite(endMs) || nowMs() >= endMs);
-    });
+    const subCount = s.mode === 'sub' && Number.isFinite(count);
+    await this.until(
+      () => {
+        if (this.everyConnectionLost()) return true;
+        if (subCount) return this.counter(C_RECEIVED_REC) - received0 >= count;
+        // Every share has sent its part (count phases), and the time is up (duration phases).
+        return this.phaseSent >= this.channels.length && (!Number.isFinite(endMs) || nowMs() >= endMs);
+      },
+      Number.POSITIVE_INFINITY,
+      true,
+      // The shares say when they have sent their part; between their messages, look at the
+      // counters (connections lost, a sub-mode count) now and then, and at the phase's end.
+      () => (subCount ? POLL_MS : Math.max(POLL_MS, Math.min(PHASE_POLL_MS, endMs - nowMs()))),
+    );
     const sendingEnded = Math.min(nowMs(), endMs);
     if (this.everyConnectionLost()) this.stopReason ??= 'connections-lost';
     this.broadcast({ t: 'halt' });
