@@ -58,6 +58,12 @@ export interface PhaseRequest {
   durationMs?: number;
   count?: number;
   record: boolean;
+  /**
+   * false: the next phase follows at once, this one's messages still on their way (a warm-up
+   * leading into the measurement, so that the broker's queues and the TCP streams are as the load
+   * made them). Default true: the phase ends once what it sent has arrived (or the drain times out).
+   */
+  drain?: boolean;
 }
 
 interface Channel {
@@ -103,6 +109,8 @@ export class BenchSession {
   private progressTimer: NodeJS.Timeout | undefined;
   private readonly onAbort = () => this.stop('aborted');
   private closedReport: BenchReport | undefined;
+  /** The last phase was not drained: the next one starts at once. */
+  private followOn = false;
   /** Ends until()'s current wait early. */
   private wake: (() => void) | undefined;
 
@@ -344,7 +352,9 @@ export class BenchSession {
   async run(req: PhaseRequest): Promise<void> {
     if (!this.usable) return;
     const s = this.settings;
-    const startMs = nowMs() + 20;
+    // Workers start together 20 ms from now; right after an undrained phase, at once (no gap).
+    const startMs = nowMs() + (this.followOn ? 0 : 20);
+    this.followOn = false;
     const endMs = req.durationMs !== undefined ? startMs + req.durationMs : Number.POSITIVE_INFINITY;
     const count = req.count ?? Number.POSITIVE_INFINITY;
     if (!Number.isFinite(endMs) && !Number.isFinite(count))
@@ -379,6 +389,12 @@ export class BenchSession {
     );
     const sendingEnded = Math.min(nowMs(), endMs);
     if (this.everyConnectionLost()) this.stopReason ??= 'connections-lost';
+    if (req.drain === false && this.stopReason === undefined) {
+      // Every share has stopped on its own (its end time or count): the next phase takes over.
+      this.followOn = true;
+      this.builder.phaseEnded(req.record, Math.max(0, sendingEnded - startMs));
+      return;
+    }
     this.broadcast({ t: 'halt' });
     if (this.stopReason !== 'connections-lost') await this.drain();
     this.builder.phaseEnded(req.record, Math.max(0, sendingEnded - startMs));
@@ -462,7 +478,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     if (s.mode === 'conn') {
       if (s.hold) await session.hold(s.durationSec === null ? null : s.durationSec * 1000);
     } else {
-      if (s.warmupSec > 0) await session.run({ durationMs: s.warmupSec * 1000, record: false });
+      // The warm-up leads straight into the measurement: nothing stops or empties in between.
+      if (s.warmupSec > 0) await session.run({ durationMs: s.warmupSec * 1000, record: false, drain: false });
       const measured: PhaseRequest = { record: true };
       if (s.count !== null) measured.count = s.count;
       else if (s.durationSec !== null) measured.durationMs = s.durationSec * 1000;
