@@ -19,20 +19,22 @@
 // verdict rule, printed with it: a target is met when the pooled ratio and the median round ratio
 // both meet it.
 //
-// What decides CPU per message here is not per-message work but how many messages each read
-// brings, and that is TCP's doing. Mosquitto writes each message on its own. With Nagle on (its
-// default, and the NOTES.md config: `--nagle`), its bytes wait for the subscriber's ACK, and
-// Linux ACKs at once when a read empties a socket after segments under ~536 bytes: a subscriber
-// that reads as soon as bytes arrive keeps Mosquitto sending ~240-byte segments (3 messages a
-// read; ~10 us of wake-up and syscalls a read: ~4 us of CPU a message). If a run's first reads
-// come late, Mosquitto's bytes pile up into ~32 KB segments instead, which stay that size until
-// the stream stalls once: 0.2 us a message, and Mosquitto itself runs ~1.7x faster. The raw
-// reference's runs mostly started that way and some kept it through their measured window (up to
-// 3 rounds in 8); the engine's never did, in 40-odd runs. Which way a run goes is timing on two
-// shared cores, so the ratios compared TCP modes rather than generators. With set_tcp_nodelay
-// (the default here) Mosquitto sends as it writes (~200-byte segments whatever the reader does),
-// both generators meet the same TCP, and the engine's own figures are those it has with Nagle (it
-// never left the small segments). The segment column shows each run's mode.
+// What decides CPU per message against Mosquitto is how many messages each read brings, and that
+// is TCP's doing. Mosquitto writes each message on its own. With Nagle on (its default, and the
+// NOTES.md config: `--nagle`) its bytes wait for the subscriber's ACK, and Linux ACKs at once when
+// a read empties a socket after segments under ~536 bytes. So a subscriber that reads as soon as
+// bytes arrive keeps Mosquitto sending ~240-byte segments: 3 messages a read, ~10 us of wake-up
+// and syscalls a read, ~4 us of CPU a message. Only when the load starts within ~30 ms of the
+// subscription (measured: a 20 ms pause before the first publish still gave ~32 KB segments, 30
+// ms no longer did) do Mosquitto's bytes pile up into ~32 KB segments, which then stay that size
+// until the stream stalls once: 0.2 us a message, and Mosquitto itself runs ~1.7x faster. The raw
+// reference starts that fast; the engine mostly does not (its worker threads start, its roles
+// connect in turn, its phase starts 20 ms after being announced); an engine that empties the
+// pipeline between warm-up and measurement, as mq bench's did, ends it every time. The ratios
+// then compare TCP modes, not generators. With set_tcp_nodelay (the default here) Mosquitto sends as it writes
+// (one or a few messages a segment, however the subscriber reads or when the load started), both
+// generators meet the same TCP, and the figures hold from run to run. The segment column shows
+// each run's mode; `--nagle` runs the other config and marks rounds whose two runs differ in it.
 //
 // The reference's subscriber reads in a worker thread of its own, its publishers in this thread
 // (--layout split, the default): where the engine puts them for this run on two cores
@@ -211,6 +213,19 @@ function summary(runs, kind, o) {
   };
 }
 
+/** A run's TCP mode from its segment size: 'large' (~32 KB, Nagle piling up), 'small', or null. */
+const modeOf = (r) => (r.segmentBytes == null ? null : r.segmentBytes >= 4096 ? 'large' : 'small');
+
+/** Rounds (numbers) whose raw and engine runs met different TCP modes. */
+function mixedRounds(runs) {
+  const out = [];
+  for (const n of new Set(runs.map((r) => r.round))) {
+    const [a, b] = ['raw', 'engine'].map((k) => modeOf(runs.find((r) => r.round === n && r.kind === k)));
+    if (a !== null && b !== null && a !== b) out.push(n);
+  }
+  return out;
+}
+
 /** The verdict: pooled ratio and median of the per-round ratios, both within the target. */
 function targets(runs, raw, eng) {
   const rounds = [...new Set(runs.map((r) => r.round))].map((n) => {
@@ -288,9 +303,10 @@ async function main() {
   const eng = summary(runs, 'engine', o);
   const verdict = targets(runs, raw, eng);
   const rule = 'a target is met when the pooled ratio and the median of the per-round ratios both meet it';
+  const mixed = mixedRounds(runs);
   if (o.json) {
     process.stdout.write(
-      `${JSON.stringify({ settings: o, load: [load0, load1], runs, raw, engine: eng, rule, targets: verdict })}\n`,
+      `${JSON.stringify({ settings: o, load: [load0, load1], runs, raw, engine: eng, rule, targets: verdict, mixedRounds: mixed })}\n`,
     );
     return;
   }
@@ -317,11 +333,17 @@ async function main() {
   }
   console.log(`verdict rule: ${rule}`);
   for (const t of verdict) {
+    const each = t.rounds.map((x, k) => `${fmt(x, 2)}${mixed.includes(k + 1) ? '*' : ''}`);
     console.log(
       `  ${t.pass ? 'PASS' : 'FAIL'}  ${t.target}: pooled ${fmt(t.pooled, 2)}x, median round ${fmt(t.median, 2)}x` +
-        ` (rounds ${t.rounds.map((x) => fmt(x, 2)).join(' ')})`,
+        ` (rounds ${each.join(' ')})`,
     );
   }
+  if (mixed.length > 0)
+    console.log(
+      `  * round ${mixed.join(', ')}: raw and engine met different TCP modes (segment column); ` +
+        'that ratio compares TCP, not the generators',
+    );
 }
 
 main().then(
