@@ -56,7 +56,7 @@ const TARGET_CPU = 1.2;
 
 function parseArgs(argv) {
   const opts = {
-    rounds: 5,
+    rounds: 7,
     durationSec: 5,
     warmupSec: 1,
     workers: undefined,
