@@ -94,12 +94,15 @@ describe.each(VERSIONS)('a stream of mixed packets, version %i', (version) => {
   });
 });
 
-describe('pushFrames: framing without decoding', () => {
+/** Every v5 fixture back to back, and each packet as [its bytes in hex, its fixed header length]. */
+function framesOfV5() {
   const { fixtures, bytes } = streamOf(5);
-  const want = fixtures.map((f) => {
-    const h = readFixedHeader(bytesOf(f));
-    return [bytesOf(f).toString('hex'), h?.headerLength];
-  });
+  const want = fixtures.map((f) => [bytesOf(f).toString('hex'), readFixedHeader(bytesOf(f))?.headerLength]);
+  return { fixtures, bytes, want };
+}
+
+describe('pushFrames: framing without decoding', () => {
+  const { bytes, want } = framesOfV5();
 
   function frames(chunks: Buffer[]): (string | number | undefined)[][] {
     const framer = new Framer(5);
@@ -145,11 +148,7 @@ describe('pushFrames: framing without decoding', () => {
 });
 
 describe('pushRaw: each packet as a range of a buffer, no Buffer per packet', () => {
-  const { fixtures, bytes } = streamOf(5);
-  const want = fixtures.map((f) => {
-    const h = readFixedHeader(bytesOf(f));
-    return [bytesOf(f).toString('hex'), h?.headerLength];
-  });
+  const { fixtures, bytes, want } = framesOfV5();
 
   /**
    * Frames `chunks` with pushRaw as a socket's onread hands them over: each chunk at the start of a
