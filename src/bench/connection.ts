@@ -71,7 +71,15 @@ export class ConnectFailure extends Error {
 
 /** What a connection tells its owner. The hot ones get the time of the read that brought them. */
 export interface ConnectionEvents {
-  onPublish(conn: BenchConnection, raw: Buffer, headerLength: number, now: number): void;
+  /** A PUBLISH: `buf[start, end)`, fixed header `headerLength` bytes; `buf` is valid during the call only. */
+  onPublish(
+    conn: BenchConnection,
+    buf: Buffer,
+    start: number,
+    headerLength: number,
+    end: number,
+    now: number,
+  ): void;
   onAck(conn: BenchConnection, type: number, packetId: number, reasonCode: number, now: number): void;
   /** After a read was framed (acks queued during it are flushed by the owner, once per turn). */
   onRead(conn: BenchConnection): void;
@@ -240,7 +248,8 @@ export class BenchConnection {
   private readonly onRead = (n: number, buf: Buffer): boolean => {
     this.readNow = nowMs();
     try {
-      this.framer.pushFrames(n === buf.length ? buf : buf.subarray(0, n), this.onFrame);
+      // The read's bytes are buf[0, n): no view of them (a read allocates nothing).
+      this.framer.pushRaw(buf, this.onFrame, n);
     } catch (err) {
       // A malformed packet from the broker: count it, drop the connection.
       this.lostReason = `malformed packet from the broker: ${err instanceof Error ? err.message : String(err)}`;
@@ -251,15 +260,17 @@ export class BenchConnection {
     return true;
   };
 
-  private readonly onFrame = (raw: Buffer, hl: number): boolean => {
-    const type = raw[0]! >> 4;
+  /** One packet, `buf[start, end)`: no Buffer of its own on the hot path (PUBLISH and acks). */
+  private readonly onFrame = (buf: Buffer, start: number, hl: number, end: number): boolean => {
+    const type = buf[start]! >> 4;
     if (type === PUBLISH) {
-      this.events.onPublish(this, raw, hl, this.readNow);
+      this.events.onPublish(this, buf, start, hl, end, this.readNow);
     } else if (type >= PUBACK && type <= PUBCOMP) {
-      const id = (raw[hl]! << 8) | raw[hl + 1]!;
-      this.events.onAck(this, type, id, raw.length - hl > 2 ? raw[hl + 2]! : 0, this.readNow);
+      const at = start + hl;
+      const id = (buf[at]! << 8) | buf[at + 1]!;
+      this.events.onAck(this, type, id, end - at > 2 ? buf[at + 2]! : 0, this.readNow);
     } else {
-      this.control(type, raw);
+      this.control(type, buf.subarray(start, end));
     }
     return true;
   };

@@ -3,10 +3,10 @@
  * connections), driven by messages from the engine (src/bench/engine.ts). The same class runs in a
  * worker thread (src/bench/worker.ts) or, with `workers: 0`, in the calling thread.
  *
- * Live counters go to shared memory (counters.ts); latency of each second goes to the engine as an
- * encoded histogram (a tick), the other distributions once, at the end (final). Acks queued while
- * reading are written once per event-loop turn, and the publishers held back by the socket, the
- * window or their in-flight ids are pumped again in that same turn.
+ * Live counters go to shared memory (counters.ts); latency of each second goes to the engine as
+ * histogram counts (a tick), the other distributions once, at the end (final), encoded. Acks
+ * queued while reading are written once per event-loop turn, and the publishers held back by the
+ * socket, the window or their in-flight ids are pumped again in that same turn.
  */
 import { encode, type ProtocolVersion } from '../protocol/index.js';
 import {
@@ -90,7 +90,15 @@ export type ToShare =
 export type FromShare =
   | { t: 'connected'; role: Role; ok: number[]; firstError?: string }
   | { t: 'phase-sent'; id: number }
-  | { t: 'tick'; sec: number; sent: number; received: number; errors: number; latency?: string }
+  | {
+      t: 'tick';
+      sec: number;
+      sent: number;
+      received: number;
+      errors: number;
+      /** This second's end-to-end latency as (slot, count) pairs (Recorder.takeCounts). */
+      latency?: Float64Array;
+    }
   | {
       t: 'final';
       errors: Record<string, number>;
@@ -371,7 +379,8 @@ export class Share {
     const ignore = () => {};
     if (role === 'sub') {
       return {
-        onPublish: (conn, raw, hl, now) => this.subs[conn.slot]!.onPublish(raw, hl, now),
+        onPublish: (conn, buf, start, hl, end, now) =>
+          this.subs[conn.slot]!.onPublish(buf, start, hl, end, now),
         onAck: (conn, type, id) => this.subs[conn.slot]!.onAck(type, id),
         onRead,
         onDrain: ignore,
@@ -587,12 +596,7 @@ export class Share {
   }
 
   private postTick(): void {
-    let latency: string | undefined;
-    if (this.latency.count > 0) {
-      const h = newHistogram();
-      this.latency.drainInto(h);
-      latency = encodeHistogram(h);
-    }
+    const latency = this.latency.count > 0 ? this.latency.takeCounts() : undefined;
     const t = this.tick;
     this.post({
       t: 'tick',
