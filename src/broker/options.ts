@@ -127,6 +127,16 @@ export interface BrokerOptions {
   traceOut?: (line: string) => void;
 }
 
+/** What Broker.close() does besides stopping. */
+export interface CloseOptions {
+  /**
+   * Publish the wills of connected clients, and those waiting out a Will Delay Interval, before
+   * closing the connections (default true, as Mosquitto does and as mq broker does on SIGINT and
+   * SIGTERM). false: connected clients' wills are dropped.
+   */
+  publishWills?: boolean;
+}
+
 /** Bound addresses, as returned by Broker.listen(). */
 export interface BrokerAddresses {
   tcp?: { host: string; port: number };

@@ -200,7 +200,7 @@ function addBrokerOptions(cmd: Command): void {
     .option('--topic-alias-out', 'assign topic aliases on PUBLISH to clients that accept them')
     .option(
       '--persist <file>',
-      'keep sessions, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
+      'keep sessions, wills, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
     )
     .option('--sys-interval <s>', 'seconds between $SYS/broker/... updates (0 = off)', '10')
     .option('-q, --quiet', 'no log lines (connections, refusals, malformed packets, drops)');
@@ -259,11 +259,15 @@ than that gets DISCONNECT 0x97. A client that does not read gets no more QoS 0 m
 64 MiB wait for it (logged, counted as dropped). Whatever fails in one client's handling closes
 that client (logged), never the broker.
 
-Stopping (Ctrl-C, SIGTERM): no new connections, v5 clients get DISCONNECT 0x8B (Server shutting
-down), every connection is closed, --persist is flushed, exit 0. Wills are not published then:
-neither those of connected clients (the broker, not the client, ended the connection) nor those
-waiting out a Will Delay Interval. --persist keeps sessions but not wills: after a restart a
-session has no will until its client connects again with one.
+Stopping (Ctrl-C, SIGTERM): no new connections; the wills of connected clients, and those
+waiting out a Will Delay Interval, are published first, as Mosquitto does as it exits, so the
+clients still connected receive them; then v5 clients get DISCONNECT 0x8B (Server shutting
+down), every connection is flushed and closed, --persist is written, exit 0. With --persist, a
+delayed will whose session survives the restart (a Session Expiry Interval) is kept instead,
+with its deadline. --persist keeps wills across restarts and kill -9: a will due while the
+broker was down, or whose session ended with it (a clean session's, after kill -9), is
+published at start; the others wait out their Will Delay Interval (for a client connected at a
+crash, from the restart), unless the client connects first [MQTT-3.1.3-9].
 
 Access control: --acl read rules are checked per message at delivery (like Mosquitto), so a
 subscription to '#' allowed by 'topic read #' receives nothing a deny rule covers; a session

@@ -8,17 +8,33 @@ afterAll(async () => {
 });
 
 describe('mq broker', () => {
-  test('prints where it listens; SIGTERM sends v5 clients DISCONNECT 0x8B and exits 0', async () => {
+  test('prints where it listens; SIGTERM publishes the wills of connected clients to those still connected, then sends v5 clients DISCONNECT 0x8B and exits 0', async () => {
     const broker = await startMqBroker(['--ws-port', '0', '--ws-path', '/ws']);
     expect(broker.port).toBeGreaterThan(0);
     expect(broker.wsPort).toBeGreaterThan(0);
     expect(broker.proc.stdout).toMatch(/listening on ws:\/\/127\.0\.0\.1:\d+\/ws\n/);
     const c = await TestClient.connect(broker.port, { version: 5, clientId: 'cli-client' });
     await broker.proc.waitForLine(/\[cli-client\] connected from 127\.0\.0\.1 over tcp/, 5000, 'stderr');
+    c.send({ type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter: 'bye/#', qos: 1 }] });
+    await c.nextPacket('SUBACK');
+    const will = { payload: Buffer.from('gone'), qos: 1 as const, retain: false };
+    const w4 = await TestClient.connect(broker.port, { version: 4, will: { ...will, topic: 'bye/v4' } });
+    const w5 = await TestClient.connect(broker.port, {
+      version: 5,
+      properties: { sessionExpiryInterval: 60 },
+      will: { ...will, topic: 'bye/delayed', properties: { willDelayInterval: 60 } },
+    });
     const result = await broker.stop();
-    expect((await c.nextPacket('DISCONNECT')).reasonCode).toBe(0x8b);
     expect(result.code).toBe(0);
-    c.destroy();
+    expect(result.stderr).toMatch(/SIGTERM: closing every connection\n.*stopping: 2 will\(s\) published\n/);
+    await c.closed();
+    const got = c.pending();
+    expect(got.flatMap((p) => (p.type === 'PUBLISH' ? [p.topic] : [])).sort()).toEqual([
+      'bye/delayed',
+      'bye/v4',
+    ]);
+    expect(got.at(-1)).toMatchObject({ type: 'DISCONNECT', reasonCode: 0x8b });
+    for (const x of [c, w4, w5]) x.destroy();
   });
 
   test('--trace prints each packet per client on stderr; -q silences the log', async () => {
@@ -39,8 +55,10 @@ describe('mq broker', () => {
     expect(help.stdout).toMatch(/Examples:/);
     expect(help.stdout).toMatch(/--persist/);
     expect(help.stdout).toMatch(/--ws-path <path>/);
-    expect(help.stdout).toMatch(/Wills are not published then/);
-    expect(help.stdout).toMatch(/--persist keeps sessions but not wills/);
+    expect(help.stdout).toMatch(
+      /the wills of connected clients, and those\s+waiting out a Will Delay Interval, are published first/,
+    );
+    expect(help.stdout).toMatch(/--persist keeps wills across restarts and\s+kill -9/);
     const pw = await spawnMq(['broker', '--make-passwd', 'alice:secret']).exit(10_000);
     expect(pw.code).toBe(0);
     expect(pw.stdout).toMatch(/^alice:\$scrypt\$/);

@@ -322,7 +322,12 @@ function connected(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admissi
   core.log(
     `[${a.clientId}] connected from ${c.transport.remoteAddress ?? '?'} over ${c.listener} (${how}${p.username !== undefined ? `, user ${p.username}` : ''})`,
   );
-  core.persist?.session(session);
+  const persist = core.persist;
+  if (persist !== undefined) {
+    persist.session(session);
+    if (c.will !== undefined) persist.will(session, c.will);
+    else persist.willGone(session);
+  }
 
   // Resume: in-flight messages again (PUBLISH with DUP, PUBREL) in their order, then the queue.
   if (session.inflightSize > 0) for (const out of session.inflight.values()) resend(core, session, c, out);
