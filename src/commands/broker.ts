@@ -36,6 +36,7 @@ interface BrokerFlags extends ConfFlags {
   maxUserProperties?: string;
   maxSubscriptions?: string;
   maxConnectSize?: string;
+  connectTimeout?: string;
   trace?: string | boolean;
   record?: string;
   refuseConnect?: string;
@@ -149,6 +150,10 @@ function addBrokerOptions(cmd: Command): void {
       'most QoS>0 messages queued per session; newer ones are dropped and counted (default 10000)',
     )
     .option(
+      '--connect-timeout <s>',
+      'seconds a new connection has to send its CONNECT (and end an enhanced authentication) before it is closed (default 10)',
+    )
+    .option(
       '--max-keepalive <s>',
       'largest keepalive; v5 clients asking more (or 0) are told this, 3.1.1 ones refused',
     )
@@ -244,7 +249,7 @@ retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
 publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
 subscriptions/count.
-A connection that sends no CONNECT within 10 s is closed.
+A connection that sends no CONNECT within --connect-timeout (10 s; checked every 0.25 s) is closed.
 
 Hostile clients: until its CONNECT is accepted a connection may send at most
 --max-connect-size bytes in a packet or WebSocket message (131072: any one string at its
@@ -289,7 +294,7 @@ DISCONNECT 0x87. The --auth users' SCRAM keys are made at start (a random salt; 
 per user at the default --scram-iterations 4096). In a --passwd file, $scram$ lines
 (--make-passwd user:pass --scram) hold the SCRAM keys of all three methods and check plain
 passwords too; users of scrypt lines log in with a password only (scrypt is not what SCRAM
-needs, and the file keeps no password). The CONNECT timeout (10 s) covers the exchange.
+needs, and the file keeps no password). --connect-timeout (10 s) covers the exchange.
 --trace and --record mask passwords and Authentication Data.
 
 Mosquitto's config file (-c): mq reads listener PORT [ADDRESS] (with protocol websockets;
@@ -567,6 +572,13 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     o.maxSubscriptions = parseInteger(f.maxSubscriptions, '--max-subscriptions', 1, 100_000_000);
   if (f.maxConnectSize !== undefined)
     o.maxConnectSize = parseInteger(f.maxConnectSize, '--max-connect-size', 16, 268_435_460);
+  if (f.connectTimeout !== undefined) {
+    const seconds = parseSeconds(f.connectTimeout, '--connect-timeout');
+    // 0 would close every connection before its CONNECT.
+    if (seconds === 0)
+      throw new UsageError('--connect-timeout: 0 seconds would refuse every client; give more');
+    o.connectTimeoutMs = Math.round(seconds * 1000);
+  }
   if (f.trace !== undefined) {
     if (f.trace === true || f.trace === 'line') o.trace = 'line';
     else if (f.trace === 'full') o.trace = 'full';

@@ -76,6 +76,32 @@ describe('mq broker', () => {
     expect(path.stderr).toMatch(/--ws-path: 'mqtt' is not an HTTP path/);
   });
 
+  test('--connect-timeout S: a connection that sends no CONNECT is closed after S seconds', async () => {
+    const broker = await startMqBroker(['--connect-timeout', '0.5']);
+    const silent = await TestClient.connect(broker.port, { connect: false });
+    const opened = Date.now();
+    await silent.closed(5000);
+    const after = Date.now() - opened;
+    // The periodic check runs every 0.25 s: closed between 0.5 and 0.75 s (plus scheduling).
+    expect(after).toBeGreaterThanOrEqual(450);
+    expect(after).toBeLessThan(3000);
+    await broker.proc.waitForLine(/no CONNECT within 0\.5 s: closing/, 5000, 'stderr');
+    // A client that does send one in time is served.
+    const c = await TestClient.connect(broker.port, { version: 5 });
+    expect(c.connack?.reasonCode).toBe(0);
+    c.destroy();
+    await broker.stop();
+    for (const [value, message] of [
+      ['0', /--connect-timeout: 0 seconds would refuse every client/],
+      ['soon', /--connect-timeout: 'soon' is not a number of seconds/],
+      ['9999999', /--connect-timeout: '9999999' seconds is more than 2147483/],
+    ] as const) {
+      const r = await spawnMq(['broker', '--connect-timeout', value]).exit(10_000);
+      expect(r.code, value).toBe(1);
+      expect(r.stderr, value).toMatch(message);
+    }
+  });
+
   test('--host other than loopback: a warning on stderr', async () => {
     const broker = await startMqBroker(['--host', '0.0.0.0', '-q']);
     await broker.proc.waitForLine(
