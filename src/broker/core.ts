@@ -15,6 +15,7 @@ import type { Message } from './message.js';
 import type { BrokerOptions, BrokerStats } from './options.js';
 import type { Persistence } from './persist.js';
 import type { KeptWill } from './persist-records.js';
+import { DEFAULT_RESPONSE_INFORMATION, responseTemplateProblem } from './response-info.js';
 import { DropLog } from './routing.js';
 import type { Session } from './session.js';
 import { detach, restoreSession, restoreWill } from './session-end.js';
@@ -102,6 +103,8 @@ export class BrokerCore implements ConnectionContext {
   readonly maxConnectSize: number;
   /** --drop-every (0: off). */
   readonly dropEvery: number;
+  /** The Response Information template (%c: the client id), or undefined: none is sent. */
+  readonly responseTemplate: string | undefined;
   /** --trace or --record is on. */
   readonly tracing: boolean;
 
@@ -138,6 +141,11 @@ export class BrokerCore implements ConnectionContext {
       options.maxPacketSize ?? Number.POSITIVE_INFINITY,
     );
     this.dropEvery = options.dropEvery ?? 0;
+    const template = options.responseInformation;
+    this.responseTemplate = template === false ? undefined : (template ?? DEFAULT_RESPONSE_INFORMATION);
+    const problem =
+      this.responseTemplate === undefined ? undefined : responseTemplateProblem(this.responseTemplate);
+    if (problem !== undefined) throw new Error(`--response-information: ${problem}`);
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;
     this.tracer = new Tracer(options.trace, options.traceOut ?? this.logLine);

@@ -47,6 +47,8 @@ interface BrokerFlags extends ConfFlags {
   disconnectAfter?: string;
   reason?: string;
   topicAliasOut?: boolean;
+  /** false: --no-response-information. */
+  responseInformation?: string | false;
   sysInterval: string;
   quiet?: boolean;
 }
@@ -204,6 +206,11 @@ function addBrokerOptions(cmd: Command): void {
     .option('--reason <code>', 'reason code for --disconnect-after (default 0x98 Administrative action)')
     .option('--topic-alias-out', 'assign topic aliases on PUBLISH to clients that accept them')
     .option(
+      '--response-information <prefix>',
+      'v5 Response Information for clients that ask: a topic prefix, %c the client id, escaped (default resp/%c/)',
+    )
+    .option('--no-response-information', 'send no Response Information')
+    .option(
       '--persist <file>',
       'keep sessions, wills, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
     )
@@ -355,6 +362,14 @@ brokers bridging to one remote broker need different ones (--bridge-client-id). 
 local side is trusted like Mosquitto's bridges: --auth, --acl, --deny-* and the fault flags do
 not apply to it. mq broker also treats 3.1.1 clients with Mosquitto's bridge flag as bridges (No
 Local and Retain As Published on their subscriptions).
+
+Request/response (MQTT 5): a client whose CONNECT sets Request Response Information 1 gets
+Response Information in its CONNACK, a prefix for its response topics: resp/CLIENT-ID/
+(--response-information PREFIX, %c the client id; --no-response-information: none). In the
+client id, % / + # $ are written %25 %2F %2B %23 %24, so the prefix is one topic level per
+client, without wildcards, and no two clients share one. mq req uses it. The broker does not
+reserve the prefix: with --acl, 'pattern read resp/%c/#' lets each client (whose id has none
+of those characters) read its own, and responders need write access to resp/#.
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
@@ -604,6 +619,7 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     o.disconnectReason = parseCode(f.reason, '--reason');
   }
   if (f.topicAliasOut === true) o.topicAliasOut = true;
+  if (f.responseInformation !== undefined) o.responseInformation = f.responseInformation;
   if (f.persist !== undefined) o.persistFile = f.persist;
   o.sysInterval = parseSeconds(f.sysInterval, '--sys-interval');
   return o;

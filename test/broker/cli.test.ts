@@ -74,6 +74,16 @@ describe('mq broker', () => {
     const path = await spawnMq(['broker', '--ws-port', '0', '--ws-path', 'mqtt']).exit(10_000);
     expect(path.code).toBe(1);
     expect(path.stderr).toMatch(/--ws-path: 'mqtt' is not an HTTP path/);
+    for (const [prefix, message] of [
+      ['req/+/%c/', /^mq: --response-information: 'req\/\+\/%c\/': .*wildcard/],
+      ['$resp/%c/', /--response-information: '\$resp\/%c\/' starts with '\$'/],
+      ['', /--response-information: the prefix is empty/],
+    ] as const) {
+      const r = await spawnMq(['broker', '--response-information', prefix]).exit(10_000);
+      expect(r.code, prefix).toBe(1);
+      expect(r.stderr.trim().split('\n'), prefix).toHaveLength(1);
+      expect(r.stderr, prefix).toMatch(message);
+    }
   });
 
   test('--connect-timeout S: a connection that sends no CONNECT is closed after S seconds', async () => {
