@@ -256,7 +256,8 @@ retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
 publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
 subscriptions/count.
-A connection that sends no CONNECT within --connect-timeout (10 s; checked every 0.25 s) is closed.
+A connection that sends no CONNECT within --connect-timeout (10 s; checked every 0.25 s) is
+closed.
 
 Hostile clients: until its CONNECT is accepted a connection may send at most
 --max-connect-size bytes in a packet or WebSocket message (131072: any one string at its
@@ -273,8 +274,9 @@ that client (logged), never the broker.
 
 Stopping (Ctrl-C, SIGTERM): no new connections; the wills of connected clients, and those
 waiting out a Will Delay Interval, are published first, as Mosquitto does as it exits, so the
-clients still connected receive them; then v5 clients get DISCONNECT 0x8B (Server shutting
-down), every connection is flushed and closed, --persist is written, exit 0. With --persist, a
+clients still connected receive them (the bridges have stopped by then: a will does not cross
+one); then v5 clients get DISCONNECT 0x8B (Server shutting down), every connection is flushed
+and closed, --persist is written, exit 0. With --persist, a
 delayed will whose session survives the restart (a Session Expiry Interval) is kept instead,
 with its deadline. --persist keeps wills across restarts and kill -9: a will due while the
 broker was down, or whose session ended with it (a clean session's, after kill -9), is
