@@ -8,6 +8,7 @@
  * queued while reading are written once per event-loop turn, and the publishers held back by the
  * socket, the window or their in-flight ids are pumped again in that same turn.
  */
+import { SaltedPasswords } from '../auth/scram.js';
 import { escapeForTerminal } from '../cli/escape.js';
 import { encode, type ProtocolVersion } from '../protocol/index.js';
 import {
@@ -152,6 +153,8 @@ export class Share {
   private recordStartMs = 0;
   private readonly keepalive: NodeJS.Timeout;
   private closed = false;
+  /** --auth-method: the SCRAM SaltedPassword, derived once per salt for this run's connections. */
+  private readonly salted: SaltedPasswords | undefined;
 
   constructor(
     private readonly init: ShareInit,
@@ -164,6 +167,9 @@ export class Share {
     this.service = s.rate !== null ? new Recorder() : null;
     const v: ProtocolVersion = s.version;
     this.pubrel = ackTemplate('PUBREL', v);
+    const { authMethod, password } = s.target;
+    if (authMethod !== undefined && password !== undefined)
+      this.salted = new SaltedPasswords(authMethod, Buffer.from(password).toString('utf8'));
     const error = (reason: string) => this.error(reason);
     this.pubCtx = {
       settings: s,
@@ -317,6 +323,7 @@ export class Share {
       keepalive: s.keepalive,
       sessionExpiry: s.sessionExpiry,
       timeoutMs: s.connectTimeoutMs,
+      salted: this.salted,
     };
     let times: ConnectTimes;
     try {
