@@ -27,6 +27,23 @@ import {
   readFileValue,
 } from './values.js';
 
+/**
+ * The shared flags that say how to reach a broker beyond where it is (deadline, WebSocket, TLS):
+ * what `mq bench` and `mq proxy`'s upstream take alongside their own.
+ */
+export const TRANSPORT_FLAGS = [
+  'connectTimeout',
+  'wsPath',
+  'wsHeader',
+  'cafile',
+  'cert',
+  'key',
+  'insecure',
+  'tlsVersion',
+  'alpn',
+  'servername',
+] as const satisfies readonly (keyof ConnectionFlags)[];
+
 /** What commander hands over for the shared flags (all optional; defaults are applied here). */
 export interface ConnectionFlags {
   host?: string;
