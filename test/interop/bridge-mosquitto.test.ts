@@ -23,7 +23,7 @@ import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
 import { freePort, type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 import { startBroker } from '../helpers/mqtt-test-client.js';
-import { startMqProxy } from '../helpers/proxy.js';
+import { quietProxyTo, startMqProxy } from '../helpers/proxy.js';
 import { killAll, spawnMq } from '../helpers/spawn.js';
 
 /** Mosquitto 2.0 drops QoS 2 beyond its default in-flight window and queues only 1000 (NOTES.md). */
@@ -152,14 +152,7 @@ test('overlapping topics: Mosquitto sends MQTT 5 bridges a copy per subscription
 
 describe('a link cut and restored (mq proxy)', () => {
   test('--disconnect-after cuts the link again and again while QoS 1 flows both ways: none lost', async () => {
-    const proxy = await startMqProxy([
-      '--to',
-      `mqtt://127.0.0.1:${mosq.port}`,
-      '--trace',
-      'off',
-      '--disconnect-after',
-      '1',
-    ]);
+    const proxy = await quietProxyTo(mosq.port, ['--disconnect-after', '1']);
     cleanups.push(async () => void (await proxy.stop()));
     const local = await bridged(bridgeTo(proxy.port, ['cut/# both 1']));
     await local.waitForLog(/connected to/);
