@@ -26,6 +26,7 @@
 // built), MQ_BENCH_X_FLAGS (node flags), MQ_BENCH_X_ARGS (mq broker flags). MQ_BENCH_NODE_FLAGS
 // gives node flags to `mq`; MQ_BENCH_LOG=FILE keeps the brokers' output (e.g. with --trace-gc).
 // Example: MQ_BENCH_X_BIN=../old/bin/mq node bench/broker.mjs --only latency --brokers mq,mqx,mosquitto
+import { listOf, parseFlags } from './args.mjs';
 import { BROKERS } from './loadgen/brokers.mjs';
 import { latencyInterleaved, SCENARIOS } from './loadgen/scenarios.mjs';
 
@@ -40,33 +41,19 @@ function parseArgs(argv) {
     idleMs: 15_000,
     json: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const list = (v, allowed, what) => {
-      const items = v.split(',').map((s) => s.trim());
-      for (const s of items)
-        if (!allowed.includes(s)) throw new Error(`unknown ${what} '${s}' (${allowed.join(', ')})`);
-      return items;
-    };
-    if (a === '--only') opts.only = list(next(), Object.keys(SCENARIOS), 'scenario');
-    else if (a === '--brokers') opts.brokers = list(next(), Object.keys(BROKERS), 'broker');
-    else if (a === '--duration') opts.durationMs = opts.latencyMs = Number(next()) * 1000;
-    else if (a === '--warmup') opts.warmupMs = Number(next()) * 1000;
-    else if (a === '--idle') opts.idleMs = Number(next()) * 1000;
-    else if (a === '--json') opts.json = true;
-    else if (a === '--help') {
-      process.stdout.write(
-        'usage: node bench/broker.mjs [--only fan-in,fan-out,qos1,qos2,latency,storm] ' +
-          '[--brokers mq,mosquitto,aedes,null,mqx] [--duration S] [--warmup S] [--idle S] [--json]\n',
-      );
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}`);
-  }
+  parseFlags(argv, {
+    usage:
+      'usage: node bench/broker.mjs [--only fan-in,fan-out,qos1,qos2,latency,storm] ' +
+      '[--brokers mq,mosquitto,aedes,null,mqx] [--duration S] [--warmup S] [--idle S] [--json]',
+    switches: { '--json': () => (opts.json = true) },
+    values: {
+      '--only': (v) => (opts.only = listOf(v, Object.keys(SCENARIOS), 'scenario')),
+      '--brokers': (v) => (opts.brokers = listOf(v, Object.keys(BROKERS), 'broker')),
+      '--duration': (v) => (opts.durationMs = opts.latencyMs = Number(v) * 1000),
+      '--warmup': (v) => (opts.warmupMs = Number(v) * 1000),
+      '--idle': (v) => (opts.idleMs = Number(v) * 1000),
+    },
+  });
   if (!(opts.durationMs > 0)) throw new Error('--duration must be a positive number of seconds');
   return opts;
 }

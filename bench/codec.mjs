@@ -22,6 +22,7 @@
 //
 // Profile one row: node --cpu-prof bench/codec.mjs --only 'v5 PUBLISH QoS 0'
 import { createRequire } from 'node:module';
+import { parseFlags } from './args.mjs';
 
 const require = createRequire(import.meta.url);
 const mqtt = require('mqtt-packet');
@@ -38,25 +39,17 @@ try {
 
 function parseArgs(argv) {
   const opts = { json: false, only: undefined, rounds: 15, roundMs: 40, warmupMs: 200 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--json') opts.json = true;
-    else if (a === '--only') opts.only = next();
-    else if (a === '--rounds') opts.rounds = Number(next());
-    else if (a === '--round-ms') opts.roundMs = Number(next());
-    else if (a === '--warmup-ms') opts.warmupMs = Number(next());
-    else if (a === '--help') {
-      console.log(
-        'usage: node bench/codec.mjs [--json] [--only SUBSTRING] [--rounds N] [--round-ms MS] [--warmup-ms MS]',
-      );
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}`);
-  }
+  parseFlags(argv, {
+    usage:
+      'usage: node bench/codec.mjs [--json] [--only SUBSTRING] [--rounds N] [--round-ms MS] [--warmup-ms MS]',
+    switches: { '--json': () => (opts.json = true) },
+    values: {
+      '--only': (v) => (opts.only = v),
+      '--rounds': (v) => (opts.rounds = Number(v)),
+      '--round-ms': (v) => (opts.roundMs = Number(v)),
+      '--warmup-ms': (v) => (opts.warmupMs = Number(v)),
+    },
+  });
   return opts;
 }
 

@@ -21,6 +21,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { listOf, parseFlags } from './args.mjs';
 import { BROKERS, ROOT } from './loadgen/brokers.mjs';
 import { latencyInterleaved } from './loadgen/scenarios.mjs';
 
@@ -34,27 +35,15 @@ function parseArgs(argv) {
     rate: 5000,
     json: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--brokers') {
-      opts.brokers = next().split(',');
-      for (const b of opts.brokers)
-        if (b !== 'mq' && b !== 'mosquitto') throw new Error(`unknown broker '${b}' (mq, mosquitto)`);
-    } else if (a === '--duration') opts.durationMs = Number(next()) * 1000;
-    else if (a === '--rate') opts.rate = Number(next());
-    else if (a === '--json') opts.json = true;
-    else if (a === '--help') {
-      process.stdout.write(
-        'usage: node bench/proxy.mjs [--brokers mq,mosquitto] [--duration S] [--rate N] [--json]\n',
-      );
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}`);
-  }
+  parseFlags(argv, {
+    usage: 'usage: node bench/proxy.mjs [--brokers mq,mosquitto] [--duration S] [--rate N] [--json]',
+    switches: { '--json': () => (opts.json = true) },
+    values: {
+      '--brokers': (v) => (opts.brokers = listOf(v, ['mq', 'mosquitto'], 'broker')),
+      '--duration': (v) => (opts.durationMs = Number(v) * 1000),
+      '--rate': (v) => (opts.rate = Number(v)),
+    },
+  });
   if (!(opts.durationMs > 0) || !(opts.rate > 0)) throw new Error('--duration and --rate must be positive');
   return opts;
 }

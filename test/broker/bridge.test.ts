@@ -14,6 +14,7 @@ import type { PublishPacket, QoS } from '../../src/protocol/index.js';
 import {
   bridgedWith,
   bridgeTo,
+  expectMirroredQoS,
   expectNoLoops,
   payloadsOn,
   publishAll,
@@ -21,6 +22,7 @@ import {
   startBridged,
   startLink,
   texts,
+  tlsBridgeTo,
 } from '../helpers/bridge.js';
 import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
@@ -49,18 +51,13 @@ describe('mirroring', () => {
     const there = await subscriber(opts(remote.port), 'site1/#', 2);
     const rp = await connect(opts(remote.port));
     const lp = await connect(opts(local.port));
-    for (const qos of [0, 1, 2] as const) {
-      await rp.publish('prod/site1/sensors/t', `in-q${qos}`, { qos });
-      await lp.publish('cmd/door', `out-q${qos}`, { qos });
-    }
-    await expect
-      .poll(() => texts(here.got), { timeout: 5000 })
-      .toEqual(['lab/sensors/t=in-q0', 'lab/sensors/t=in-q1', 'lab/sensors/t=in-q2']);
-    await expect
-      .poll(() => texts(there.got), { timeout: 5000 })
-      .toEqual(['site1/cmd/door=out-q0', 'site1/cmd/door=out-q1', 'site1/cmd/door=out-q2']);
-    expect(here.got.map((p) => p.qos)).toEqual([0, 1, 2]);
-    expect(there.got.map((p) => p.qos)).toEqual([0, 1, 2]);
+    await expectMirroredQoS({
+      publishIn: (qos) => rp.publish('prod/site1/sensors/t', `in-q${qos}`, { qos }),
+      lp,
+      out: 'site1/',
+      here: here.got,
+      there: there.got,
+    });
 
     // Retained on the remote: stored retained here too; v5 properties come along.
     await rp.publish('prod/site1/sensors/state', 'on', {
@@ -352,13 +349,7 @@ describe('the remote broker', () => {
     const addresses = await tlsRemote.listen();
     cleanups.push(() => tlsRemote.close());
     const port = addresses.tls?.port ?? 0;
-    const local = await bridged(
-      bridgeTo(port, ['t/# both 1'], {
-        transport: 'mqtts',
-        host: 'localhost',
-        tls: { ca: readFileSync(join(dir, 'ca.pem')) },
-      }),
-    );
+    const local = await bridged(tlsBridgeTo(port, ['t/# both 1'], join(dir, 'ca.pem')));
     await local.waitForLog(/connected to mqtts:\/\/localhost:\d+/);
     const remoteClient = await connect({
       ...opts(port),

@@ -2,14 +2,15 @@
  * Enhanced authentication (MQTT 5.0 section 4.12) on mq's broker with SCRAM, over a raw socket:
  * the exact packet sequence, refusals, the CONNECT timeout, re-authentication.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { SCRAM_METHODS, ScramClient, type ScramMethod } from '../../src/auth/scram.js';
 import { makePasswdLine, makeScramPasswdLine } from '../../src/broker/index.js';
 import type { AuthPacket } from '../../src/protocol/index.js';
 import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
+import { sendAuth, sendAuthConnect } from '../helpers/scram.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const { broker, client, subscribe, pub } = brokerHarness();
 const USERS = { alice: 'wonder land', bob: 'builder' };
@@ -22,14 +23,11 @@ async function startScram(
   extra: { username?: string; clientId?: string } = {},
 ): Promise<{ c: TestClient; challenge: AuthPacket }> {
   const c = await client(port, { version: 5, connect: false });
-  c.send({
-    type: 'CONNECT',
-    protocolVersion: 5,
-    clean: true,
-    keepalive: 60,
+  sendAuthConnect(c, {
     clientId: extra.clientId ?? 'scram-client',
-    ...(extra.username !== undefined ? { username: extra.username } : {}),
-    properties: { authenticationMethod: method, authenticationData: Buffer.from(scram.clientFirst()) },
+    method,
+    data: scram.clientFirst(),
+    username: extra.username,
   });
   const challenge = await c.nextPacket('AUTH');
   return { c, challenge };
@@ -37,26 +35,33 @@ async function startScram(
 
 /** AUTH 0x19 Re-authenticate with the client-first-message. */
 function reauthenticate(c: TestClient, method: ScramMethod, scram: ScramClient): void {
-  c.send({
-    type: 'AUTH',
-    reasonCode: 0x19,
-    properties: { authenticationMethod: method, authenticationData: Buffer.from(scram.clientFirst()) },
-  });
+  sendAuth(c, 0x19, method, scram.clientFirst());
 }
 
-/** The client's AUTH 0x18 with client-final for `challenge`. */
+/**
+ * The client's AUTH 0x18 with client-final for `challenge` (as `edit` makes it), under `method`
+ * (which may not be the one of `scram`); returns the client-final sent.
+ */
 async function answer(
   c: TestClient,
   method: ScramMethod,
   scram: ScramClient,
   challenge: AuthPacket,
-): Promise<void> {
-  const final = await scram.clientFinal(challenge.properties!.authenticationData!.toString());
-  c.send({
-    type: 'AUTH',
-    reasonCode: 0x18,
-    properties: { authenticationMethod: method, authenticationData: Buffer.from(final) },
+  edit: (final: string) => string = (final) => final,
+): Promise<string> {
+  const final = edit(await scram.clientFinal(challenge.properties!.authenticationData!.toString()));
+  sendAuth(c, 0x18, method, final);
+  return final;
+}
+
+/** A CONNECT with this Authentication Method and Data, refused: the CONNACK's reason code. */
+async function refusedAt(port: number, method: string, data: string): Promise<number | undefined> {
+  const c = await client(port, {
+    version: 5,
+    properties: { authenticationMethod: method, authenticationData: Buffer.from(data) },
+    expectSuccess: false,
   });
+  return c.connack?.reasonCode;
 }
 
 describe.each(SCRAM_METHODS)('%s at CONNECT', (method) => {
@@ -111,44 +116,25 @@ describe('refusals at CONNECT', () => {
     const b = await broker({ users: USERS });
     const scram = new ScramClient('SCRAM-SHA-1', 'alice', 'wonder land');
     const { c, challenge } = await startScram(b.port, 'SCRAM-SHA-1', scram);
-    const final = await scram.clientFinal(challenge.properties!.authenticationData!.toString());
-    const forged = final.replace(/p=.*$/, `p=${Buffer.alloc(20, 0x5a).toString('base64')}`);
-    c.send({
-      type: 'AUTH',
-      reasonCode: 0x18,
-      properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from(forged) },
-    });
+    await answer(c, 'SCRAM-SHA-1', scram, challenge, (final) =>
+      final.replace(/p=.*$/, `p=${Buffer.alloc(20, 0x5a).toString('base64')}`),
+    );
     expect((await c.nextPacket('CONNACK')).reasonCode).toBe(0x86);
     await c.closed();
   });
 
   test('[MQTT-4.12.0-1] an unknown method gets 0x8C, and so does SCRAM on a broker without users', async () => {
     const b = await broker({ users: USERS });
-    const c = await client(b.port, {
-      version: 5,
-      properties: { authenticationMethod: 'KERBEROS', authenticationData: Buffer.from('x') },
-      expectSuccess: false,
-    });
-    expect(c.connack?.reasonCode).toBe(0x8c);
+    expect(await refusedAt(b.port, 'KERBEROS', 'x')).toBe(0x8c);
     await b.waitForLog(/authentication method 'KERBEROS' not supported/);
     const open = await broker();
-    const d = await client(open.port, {
-      version: 5,
-      properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: Buffer.from('n,,n=a,r=b') },
-      expectSuccess: false,
-    });
-    expect(d.connack?.reasonCode).toBe(0x8c);
+    expect(await refusedAt(open.port, 'SCRAM-SHA-256', 'n,,n=a,r=b')).toBe(0x8c);
     await open.waitForLog(/needs users/);
   });
 
   test('a malformed client-first-message gets 0x87', async () => {
     const b = await broker({ users: USERS });
-    const c = await client(b.port, {
-      version: 5,
-      properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: Buffer.from('hello') },
-      expectSuccess: false,
-    });
-    expect(c.connack?.reasonCode).toBe(0x87);
+    expect(await refusedAt(b.port, 'SCRAM-SHA-256', 'hello')).toBe(0x87);
     await b.waitForLog(/SCRAM-SHA-256: client-first-message: no GS2 header/);
   });
 
@@ -156,17 +142,11 @@ describe('refusals at CONNECT', () => {
     const b = await broker({ users: USERS });
     const scram = new ScramClient('SCRAM-SHA-256', 'alice', 'wonder land');
     const c = await client(b.port, { version: 5, connect: false });
-    c.send({
-      type: 'CONNECT',
-      protocolVersion: 5,
-      clean: true,
-      keepalive: 60,
+    sendAuthConnect(c, {
       clientId: 'x',
+      method: 'SCRAM-SHA-256',
+      data: scram.clientFirst(),
       username: 'bob',
-      properties: {
-        authenticationMethod: 'SCRAM-SHA-256',
-        authenticationData: Buffer.from(scram.clientFirst()),
-      },
     });
     expect((await c.nextPacket('CONNACK')).reasonCode).toBe(0x86);
   });
@@ -184,12 +164,7 @@ describe('refusals at CONNECT', () => {
     const b = await broker({ users: USERS });
     const scram = new ScramClient('SCRAM-SHA-256', 'alice', 'wonder land');
     const { c, challenge } = await startScram(b.port, 'SCRAM-SHA-256', scram);
-    const final = await scram.clientFinal(challenge.properties!.authenticationData!.toString());
-    c.send({
-      type: 'AUTH',
-      reasonCode: 0x18,
-      properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from(final) },
-    });
+    await answer(c, 'SCRAM-SHA-1', scram, challenge);
     expect((await c.nextPacket('CONNACK')).reasonCode).toBe(0x82);
   });
 
@@ -212,8 +187,7 @@ describe('refusals at CONNECT', () => {
   });
 
   test('a plain password still works beside SCRAM; the SCRAM user is the one the ACL sees', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mq-scram-acl-'));
-    try {
+    await withTempDir('mq-scram-acl-', async (dir) => {
       const acl = join(dir, 'acl');
       writeFileSync(acl, 'user alice\ntopic readwrite alice/#\nuser bob\ntopic readwrite bob/#\n');
       const b = await broker({ users: USERS, aclFile: acl });
@@ -225,15 +199,12 @@ describe('refusals at CONNECT', () => {
       expect((await c.nextPacket('CONNACK')).reasonCode).toBe(0);
       expect(await subscribe(c, 'alice/x', 0)).toBe(0);
       expect(await subscribe(c, 'bob/x', 0)).toBe(0x87);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 test('--trace and --record mask the password and every Authentication Data', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mq-scram-trace-'));
-  try {
+  await withTempDir('mq-scram-trace-', async (dir) => {
     const record = join(dir, 'traffic.ndjson');
     const lines: string[] = [];
     const b = await broker({
@@ -245,12 +216,7 @@ test('--trace and --record mask the password and every Authentication Data', asy
     const plain = await client(b.port, { version: 5, username: 'bob', password: 'builder' });
     const scram = new ScramClient('SCRAM-SHA-256', 'alice', 'wonder land');
     const { c, challenge } = await startScram(b.port, 'SCRAM-SHA-256', scram);
-    const final = await scram.clientFinal(challenge.properties!.authenticationData!.toString());
-    c.send({
-      type: 'AUTH',
-      reasonCode: 0x18,
-      properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: Buffer.from(final) },
-    });
+    const final = await answer(c, 'SCRAM-SHA-256', scram, challenge);
     const connack = await c.nextPacket('CONNACK');
     expect(connack.reasonCode).toBe(0);
     await plain.disconnect();
@@ -272,15 +238,12 @@ test('--trace and --record mask the password and every Authentication Data', asy
       expect(trace).not.toContain(hex);
       expect(recorded).not.toContain(hex);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 describe('--passwd: $scram$ lines', () => {
   test('a $scram$ line logs in with all three methods and with a plain password; a scrypt line does not do SCRAM', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mq-scram-passwd-'));
-    try {
+    await withTempDir('mq-scram-passwd-', async (dir) => {
       const file = join(dir, 'passwd');
       const line = makeScramPasswdLine('carol', 'c4rol pass', 4096);
       expect(line).toMatch(/^carol:\$scram\$4096\$[A-Za-z0-9+/=]{24}(\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+){3}$/);
@@ -313,14 +276,11 @@ describe('--passwd: $scram$ lines', () => {
       expect(
         (await client(b.port, { version: 5, username: 'dave', password: 'd4ve' })).connack?.reasonCode,
       ).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('a damaged $scram$ line is an error naming the file and line', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mq-scram-passwd-'));
-    try {
+    await withTempDir('mq-scram-passwd-', async (dir) => {
       const file = join(dir, 'passwd');
       const line = makeScramPasswdLine('carol', 'x');
       writeFileSync(file, `# users\n${line.slice(0, -10)}\n`);
@@ -331,9 +291,7 @@ describe('--passwd: $scram$ lines', () => {
       await expect(broker({ passwdFile: file })).rejects.toThrow(
         /passwd:1: expected user:\$scram\$ITERATIONS/,
       );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 

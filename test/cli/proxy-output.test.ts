@@ -2,18 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { proxyOutput } from '../../src/cli/proxy-output.js';
 import type { ConnectionInfo } from '../../src/proxy/index.js';
-
-const NO_COLOR = Object.assign((s: string) => s, { level: 0 });
-const PAINT = {
-  bold: NO_COLOR,
-  dim: NO_COLOR,
-  cyan: NO_COLOR,
-  green: NO_COLOR,
-  yellow: NO_COLOR,
-  red: NO_COLOR,
-  magenta: NO_COLOR,
-  level: 0,
-};
+import { PLAIN_PAINT } from '../helpers/paint.js';
 
 function printer(json: boolean) {
   const out = { stdout: '', stderr: '' };
@@ -21,7 +10,7 @@ function printer(json: boolean) {
     trace: 'line',
     json,
     quiet: false,
-    colors: PAINT,
+    colors: PLAIN_PAINT,
     stdout: (t) => {
       out.stdout += t;
     },

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHistogram, newHistogram } from '../../src/bench/histogram.js';
 import type { BenchReport } from '../../src/bench/report.js';
-import { startMqProxy } from '../helpers/proxy.js';
+import { benchApart } from '../helpers/bench.js';
+import { quietProxyTo } from '../helpers/proxy.js';
 import { killAll, type MqBroker, spawnMq, startMqBroker } from '../helpers/spawn.js';
 
 let broker: MqBroker;
@@ -39,14 +40,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mq-bench-reports-'));
   slowFile = join(dir, 'slow.json');
   fastFile = join(dir, 'fast.json');
-  const proxy = await startMqProxy([
-    '--to',
-    `mqtt://127.0.0.1:${broker.port}`,
-    '--trace',
-    'off',
-    '--delay',
-    'up:20',
-  ]);
+  const proxy = await quietProxyTo(broker.port, ['--delay', 'up:20']);
   try {
     const run = (port: number, file: string, topic: string) =>
       spawnMq([
@@ -124,59 +118,23 @@ describe('mq bench merge', () => {
   });
 
   it('publishers and subscribers in separate processes: sub counts what pub sent; merged, one report', async () => {
-    // The subscriber goes through a proxy whose trace shows its SUBACK: then the publishers start.
-    const proxy = await startMqProxy(['--to', `mqtt://127.0.0.1:${broker.port}`]);
     const subFile = join(dir, 'sub.json');
     const pubFile = join(dir, 'pub.json');
-    try {
-      const sub = spawnMq([
-        'bench',
-        'sub',
-        '-p',
-        String(proxy.port),
-        '-c',
-        '2',
-        '--topic',
-        'apart/#',
-        '-q',
-        '1',
-        '--count',
-        '1200',
-        '--json',
-        subFile,
-      ]);
-      await proxy.proc.waitForLine(/broker->client SUBACK/, 10_000);
-      await proxy.proc.waitForLine(/\[c2\] broker->client SUBACK/, 10_000);
-      const pub = await spawnMq([
-        'bench',
-        'pub',
-        '-p',
-        String(broker.port),
-        '-c',
-        '2',
-        '--topic',
-        'apart/%i',
-        '-q',
-        '1',
-        '--count',
-        '300',
-        '--warmup',
-        '0',
-        '--json',
-        pubFile,
-      ]).exit(20_000);
-      expect(pub.code).toBe(0);
-      expect(pub.stdout).toMatch(/messages +600 sent, 600 acknowledged/);
-      const s = await sub.exit(20_000);
-      expect(s.code).toBe(0);
-      // Each of the 2 subscribers gets each of the 600 messages.
-      expect(s.stdout).toMatch(/messages +1,200 received, 0 lost, 0 duplicated, 0 reordered/);
-      expect(s.stdout).toMatch(
-        /note: latency of messages from other processes or machines is only as good as the sync of their clocks/,
-      );
-    } finally {
-      await proxy.stop();
-    }
+    const { pub, sub: s } = await benchApart(
+      broker.port,
+      2,
+      ['--topic', 'apart/#', '-q', '1', '--count', '1200', '--json', subFile],
+      ['-c', '2', '--topic', 'apart/%i', '-q', '1', '--count', '300', '--warmup', '0', '--json', pubFile],
+      20_000,
+    );
+    expect(pub.code).toBe(0);
+    expect(pub.stdout).toMatch(/messages +600 sent, 600 acknowledged/);
+    expect(s.code).toBe(0);
+    // Each of the 2 subscribers gets each of the 600 messages.
+    expect(s.stdout).toMatch(/messages +1,200 received, 0 lost, 0 duplicated, 0 reordered/);
+    expect(s.stdout).toMatch(
+      /note: latency of messages from other processes or machines is only as good as the sync of their clocks/,
+    );
     const subReport = read(subFile);
     expect(subReport.clock.acrossProcesses).toBe(true);
     expect(subReport.messages).toMatchObject({ received: 1200, lost: 0, duplicated: 0 });

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/bench/proc.js';
 import type { BenchReport } from '../../src/bench/report.js';
 import { clientHarness } from '../helpers/client-harness.js';
-import { startMqProxy } from '../helpers/proxy.js';
+import { quietProxyTo } from '../helpers/proxy.js';
 import { killAll, MQ_BIN, type MqBroker, spawnMq, spawnProcess, startMqBroker } from '../helpers/spawn.js';
 
 let broker: MqBroker;
@@ -174,14 +174,7 @@ describe('mq bench against mq broker', () => {
   }
 
   it('QoS 0 through a proxy that drops every 10th PUBLISH to the subscriber: exactly those are lost', async () => {
-    const proxy = await startMqProxy([
-      '--to',
-      `mqtt://127.0.0.1:${broker.port}`,
-      '--trace',
-      'off',
-      '--drop-every',
-      'down:10',
-    ]);
+    const proxy = await quietProxyTo(broker.port, ['--drop-every', 'down:10']);
     try {
       const {
         code,
@@ -219,14 +212,7 @@ describe('mq bench against mq broker', () => {
   });
 
   it('20 ms added on the way to the broker shows as p50 within [20, 23] ms', async () => {
-    const proxy = await startMqProxy([
-      '--to',
-      `mqtt://127.0.0.1:${broker.port}`,
-      '--trace',
-      'off',
-      '--delay',
-      'up:20',
-    ]);
+    const proxy = await quietProxyTo(broker.port, ['--delay', 'up:20']);
     try {
       const file = join(dir, 'delayed.json');
       const r = await spawnMq([

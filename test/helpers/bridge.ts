@@ -13,6 +13,7 @@
  * bridgedWith(cleanups) is startBridged with the broker closed after the test; range() and
  * publishAll() make and send numbered messages.
  */
+import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import type { BridgeOptions, BrokerOptions } from '../../src/broker/index.js';
 import type { ClientOptions, MqttClient } from '../../src/client/index.js';
@@ -47,6 +48,11 @@ export function bridgeTo(
     reconnect: { minMs: 50, maxMs: 300 },
     ...extra,
   };
+}
+
+/** bridgeTo over TLS (mqtts) to localhost:`port`, the broker's certificate checked against `caFile`. */
+export function tlsBridgeTo(port: number, topics: string[], caFile: string): BridgeOptions {
+  return bridgeTo(port, topics, { transport: 'mqtts', host: 'localhost', tls: { ca: readFileSync(caFile) } });
 }
 
 /** An in-process mq broker with these bridges (and logs captured: waitForLog). */
@@ -153,6 +159,33 @@ export async function expectNoLoops(
   ];
   expect(texts(c.here)).toEqual(order);
   expect(texts(c.there)).toEqual(order);
+}
+
+/**
+ * Both directions at QoS 0, 1, 2, for a bridge with `sensors/# in 2 lab/ PREFIX` and
+ * `cmd/# out 2 "" OUT`: for each QoS in turn `publishIn(qos)` publishes `in-q<qos>` to the remote's
+ * PREFIX`sensors/t` and `lp` (on the local broker) `out-q<qos>` to cmd/door; `here` (lab/# on the
+ * local broker) and `there` (OUT# on the remote) get each message once, in order, at its QoS.
+ */
+export async function expectMirroredQoS(c: {
+  publishIn(qos: QoS): unknown;
+  lp: MqttClient;
+  out: string;
+  here: PublishPacket[];
+  there: PublishPacket[];
+}): Promise<void> {
+  for (const qos of [0, 1, 2] as const) {
+    await c.publishIn(qos);
+    await c.lp.publish('cmd/door', `out-q${qos}`, { qos });
+  }
+  await expect
+    .poll(() => texts(c.here), { timeout: 5000 })
+    .toEqual(['lab/sensors/t=in-q0', 'lab/sensors/t=in-q1', 'lab/sensors/t=in-q2']);
+  await expect
+    .poll(() => texts(c.there), { timeout: 5000 })
+    .toEqual([`${c.out}cmd/door=out-q0`, `${c.out}cmd/door=out-q1`, `${c.out}cmd/door=out-q2`]);
+  expect(c.here.map((p) => p.qos)).toEqual([0, 1, 2]);
+  expect(c.there.map((p) => p.qos)).toEqual([0, 1, 2]);
 }
 
 /** "topic=payload" of each message, in order. */

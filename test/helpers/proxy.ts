@@ -43,3 +43,8 @@ export async function startMqProxy(args: string[], timeoutMs = 10_000): Promise<
     throw err;
   }
 }
+
+/** startMqProxy to the broker on 127.0.0.1:`port`, --trace off, then `args` (--delay, --drop-every...). */
+export function quietProxyTo(port: number, args: string[] = []): Promise<MqProxy> {
+  return startMqProxy(['--to', `mqtt://127.0.0.1:${port}`, '--trace', 'off', ...args]);
+}

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/report.js';
+import { benchApart } from '../helpers/bench.js';
 import { testPki } from '../helpers/certs.js';
 import { chromiumDumpDom, chromiumScreenshot, countPixels, decodePng } from '../helpers/chromium.js';
 import { type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
-import { startMqProxy } from '../helpers/proxy.js';
 import { killAll, MQ_BIN, type Spawned, spawnMq, spawnProcess, startMqBroker } from '../helpers/spawn.js';
 
 let mosq: MosquittoHandle;
@@ -83,51 +83,16 @@ describe('mq bench against Mosquitto', () => {
 
   it('sub mode across processes: what `mq bench pub` sent, counted by `mq bench sub` on a shared subscription', async () => {
     const subFile = join(dir, 'shared-sub.json');
-    // The subscribers go through mq proxy, whose trace shows their SUBACKs: then publishing starts.
-    const proxy = await startMqProxy(['--to', `mqtt://127.0.0.1:${mosq.port}`]);
-    try {
-      const sub = spawnMq([
-        'bench',
-        'sub',
-        '-p',
-        String(proxy.port),
-        '-c',
-        '3',
-        '--topic',
-        '$share/g/shared/+',
-        '-q',
-        '1',
-        '--count',
-        '2000',
-        '--json',
-        subFile,
-      ]);
-      for (const c of ['c1', 'c2', 'c3']) {
-        await proxy.proc.waitForLine(new RegExp(`\\[${c}\\] broker->client SUBACK`), 10_000);
-      }
-      const pub = await spawnMq([
-        'bench',
-        'pub',
-        '-p',
-        String(mosq.port),
-        '-c',
-        '2',
-        '--topic',
-        'shared/%i',
-        '-q',
-        '1',
-        '--count',
-        '1000',
-        '--warmup',
-        '0',
-      ]).exit(30_000);
-      expect(pub.code).toBe(0);
-      const s = await sub.exit(30_000);
-      expect(s.code).toBe(0);
-      expect(s.stdout).toMatch(/only as good as the sync of their clocks/);
-    } finally {
-      await proxy.stop();
-    }
+    const { pub, sub: s } = await benchApart(
+      mosq.port,
+      3,
+      ['--topic', '$share/g/shared/+', '-q', '1', '--count', '2000', '--json', subFile],
+      ['-c', '2', '--topic', 'shared/%i', '-q', '1', '--count', '1000', '--warmup', '0'],
+      30_000,
+    );
+    expect(pub.code).toBe(0);
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/only as good as the sync of their clocks/);
     const r = JSON.parse(readFileSync(subFile, 'utf8')) as BenchReport;
     // One delivery per message to the group: 2 x 1000 in all, none lost or twice.
     expect(r.messages).toMatchObject({ received: 2000, lost: 0, duplicated: 0 });

@@ -5,7 +5,7 @@
  * refusing the bridge's password; and Mosquitto's own bridge into mq broker (try_private).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -13,17 +13,19 @@ import type { PublishPacket } from '../../src/protocol/index.js';
 import {
   bridgedWith,
   bridgeTo,
+  expectMirroredQoS,
   expectNoLoops,
   payloadsOn,
   publishAll,
   range,
   texts,
+  tlsBridgeTo,
 } from '../helpers/bridge.js';
 import { testPki } from '../helpers/certs.js';
 import { clientHarness } from '../helpers/client-harness.js';
 import { freePort, type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 import { startBroker } from '../helpers/mqtt-test-client.js';
-import { startMqProxy } from '../helpers/proxy.js';
+import { quietProxyTo, startMqProxy } from '../helpers/proxy.js';
 import { killAll, spawnMq } from '../helpers/spawn.js';
 
 /** Mosquitto 2.0 drops QoS 2 beyond its default in-flight window and queues only 1000 (NOTES.md). */
@@ -85,31 +87,23 @@ describe.each([
     const here = await subscriber(opts(local.port), 'lab/#', 2);
     const there = await subscriber(remoteOpts(), `site-v${version}/#`, 2);
     const lp = await connect(opts(local.port));
-    for (const qos of [0, 1, 2] as const) {
-      mosquittoPub(mosq.port, [
-        '-V',
-        mosquittoVersion,
-        '-t',
-        `prod/v${version}/sensors/t`,
-        '-m',
-        `in-q${qos}`,
-        '-q',
-        String(qos),
-      ]);
-      await lp.publish('cmd/door', `out-q${qos}`, { qos });
-    }
-    await expect
-      .poll(() => texts(here.got), { timeout: 5000 })
-      .toEqual(['lab/sensors/t=in-q0', 'lab/sensors/t=in-q1', 'lab/sensors/t=in-q2']);
-    await expect
-      .poll(() => texts(there.got), { timeout: 5000 })
-      .toEqual([
-        `site-v${version}/cmd/door=out-q0`,
-        `site-v${version}/cmd/door=out-q1`,
-        `site-v${version}/cmd/door=out-q2`,
-      ]);
-    expect(here.got.map((p) => p.qos)).toEqual([0, 1, 2]);
-    expect(there.got.map((p) => p.qos)).toEqual([0, 1, 2]);
+    await expectMirroredQoS({
+      publishIn: (qos) =>
+        mosquittoPub(mosq.port, [
+          '-V',
+          mosquittoVersion,
+          '-t',
+          `prod/v${version}/sensors/t`,
+          '-m',
+          `in-q${qos}`,
+          '-q',
+          String(qos),
+        ]),
+      lp,
+      out: `site-v${version}/`,
+      here: here.got,
+      there: there.got,
+    });
 
     // A retained message on Mosquitto is retained here too.
     mosquittoPub(mosq.port, ['-t', `prod/v${version}/sensors/state`, '-m', 'on', '-q', '1', '-r']);
@@ -152,14 +146,7 @@ test('overlapping topics: Mosquitto sends MQTT 5 bridges a copy per subscription
 
 describe('a link cut and restored (mq proxy)', () => {
   test('--disconnect-after cuts the link again and again while QoS 1 flows both ways: none lost', async () => {
-    const proxy = await startMqProxy([
-      '--to',
-      `mqtt://127.0.0.1:${mosq.port}`,
-      '--trace',
-      'off',
-      '--disconnect-after',
-      '1',
-    ]);
+    const proxy = await quietProxyTo(mosq.port, ['--disconnect-after', '1']);
     cleanups.push(async () => void (await proxy.stop()));
     const local = await bridged(bridgeTo(proxy.port, ['cut/# both 1']));
     await local.waitForLog(/connected to/);
@@ -221,13 +208,7 @@ describe('a link cut and restored (mq proxy)', () => {
 
 describe('Mosquitto as the remote broker', () => {
   test('over TLS (mqtts, --bridge-cafile)', async () => {
-    const local = await bridged(
-      bridgeTo(tlsPort, ['tls/# both 1'], {
-        transport: 'mqtts',
-        host: 'localhost',
-        tls: { ca: readFileSync(join(dir, 'ca.pem')) },
-      }),
-    );
+    const local = await bridged(tlsBridgeTo(tlsPort, ['tls/# both 1'], join(dir, 'ca.pem')));
     await local.waitForLog(/connected to mqtts:\/\/localhost:\d+/);
     const here = await subscriber(opts(local.port), 'tls/from-remote', 1);
     const there = await subscriber(opts(mosq.port), 'tls/from-local', 1);

@@ -11,6 +11,7 @@ import { ConnectError, MqttClient, scramAuth } from '../../src/client/index.js';
 import { type FakeBroker, startFakeBroker } from '../helpers/fake-broker.js';
 import { type MosquittoHandle, startMosquitto } from '../helpers/mosquitto.js';
 import { brokerHarness } from '../helpers/mqtt-test-client.js';
+import { sendAuth, sendAuthConnect } from '../helpers/scram.js';
 import { killAll, type Spawned, spawnMq, spawnProcess } from '../helpers/spawn.js';
 
 const PERL = '/usr/bin/perl';
@@ -85,21 +86,10 @@ async function perlLogin(
   const b = await broker({ users: { alice: 'pass word' } });
   const perl = spawnProcess(PERL, ['-e', PERL_CLIENT, DIGEST[method], 'alice', password]);
   const c = await client(b.port, { version: 5, connect: false });
-  c.send({
-    type: 'CONNECT',
-    protocolVersion: 5,
-    clean: true,
-    keepalive: 60,
-    clientId: 'perl',
-    properties: { authenticationMethod: method, authenticationData: Buffer.from(await line(perl, 1)) },
-  });
+  sendAuthConnect(c, { clientId: 'perl', method, data: await line(perl, 1) });
   const challenge = await c.nextPacket('AUTH');
   perl.proc.stdin!.write(`${challenge.properties!.authenticationData!.toString()}\n`);
-  c.send({
-    type: 'AUTH',
-    reasonCode: 0x18,
-    properties: { authenticationMethod: method, authenticationData: Buffer.from(await line(perl, 2)) },
-  });
+  sendAuth(c, 0x18, method, await line(perl, 2));
   const connack = await c.nextPacket('CONNACK');
   perl.proc.stdin!.end(`${connack.properties?.authenticationData?.toString() ?? 'e=none'}\n`);
   return { reasonCode: connack.reasonCode, perl: await line(perl, 3) };

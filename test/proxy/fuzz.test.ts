@@ -12,18 +12,7 @@ import { proxyOutput, type TraceMode } from '../../src/cli/proxy-output.js';
 import { encode, type Packet } from '../../src/protocol/index.js';
 import { MqttProxy, type ProxyEvents } from '../../src/proxy/index.js';
 import { anyPacket } from '../fixtures/arbitraries.js';
-
-const NO_COLOR = Object.assign((s: string) => s, { level: 0 });
-const PAINT = {
-  bold: NO_COLOR,
-  dim: NO_COLOR,
-  cyan: NO_COLOR,
-  green: NO_COLOR,
-  yellow: NO_COLOR,
-  red: NO_COLOR,
-  magenta: NO_COLOR,
-  level: 0,
-};
+import { PLAIN_PAINT } from '../helpers/paint.js';
 
 let rendered = '';
 let upstreamPort = 0;
@@ -48,7 +37,7 @@ function renderers(): ProxyEvents[] {
         stderr: (t) => {
           rendered += t;
         },
-        colors: PAINT,
+        colors: PLAIN_PAINT,
       }),
     );
 }
