@@ -20,6 +20,11 @@ import type { BenchMode, BenchReportSettings } from './report.js';
 export interface BenchTarget extends TransportOptions {
   username?: string;
   password?: Buffer;
+  /**
+   * TCP source address (mqtt and mqtts): several 127.0.0.x addresses give a loopback run more than
+   * one range of ephemeral ports (npm run bench:broker's scale scenario).
+   */
+  localAddress?: string;
 }
 
 /** Everything a run can be asked; every field but mode and target has a default. */
