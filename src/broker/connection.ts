@@ -27,6 +27,7 @@ import {
   writeReframedPublish,
 } from '../protocol/packets/publish.js';
 import type { AuthJob } from './auth.js';
+import type { Congestion } from './backpressure.js';
 import type { AuthExchange } from './enhanced-auth.js';
 import type { Message } from './message.js';
 import type { BrokerStats } from './options.js';
@@ -60,6 +61,10 @@ export interface ConnectionContext {
   faultDrop(): boolean;
   /** The broker's clock (ms since the epoch). */
   now(): number;
+  /** The connection whose bytes are being handled (set around each read; backpressure pauses it). */
+  reader: Connection | undefined;
+  /** A congested connection wrote out or closed (backpressure: the clients it held may go on). */
+  drained(conn: Connection): void;
   /** `conn` has output: it is flushed at the end of the tick. */
   scheduleFlush(conn: Connection): void;
   /** Makes the --persist records durable that acknowledgements about to go out acknowledge. */
@@ -140,7 +145,14 @@ export class Connection {
   /** What the client sent meanwhile, in order (undefined: no check running). */
   private held: HeldFrame[] | undefined = undefined;
   private heldBytes = 0;
-  private paused = false;
+  /** Not read from while its CONNECT's password is checked and too much came meanwhile. */
+  private authPaused = false;
+  /** Backpressure: subscribers this connection's publishes wait for (not read from while > 0). */
+  blockers = 0;
+  /** The last of them (backpressure.ts). */
+  blockedOn: Connection | undefined = undefined;
+  /** Backpressure: set while more than HIGH_WATER bytes wait for this client. */
+  congestion: Congestion | undefined = undefined;
 
   /** The client's limits (v5 CONNECT properties). */
   inflightLimit = 65_535;
@@ -152,6 +164,8 @@ export class Connection {
   private out: Buffer | undefined = undefined;
   private outLen = 0;
   private outHint = FIRST_BUFFER;
+  /** Bytes handed to the transport so far. */
+  private written = 0;
   dirty = false;
 
   constructor(ctx: ConnectionContext, transport: Transport, listener: ListenerKind, now: number) {
@@ -178,13 +192,31 @@ export class Connection {
 
   onData(chunk: Buffer): void {
     if (this.state >= ConnState.Closing) return;
-    this.ctx.counters.bytesReceived += chunk.length;
+    const ctx = this.ctx;
+    ctx.counters.bytesReceived += chunk.length;
     this.rxSeen = true;
+    ctx.reader = this;
     try {
       this.framer.pushFrames(chunk, this.onFrame);
     } catch (err) {
       this.onMalformed(err);
     }
+    ctx.reader = undefined;
+  }
+
+  /** Backpressure: stop reading (a subscriber it feeds is backed up); TCP pushes back on the client. */
+  pauseReading(): void {
+    if (!this.authPaused) this.transport.pause?.();
+  }
+
+  /** Backpressure: read again. */
+  resumeReading(): void {
+    if (!this.authPaused && this.state < ConnState.Closing) this.transport.resume?.();
+  }
+
+  /** The transport took everything it held ('drain'). */
+  onDrain(): void {
+    if (this.congestion !== undefined) this.ctx.drained(this);
   }
 
   /**
@@ -224,9 +256,9 @@ export class Connection {
   private hold(raw: Buffer, headerLength: number): boolean {
     this.held!.push({ raw: Buffer.from(raw), headerLength });
     this.heldBytes += raw.length;
-    if (this.heldBytes > HELD_MAX && !this.paused && this.transport.pause !== undefined) {
+    if (this.heldBytes > HELD_MAX && !this.authPaused && this.transport.pause !== undefined) {
       // Bounded: a client that keeps sending is not read from (TCP pushes back) until then.
-      this.paused = true;
+      this.authPaused = true;
       this.transport.pause();
     }
     return true;
@@ -257,9 +289,9 @@ export class Connection {
     } catch (err) {
       this.onMalformed(err);
     }
-    if (this.paused) {
-      this.paused = false;
-      this.transport.resume?.();
+    if (this.authPaused) {
+      this.authPaused = false;
+      if (this.blockers === 0) this.transport.resume?.();
     }
   }
 
@@ -370,6 +402,8 @@ export class Connection {
     this.state = ConnState.Closed;
     this.cancelAuth();
     this.out = undefined;
+    this.outLen = 0;
+    if (this.congestion !== undefined) this.ctx.drained(this);
     if (wasConnected) this.ctx.connectionEnded(this);
     this.ctx.connectionClosed(this);
   }
@@ -379,6 +413,11 @@ export class Connection {
   /** Bytes on their way to the client: queued this tick, and still in the transport's buffer. */
   get backlog(): number {
     return this.outLen + this.transport.writableLength;
+  }
+
+  /** Bytes the transport has taken from its buffer (written to the socket) so far. */
+  get taken(): number {
+    return this.written - this.transport.writableLength;
   }
 
   /** Room for `n` more bytes of output (the hot path: the buffer of this tick has it). */
@@ -565,6 +604,8 @@ export class Connection {
     const delay = ctx.delayMs;
     if (delay > 0) setTimeout(delayedWrite, delay, this.transport, data);
     else this.transport.write(data);
+    this.written += data.length;
+    if (this.congestion !== undefined) ctx.drained(this);
   }
 }
 

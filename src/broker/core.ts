@@ -7,6 +7,7 @@
 import { escapeForTerminal } from '../cli/escape.js';
 import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol/index.js';
 import { AccessControl, Authenticator } from './auth.js';
+import { Backpressure } from './backpressure.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
 import { ScramUsers } from './enhanced-auth.js';
 import { errorText } from './error-text.js';
@@ -22,6 +23,8 @@ import type { Transport } from './transport.js';
 import { SubscriptionTrie } from './trie.js';
 
 const DEFAULT_MAX_INFLIGHT = 256;
+/** --backpressure-timeout: how long a subscriber that takes nothing may hold up its publishers. */
+const DEFAULT_BACKPRESSURE_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_QUEUED = 10_000;
 /** Like Mosquitto: each alias holds a topic string in memory for the life of the connection. */
 const DEFAULT_TOPIC_ALIAS_MAX = 10;
@@ -83,6 +86,9 @@ export class BrokerCore implements ConnectionContext {
   readonly denyReads: boolean;
   readonly drops: DropLog;
   readonly tracer: Tracer;
+  readonly backpressure: Backpressure;
+  /** The connection being read (ConnectionContext.reader). */
+  reader: Connection | undefined = undefined;
 
   // Limits, resolved from the options once.
   readonly maxPacketSize: number | undefined;
@@ -141,6 +147,10 @@ export class BrokerCore implements ConnectionContext {
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;
     this.tracer = new Tracer(options.trace, options.traceOut ?? this.logLine);
     this.drops = new DropLog(this);
+    this.backpressure = new Backpressure(
+      this,
+      options.backpressureTimeoutMs ?? DEFAULT_BACKPRESSURE_TIMEOUT_MS,
+    );
   }
 
   // ---- ConnectionContext ----------------------------------------------------------------------
@@ -205,6 +215,10 @@ export class BrokerCore implements ConnectionContext {
         `--persist ${this.opts.persistFile ?? ''}: cannot write the log: ${errorText(err)}; what it would have acknowledged is not sent: ${closed} connection(s) closed`,
       );
     }
+  }
+
+  drained(conn: Connection): void {
+    this.backpressure.drained(conn);
   }
 
   handlePacket(conn: Connection, packet: Packet, raw: Buffer): void {
@@ -274,6 +288,7 @@ export class BrokerCore implements ConnectionContext {
     }
     try {
       this.drops.tick(now);
+      this.backpressure.tick(now);
     } catch (err) {
       this.internalError(undefined, '', 'logging dropped messages', err);
     }
@@ -290,7 +305,8 @@ export class BrokerCore implements ConnectionContext {
       return;
     }
     if (conn.state !== ConnState.Connected) return;
-    if (conn.rxSeen) {
+    // (A client not read from for backpressure may well have sent something.)
+    if (conn.rxSeen || conn.blockers > 0) {
       conn.rxSeen = false;
       conn.lastRx = now;
     } else if (conn.keepaliveMs > 0 && now - conn.lastRx > conn.keepaliveMs * 1.5) {

@@ -32,6 +32,9 @@ function onSocketData(this: SocketWithConn, chunk: Buffer): void {
 function onSocketClose(this: SocketWithConn): void {
   this[kConn]!.onClose();
 }
+function onSocketDrain(this: SocketWithConn): void {
+  this[kConn]!.onDrain();
+}
 function ignore(): void {}
 function terminate(this: WebSocket): void {
   this.terminate();
@@ -131,6 +134,7 @@ export class Listeners {
     s[kConn] = conn;
     socket.on('data', onSocketData);
     socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
     socket.on('error', ignore);
   }
 
@@ -207,6 +211,8 @@ export class Listeners {
       );
     });
     ws.on('close', () => conn.onClose());
+    // ws writes to the upgraded socket: its 'drain' says the client took what waited (backpressure).
+    req.socket.on('drain', () => conn.onDrain());
     // A message over maxPayload, a bad frame: ws sends its close frame and would go on reading
     // (and dropping) whatever the peer still sends until the peer answers it. Done at once.
     ws.on('error', terminate);

@@ -57,6 +57,13 @@ export interface BrokerOptions {
   maxInflight?: number;
   /** Most QoS>0 messages queued per session (default 10,000); newer ones are dropped, counted and logged. */
   maxQueued?: number;
+  /**
+   * Backpressure: a client publishing to a subscriber with more than 1 MiB waiting is not read
+   * from until that subscriber catches up; a subscriber that takes nothing for this long (ms,
+   * default 5000) holds no one up any more, and QoS 0 messages to it are dropped while it is
+   * behind (counted, logged). 0: no backpressure (QoS 0 dropped only beyond 64 MiB waiting).
+   */
+  backpressureTimeoutMs?: number;
   /** Largest keepalive accepted; larger (or 0) gets Server Keep Alive (v5) or is refused (3.1.1, like Mosquitto). */
   maxKeepalive?: number;
   /** Milliseconds a new connection has to send CONNECT (default 10,000). */
