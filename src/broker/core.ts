@@ -5,7 +5,13 @@
  * and session lifecycle work on it; Broker (the public class) wraps it.
  */
 import { escapeForTerminal } from '../cli/escape.js';
-import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol/index.js';
+import {
+  type DecodeOptions,
+  formatReasonCode,
+  type Packet,
+  type QoS,
+  ReasonCode,
+} from '../protocol/index.js';
 import { AccessControl, Authenticator } from './auth.js';
 import { Backpressure } from './backpressure.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
@@ -105,10 +111,13 @@ export class BrokerCore implements ConnectionContext {
   readonly maxSubscriptions: number;
   /** Largest packet before CONNECT is accepted (never above maxPacketSize). */
   readonly maxConnectSize: number;
+  readonly decodeOptions: DecodeOptions;
   /** --drop-every (0: off). */
   readonly dropEvery: number;
   /** --trace or --record is on. */
   readonly tracing: boolean;
+  /** Log lines are wanted (not --quiet): lines that cost something to make check it first. */
+  readonly logging: boolean;
 
   /** Broker.close() has begun: new connections are refused, wills are not published. */
   closing = false;
@@ -142,8 +151,13 @@ export class BrokerCore implements ConnectionContext {
       options.maxConnectSize ?? DEFAULT_MAX_CONNECT_SIZE,
       options.maxPacketSize ?? Number.POSITIVE_INFINITY,
     );
+    this.decodeOptions = {
+      maxUserProperties: this.maxUserProperties,
+      maxTopicFilters: this.maxSubscriptions,
+    };
     this.dropEvery = options.dropEvery ?? 0;
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.logging = options.quiet !== true;
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;
     this.tracer = new Tracer(options.trace, options.traceOut ?? this.logLine);
     this.drops = new DropLog(this);
@@ -162,7 +176,7 @@ export class BrokerCore implements ConnectionContext {
    * every human output of mq follows). Embedders' `log` gets the escaped line.
    */
   log(line: string): void {
-    this.logLine(escapeForTerminal(line));
+    if (this.logging) this.logLine(escapeForTerminal(line));
   }
 
   now(): number {
@@ -296,7 +310,7 @@ export class BrokerCore implements ConnectionContext {
 
   private sweepOne(conn: Connection, now: number, connectTimeout: number): void {
     if (conn.state === ConnState.AwaitingConnect) {
-      if (now - conn.acceptedAt > connectTimeout) {
+      if (now - conn.lastRx > connectTimeout) {
         // The timeout covers an enhanced authentication exchange too.
         const what = conn.authExchange === undefined ? 'no CONNECT' : 'authentication not done';
         this.log(`[${conn.label}] ${what} within ${connectTimeout / 1000} s: closing`);

@@ -14,6 +14,7 @@ import { certificateUser, tlsServerOptions } from './client-cert.js';
 import type { Connection, ListenerKind } from './connection.js';
 import { DEFAULT_MAX_CONNECT_SIZE } from './core.js';
 import type { BrokerAddresses, BrokerOptions } from './options.js';
+import { acceptOnHandles } from './tcp-transport.js';
 import { type Transport, WebSocketTransport } from './transport.js';
 
 const DEFAULT_WS_PATH = '/mqtt';
@@ -61,6 +62,8 @@ export class Listeners {
     if (o.port !== null) {
       const server = createServer({ noDelay: true }, (socket) => this.acceptSocket(socket, 'tcp'));
       addresses.tcp = await this.bind(server, host, o.port ?? 1883);
+      // Connections on the TCP handle itself, without net.Socket's streams (tcp-transport.ts).
+      if (o.nodeStreams !== true) acceptOnHandles(server, (t) => this.accept(t, 'tcp'), this.log);
     }
     const identity = o.useIdentityAsUsername === true;
     if (o.tlsPort !== undefined) {

@@ -118,6 +118,12 @@ export interface BrokerOptions {
   /** Assign topic aliases on outgoing PUBLISH to clients that accept them. */
   topicAliasOut?: boolean;
 
+  /**
+   * Plain TCP connections through node:net's sockets (streams) instead of their handles directly
+   * (tcp-transport.ts): slower and heavier; the fallback where Node lacks the handle API.
+   */
+  nodeStreams?: boolean;
+
   /** Keep sessions, queued messages and retained messages in this write-ahead log. */
   persistFile?: string;
   /** Seconds between $SYS/broker/... updates (default 10; 0 = off). */
@@ -130,6 +136,8 @@ export interface BrokerOptions {
    * characters from the network escaped (\x1b, \n, \u202e).
    */
   log?: (line: string) => void;
+  /** No log lines at all (mq broker -q): they are not even made (a connection's costs CPU). */
+  quiet?: boolean;
   /** Where --trace lines go (default: the log). */
   traceOut?: (line: string) => void;
 }

@@ -409,6 +409,7 @@ async function brokerCommand(flags: BrokerFlags, cmd: Command, bridges: BridgeFl
   const stamp = () => err.dim(new Date().toISOString().slice(11, 23));
   const sink = terminalSink();
   options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
+  options.quiet = quiet;
   options.traceOut = (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
   let broker: Broker;
   try {

@@ -108,9 +108,14 @@ export class Framer {
    * Framing only, for owners that choose how to decode each packet (the broker decodes SUBSCRIBE
    * in collect mode): `onFrame` gets each whole packet's bytes and its fixed header length, and may
    * return false to stop (the rest of the chunk is dropped). The size limit is checked from the
-   * fixed header, before a body is buffered.
+   * fixed header, before a body is buffered. `thisArg` is `this` in onFrame (an owner can pass a
+   * method instead of keeping a closure per instance).
    */
-  pushFrames(chunk: Buffer, onFrame: (raw: Buffer, headerLength: number) => boolean): void {
+  pushFrames<T>(
+    chunk: Buffer,
+    onFrame: (this: T, raw: Buffer, headerLength: number) => boolean,
+    thisArg?: T,
+  ): void {
     let pos = 0;
     if (this.pendingLength > 0) {
       // Complete the packet begun in earlier chunks with only the bytes it still needs; the rest
@@ -120,7 +125,7 @@ export class Framer {
       const raw = Buffer.concat(this.pending, this.needed);
       const headerLength = this.neededHeader;
       this.reset();
-      if (onFrame(raw, headerLength) === false) return;
+      if (onFrame.call(thisArg as T, raw, headerLength) === false) return;
     }
     const len = chunk.length;
     while (pos < len) {
@@ -154,7 +159,7 @@ export class Framer {
       // A chunk that is exactly one packet (the common case at low rates) needs no view.
       const raw = total === len ? chunk : chunk.subarray(pos, pos + total);
       pos += total;
-      if (onFrame(raw, headerLength) === false) {
+      if (onFrame.call(thisArg as T, raw, headerLength) === false) {
         this.reset();
         return;
       }

@@ -93,9 +93,12 @@ async function publisher(port: number, clientId: string, keepalive = 60) {
   return c;
 }
 
-describe('backpressure', () => {
+describe.each([
+  ['on TCP handles', {}],
+  ["on node:net's sockets (the fallback)", { nodeStreams: true }],
+])('backpressure %s', (_name, transport) => {
   test('a subscriber that reads late loses no QoS 0 message: its publisher is not read from meanwhile, then resumed', async () => {
-    const b = await broker({ backpressureTimeoutMs: 60_000 });
+    const b = await broker({ backpressureTimeoutMs: 60_000, ...transport });
     const sub = await counter(b.port, 'late', 'bp/#', true);
     const pub = await publisher(b.port, 'fast');
     const bytes = publishes('bp/x');
@@ -116,7 +119,7 @@ describe('backpressure', () => {
 
   test('without backpressure (--backpressure-timeout 0) the same subscriber loses messages', async () => {
     // The contrast that shows the test above can fail: the broker reads everything at once.
-    const b = await broker({ backpressureTimeoutMs: 0 });
+    const b = await broker({ backpressureTimeoutMs: 0, ...transport });
     const sub = await counter(b.port, 'late', 'bp/#', true);
     const pub = await publisher(b.port, 'fast');
     pub.socket.write(publishes('bp/x'));
@@ -127,7 +130,7 @@ describe('backpressure', () => {
   });
 
   test('a subscriber stuck beyond --backpressure-timeout: publishers resume, its QoS 0 messages are dropped and counted in $SYS, the others get everything', async () => {
-    const b = await broker({ backpressureTimeoutMs: 500, sysInterval: 1 });
+    const b = await broker({ backpressureTimeoutMs: 500, sysInterval: 1, ...transport });
     const stuck = await counter(b.port, 'stuck', 'bp/#', true);
     const healthy = await counter(b.port, 'healthy', 'bp/#', false);
     const pub = await publisher(b.port, 'fast');
@@ -155,6 +158,9 @@ describe('backpressure', () => {
     expect(stuck.count).toBeLessThan(COUNT);
   });
 
+});
+
+describe('backpressure: clients that do not read', () => {
   test('a client that publishes to its own subscription and never reads does not stall itself or anyone', async () => {
     // A long timeout: pausing the client for its own backlog would hold it up for all of it.
     const b = await broker({ backpressureTimeoutMs: 60_000 });

@@ -48,6 +48,9 @@ class LinkContext implements ConnectionContext {
   get maxConnectSize() {
     return this.core.maxConnectSize;
   }
+  get decodeOptions() {
+    return this.core.decodeOptions;
+  }
   get maxUserProperties() {
     return this.core.maxUserProperties;
   }
