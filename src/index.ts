@@ -10,6 +10,7 @@ export {
   type BrokerAddresses,
   type BrokerOptions,
   type BrokerStats,
+  type CloseOptions,
   makePasswdLine,
   type TraceFormatter,
 } from './broker/index.js';

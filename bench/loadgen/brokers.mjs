@@ -103,7 +103,8 @@ async function startMq(
   return { name, port: Number(m[1]), pid: proc.pid, stop: stopper(proc) };
 }
 
-async function startMosquitto() {
+/** Mosquitto with the load-test config of NOTES.md, plus `extra` config lines. */
+async function startMosquitto(extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'mq-bench-mosq-'));
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
@@ -115,6 +116,7 @@ async function startMosquitto() {
       'max_queued_messages 100000',
       'max_inflight_messages 64',
       'log_type error',
+      ...extra,
       '',
     ].join('\n'),
   );

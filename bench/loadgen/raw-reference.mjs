@@ -2,12 +2,24 @@
 // Publishers write one pre-encoded batch of PUBLISH packets over and over (nothing patched: no
 // sequence, no time), the subscriber only counts packets, and a window (the same shape as mq
 // bench's: at most `window` messages per publisher not yet received) keeps the broker's queues
-// short. One thread, plain TCP. CONNECT/SUBSCRIBE/PUBLISH bytes come from mq's encoder once, at
-// set-up (dist/, `npm run build` first).
+// short. Plain TCP. CONNECT/SUBSCRIBE/PUBLISH bytes come from mq's encoder once, at set-up (dist/,
+// `npm run build` first).
+//
+// Threads (`layout`), because where the subscriber reads decides how Mosquitto's bytes arrive:
+//   'split'   (default) the subscriber alone in a worker thread, the publishers in this one: the
+//             placement mq bench's engine gives `--pubs 8 --subs 1` on two cores (settings.ts
+//             assignWorkers), so both see the same TCP behaviour and only their work differs.
+//             Publishers learn the subscriber's counts from shared memory, looking every 5 ms
+//             (the engine's WINDOW_POLL_MS) and on 'drain'.
+//   'single'  everything in this thread; the subscriber is read between the publishers' writes.
 import net from 'node:net';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { encode } from '../../dist/protocol/index.js';
 
 const READ_BUFFER = Buffer.allocUnsafe(1 << 20);
+/** As mq bench's engine (share.ts WINDOW_POLL_MS, publisher.ts BATCHES_PER_PUMP). */
+const POLL_MS = 5;
+const BATCHES_PER_PUMP = 16;
 
 /** Opens a socket, sends CONNECT, resolves on the CONNACK bytes (anything back, for this purpose). */
 function connect(port, clientId, version, onData) {
@@ -42,20 +54,21 @@ function connect(port, clientId, version, onData) {
 }
 
 /**
- * Counts packets (`packets`), PUBLISH packets (`n`) and PUBLISH packets per publisher (`byPub`) in
- * a byte stream split anywhere: the minimal framing loop. Publisher i publishes to `bench/i` (one
- * digit), so the publisher is the body's byte 8 (after the 2-byte topic length and `bench/`).
+ * Counts packets (`packets`) and PUBLISH packets per publisher (`byPub`, an Int32Array that may
+ * live in shared memory) in a byte stream split anywhere: the minimal framing loop. Publisher i
+ * publishes to `bench/i` (one digit), so the publisher is the body's byte 8 (after the 2-byte
+ * topic length and `bench/`).
  */
 const PUB_AT = 8;
 
-function counter(pubs) {
+function counter(byPub) {
   let need = 0; // body bytes still to skip
   let body = 0; // body length of the current packet
   let inLength = false; // reading the remaining-length varint
   let type = 0;
   let rl = 0;
   let mult = 1;
-  const c = { n: 0, packets: 0, byPub: new Array(pubs).fill(0), push };
+  const c = { packets: 0, byPub, push };
   function push(len, buf) {
     let i = 0;
     while (i < len) {
@@ -80,7 +93,6 @@ function counter(pubs) {
       if (b & 0x80) continue;
       inLength = false;
       c.packets++;
-      if (type === 3) c.n++;
       need = rl;
       body = rl;
     }
@@ -88,49 +100,75 @@ function counter(pubs) {
   return c;
 }
 
+/** Connects subscriber `name`, subscribes to bench/+ and resolves once the SUBACK is read. */
+async function subscriber({ port, version, name, byPub, onData }) {
+  const c = counter(byPub);
+  const s = await connect(port, name, version, (n, buf) => {
+    c.push(n, buf);
+    onData?.();
+  });
+  s.write(
+    encode({ type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter: 'bench/+', qos: 0 }] }, version),
+  );
+  // The SUBACK is the first packet after the CONNACK (set-up, so polling is fine here).
+  const deadline = Date.now() + 5000;
+  while (c.packets === 0) {
+    if (Date.now() > deadline) throw new Error('raw reference: no SUBACK within 5 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return s;
+}
+
+/** 'split' layout: a worker thread holding one subscriber that counts into shared memory. */
+function startSubscriberThread(o, counts) {
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: { port: o.port, version: o.version, name: 'raw-ref-s0', counts },
+  });
+  return new Promise((resolve, reject) => {
+    worker.once('message', () => resolve(worker));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`raw reference subscriber thread exited (${code})`)));
+  });
+}
+
+if (!isMainThread && workerData?.name === 'raw-ref-s0') {
+  const { port, version, name, counts } = workerData;
+  const s = await subscriber({ port, version, name, byPub: new Int32Array(counts) });
+  parentPort.on('message', () => {
+    s.destroy();
+    parentPort.close();
+  });
+  parentPort.postMessage('subscribed');
+}
+
 /**
- * Runs `pubs` publishers and `subs` subscribers against 127.0.0.1:port for warmupMs then
- * durationMs; resolves with { receivedPerSec, sentPerSec, cpuSec, received } of the measured window.
+ * Runs `pubs` publishers and one subscriber against 127.0.0.1:port for warmupMs then durationMs;
+ * resolves with { receivedPerSec, sentPerSec, cpuSec, received } of the measured window (CPU:
+ * this process, every thread).
  */
 export async function runRawReference({
   port,
   pubs = 8,
-  subs = 1,
   size = 64,
   version = 5,
   window = 2000,
   batch = 100,
   warmupMs = 1000,
   durationMs = 5000,
+  layout = 'split',
 }) {
-  const counters = [];
-  const subSockets = [];
+  if (pubs > 10) throw new Error('raw reference: at most 10 publishers (one-digit topics)');
+  if (layout !== 'split' && layout !== 'single') throw new Error(`raw reference: unknown layout ${layout}`);
+  const counts = new SharedArrayBuffer(4 * pubs);
+  const byPub = new Int32Array(counts);
   const publishers = [];
   let sending = true;
   let scheduled = false;
   let sentTotal = 0;
-  for (let j = 0; j < subs; j++) {
-    const c = counter(pubs);
-    const s = await connect(port, `raw-ref-s${j}`, version, (n, buf) => {
-      c.push(n, buf);
-      schedulePump();
-    });
-    counters.push(c);
-    subSockets.push(s);
-    s.write(
-      encode(
-        { type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter: 'bench/+', qos: 0 }] },
-        version,
-      ),
-    );
-    // The SUBACK is the first packet after the CONNACK (set-up, so polling is fine here).
-    const deadline = Date.now() + 5000;
-    while (c.packets === 0) {
-      if (Date.now() > deadline) throw new Error('raw reference: no SUBACK within 5 s');
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-  if (pubs > 10) throw new Error('raw reference: at most 10 publishers (one-digit topics)');
+  let subSocket;
+  let subThread;
+  if (layout === 'split') subThread = await startSubscriberThread({ port, version }, counts);
+  else subSocket = await subscriber({ port, version, name: 'raw-ref-s0', byPub, onData: schedulePump });
   for (let i = 0; i < pubs; i++) {
     const s = await connect(port, `raw-ref-p${i}`, version);
     const one = encode(
@@ -153,7 +191,9 @@ export async function runRawReference({
     publishers.push(p);
   }
   function received() {
-    return counters.reduce((n, c) => n + c.n, 0) / subs;
+    let n = 0;
+    for (let i = 0; i < pubs; i++) n += Atomics.load(byPub, i);
+    return n;
   }
   function schedulePump() {
     if (scheduled) return;
@@ -163,18 +203,26 @@ export async function runRawReference({
   function pump() {
     scheduled = false;
     if (!sending) return;
+    let again = false;
     for (let i = 0; i < publishers.length; i++) {
       const p = publishers[i];
-      // The window per publisher, as mq bench's: messages not yet seen by the slowest subscriber.
-      let floor = Number.POSITIVE_INFINITY;
-      for (const c of counters) floor = Math.min(floor, c.byPub[i]);
+      // The window per publisher, as mq bench's: messages not yet seen by the subscriber.
+      const floor = Atomics.load(byPub, i);
+      let b = 0;
       while (!p.blocked && p.sent - floor <= window - batch) {
+        if (b++ === BATCHES_PER_PUMP) {
+          // Yield to the event loop, as the engine does, and carry on in the next turn.
+          again = true;
+          break;
+        }
         p.sent += batch;
         sentTotal += batch;
         if (!p.socket.write(p.bytes)) p.blocked = true;
       }
     }
+    if (again) schedulePump();
   }
+  const poll = layout === 'split' ? setInterval(pump, POLL_MS) : undefined;
   pump();
   await new Promise((r) => setTimeout(r, warmupMs));
   const r0 = received();
@@ -187,11 +235,18 @@ export async function runRawReference({
   const got = received() - r0;
   const sent = sentTotal - s0;
   sending = false;
-  for (const s of [...publishers.map((p) => p.socket), ...subSockets]) s.destroy();
+  clearInterval(poll);
+  for (const p of publishers) p.socket.destroy();
+  subSocket?.destroy();
+  if (subThread !== undefined) {
+    const gone = new Promise((r) => subThread.once('exit', r));
+    subThread.postMessage('stop');
+    await gone;
+  }
   return {
-    receivedPerSec: (got * subs) / sec,
+    receivedPerSec: got / sec,
     sentPerSec: sent / sec,
-    received: got * subs,
+    received: got,
     cpuSec: (cpu.user + cpu.system) / 1e6,
     userSec: cpu.user / 1e6,
     systemSec: cpu.system / 1e6,

@@ -265,6 +265,40 @@ export interface ScramClientOptions {
   nonce?: string;
   /** Fewest iterations accepted from a server (default 4096, RFC 7677 §4). */
   minIterations?: number;
+  /** Where the SaltedPassword comes from when many exchanges share a user (a load generator). */
+  salted?: SaltedPasswords;
+}
+
+/**
+ * The SaltedPassword of one user and method, by (salt, iterations), for clients that log in over
+ * and over (mq bench): PBKDF2 runs once per salt, not once per connection (a server such as mq
+ * broker keeps one salt per user). Concurrent exchanges wait for the same derivation. Bounded: past
+ * `max` salts (a server with a salt per exchange) each is derived and not kept.
+ */
+export class SaltedPasswords {
+  /** Derivations so far (tests; a run's report of how often PBKDF2 ran). */
+  derivations = 0;
+  private readonly kept = new Map<string, Promise<Buffer>>();
+
+  constructor(
+    readonly method: ScramMethod,
+    private readonly password: string,
+    private readonly max = 64,
+  ) {}
+
+  get(salt: Buffer, iterations: number): Promise<Buffer> {
+    const key = `${iterations}:${salt.toString('base64')}`;
+    const known = this.kept.get(key);
+    if (known !== undefined) return known;
+    this.derivations++;
+    const derived = saltedPasswordAsync(this.method, this.password, salt, iterations);
+    if (this.kept.size < this.max) {
+      this.kept.set(key, derived);
+      // A failed derivation is not kept: the next exchange tries again.
+      derived.catch(() => this.kept.delete(key));
+    }
+    return derived;
+  }
 }
 
 /**
@@ -277,6 +311,7 @@ export class ScramClient {
   private readonly password: string;
   private readonly clientNonce: string;
   private readonly minIterations: number;
+  private readonly salted: SaltedPasswords | undefined;
   private bare = '';
   private expectedSignature: Buffer | undefined;
   private step: 'first' | 'final' | 'verify' | 'done' = 'first';
@@ -287,6 +322,9 @@ export class ScramClient {
     this.password = password;
     this.clientNonce = options.nonce ?? nonce();
     this.minIterations = options.minIterations ?? DEFAULT_ITERATIONS;
+    if (options.salted !== undefined && options.salted.method !== method)
+      throw new ScramError(`the salted passwords are ${options.salted.method}'s, not ${method}'s`);
+    this.salted = options.salted;
   }
 
   /** client-first-message: GS2 header 'n,,' (no channel binding, no authzid), user, nonce. */
@@ -319,7 +357,8 @@ export class ScramClient {
         `${what}: iteration count ${clip(iterText)} is outside ${this.minIterations}..${MAX_ITERATIONS}`,
       );
     }
-    const salted = await saltedPasswordAsync(this.method, this.password, salt, iterations);
+    const salted = await (this.salted?.get(salt, iterations) ??
+      saltedPasswordAsync(this.method, this.password, salt, iterations));
     const withoutProof = `c=${Buffer.from('n,,').toString('base64')},r=${combined}`;
     const authMessage = `${this.bare},${serverFirst},${withoutProof}`;
     const clientKey = hmac(this.method, salted, 'Client Key');

@@ -22,14 +22,7 @@ import {
   type SharedCounters,
   sumCounter,
 } from './counters.js';
-import {
-  decodeHistogram,
-  encodeHistogram,
-  type Histogram,
-  mergeEncoded,
-  newHistogram,
-  percentilesOf,
-} from './histogram.js';
+import { encodeHistogram, mergeEncoded, newHistogram, percentilesOf, Recorder } from './histogram.js';
 import { formatRunId, nowMs } from './payload.js';
 import {
   BENCH_SCHEMA,
@@ -67,7 +60,8 @@ interface Second {
   sent: number;
   received: number;
   errors: number;
-  hist: Histogram | null;
+  /** The workers' latency counts of this second, until every worker has reported it. */
+  counts: Float64Array[];
   reports: number;
   p99Ms: number | null;
 }
@@ -98,7 +92,10 @@ export class ReportBuilder {
   private readonly t0 = nowMs();
   private readonly startedAt = new Date().toISOString();
   private stage: BenchProgress['stage'] = 'connecting';
-  private readonly latency = newHistogram();
+  /** End-to-end latency of the whole run. */
+  private readonly latency = new Recorder();
+  /** Where one second's counts are added up for its p99 (emptied after). */
+  private readonly second = new Recorder();
   private readonly seconds = new Map<number, Second>();
   private readonly finalHistograms: BenchHistograms[] = [];
   private readonly errors: Record<string, number> = {};
@@ -132,7 +129,7 @@ export class ReportBuilder {
   addTick(m: Tick): void {
     let sec = this.seconds.get(m.sec);
     if (sec === undefined) {
-      sec = { sent: 0, received: 0, errors: 0, hist: null, reports: 0, p99Ms: null };
+      sec = { sent: 0, received: 0, errors: 0, counts: [], reports: 0, p99Ms: null };
       this.seconds.set(m.sec, sec);
     }
     sec.sent += m.sent;
@@ -140,21 +137,19 @@ export class ReportBuilder {
     sec.errors += m.errors;
     sec.reports++;
     if (m.latency !== undefined) {
-      const h = decodeHistogram(m.latency);
-      this.latency.add(h);
-      sec.hist ??= newHistogram();
-      sec.hist.add(h);
+      this.latency.addCounts(m.latency);
+      sec.counts.push(m.latency);
     }
-    // Every worker has reported this second: keep its p99, drop its histogram.
+    // Every worker has reported this second: keep its p99, drop its counts.
     if (sec.reports >= this.workers) this.settle(sec);
   }
 
   private settle(sec: Second): void {
-    if (sec.hist !== null) {
-      // Only p99: the full summary walks the histogram (mean) and costs a core-millisecond a second.
-      sec.p99Ms = sec.hist.totalCount > 0 ? sec.hist.getValueAtPercentile(99) / 1000 : null;
-      sec.hist = null;
-    }
+    if (sec.counts.length === 0) return;
+    for (const c of sec.counts) this.second.addCounts(c);
+    sec.p99Ms = this.second.count > 0 ? this.second.valueAtPercentile(99) / 1000 : null;
+    this.second.clear();
+    sec.counts = [];
   }
 
   addFinal(m: Final): void {
@@ -251,7 +246,7 @@ export class ReportBuilder {
       received: live.received,
       sentPerSec: dt > 0 ? (live.sent - this.last.sent) / dt : 0,
       receivedPerSec: dt > 0 ? (live.received - this.last.received) / dt : 0,
-      p99Ms: this.latency.totalCount > 0 ? this.latency.getValueAtPercentile(99) / 1000 : null,
+      p99Ms: this.latency.count > 0 ? this.latency.valueAtPercentile(99) / 1000 : null,
       errors: this.counter(C_ERRORS) + this.extraErrors,
       connections: live.open,
     };
@@ -270,7 +265,11 @@ export class ReportBuilder {
 
   private histograms(): BenchHistograms {
     const out: BenchHistograms = {};
-    if (this.latency.totalCount > 0) out.latency = encodeHistogram(this.latency);
+    if (this.latency.count > 0) {
+      const h = newHistogram();
+      this.latency.addTo(h);
+      out.latency = encodeHistogram(h);
+    }
     const keys: (keyof BenchHistograms)[] = [
       'serviceLatency',
       'sendLag',

@@ -11,6 +11,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { type SaltedPasswords, ScramClient, ScramError } from '../auth/scram.js';
 import { ConnectError, connackRefusal, explainConnectError } from '../client/errors.js';
 import {
   describeTarget,
@@ -21,10 +22,13 @@ import {
 } from '../client/transport.js';
 import {
   type ConnackPacket,
+  type ConnectPacket,
   decode,
   encode,
   Framer,
   formatReasonCode,
+  type Packet,
+  type Properties,
   type ProtocolVersion,
   type QoS,
 } from '../protocol/index.js';
@@ -71,7 +75,15 @@ export class ConnectFailure extends Error {
 
 /** What a connection tells its owner. The hot ones get the time of the read that brought them. */
 export interface ConnectionEvents {
-  onPublish(conn: BenchConnection, raw: Buffer, headerLength: number, now: number): void;
+  /** A PUBLISH: `buf[start, end)`, fixed header `headerLength` bytes; `buf` is valid during the call only. */
+  onPublish(
+    conn: BenchConnection,
+    buf: Buffer,
+    start: number,
+    headerLength: number,
+    end: number,
+    now: number,
+  ): void;
   onAck(conn: BenchConnection, type: number, packetId: number, reasonCode: number, now: number): void;
   /** After a read was framed (acks queued during it are flushed by the owner, once per turn). */
   onRead(conn: BenchConnection): void;
@@ -87,9 +99,16 @@ export interface ConnectParams {
   keepalive: number;
   sessionExpiry: number;
   timeoutMs: number;
+  /** With target.authMethod: the run's SaltedPassword cache (PBKDF2 once per salt, not per connection). */
+  salted?: SaltedPasswords | undefined;
 }
 
-type Waiter = { type: number; resolve: (raw: Buffer) => void; reject: (err: Error) => void };
+/** Packet types a waiter takes, as bits (1 << type). */
+const CONNACK_BIT = 1 << 2;
+const SUBACK_BIT = 1 << 9;
+const AUTH_BIT = 1 << 15;
+
+type Waiter = { types: number; resolve: (raw: Buffer) => void; reject: (err: Error) => void };
 
 export class BenchConnection {
   socket: Duplex | undefined;
@@ -242,7 +261,8 @@ export class BenchConnection {
   private readonly onRead = (n: number, buf: Buffer): boolean => {
     this.readNow = nowMs();
     try {
-      this.framer.pushFrames(n === buf.length ? buf : buf.subarray(0, n), this.onFrame);
+      // The read's bytes are buf[0, n): no view of them (a read allocates nothing).
+      this.framer.pushRaw(buf, this.onFrame, n);
     } catch (err) {
       // A malformed packet from the broker: count it, drop the connection.
       this.lostReason = `malformed packet from the broker: ${err instanceof Error ? err.message : String(err)}`;
@@ -253,15 +273,17 @@ export class BenchConnection {
     return true;
   };
 
-  private readonly onFrame = (raw: Buffer, hl: number): boolean => {
-    const type = raw[0]! >> 4;
+  /** One packet, `buf[start, end)`: no Buffer of its own on the hot path (PUBLISH and acks). */
+  private readonly onFrame = (buf: Buffer, start: number, hl: number, end: number): boolean => {
+    const type = buf[start]! >> 4;
     if (type === PUBLISH) {
-      this.events.onPublish(this, raw, hl, this.readNow);
+      this.events.onPublish(this, buf, start, hl, end, this.readNow);
     } else if (type >= PUBACK && type <= PUBCOMP) {
-      const id = (raw[hl]! << 8) | raw[hl + 1]!;
-      this.events.onAck(this, type, id, raw.length - hl > 2 ? raw[hl + 2]! : 0, this.readNow);
+      const at = start + hl;
+      const id = (buf[at]! << 8) | buf[at + 1]!;
+      this.events.onAck(this, type, id, end - at > 2 ? buf[at + 2]! : 0, this.readNow);
     } else {
-      this.control(type, raw);
+      this.control(type, buf.subarray(start, end));
     }
     return true;
   };
@@ -269,7 +291,7 @@ export class BenchConnection {
   /** CONNACK, SUBACK, PINGRESP, DISCONNECT: rare, so decoded in full. */
   private control(type: number, raw: Buffer): void {
     const w = this.waiter;
-    if (w !== undefined && w.type === type) {
+    if (w !== undefined && (w.types & (1 << type)) !== 0) {
       this.waiter = undefined;
       w.resolve(Buffer.from(raw));
       return;
@@ -281,7 +303,8 @@ export class BenchConnection {
     }
   }
 
-  private wait(type: number, signal?: AbortSignal): Promise<Buffer> {
+  /** The next packet of one of `types` (bits: CONNACK_BIT...), as its bytes. */
+  private wait(types: number, signal?: AbortSignal): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new Error('aborted'));
       const onAbort = () => {
@@ -290,7 +313,7 @@ export class BenchConnection {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiter = {
-        type,
+        types,
         resolve: (raw) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(raw);
@@ -304,26 +327,61 @@ export class BenchConnection {
   }
 
   private async handshake(p: ConnectParams, signal: AbortSignal): Promise<ConnackPacket> {
-    const reply = this.wait(2, signal);
+    const t = p.target;
+    if (t.authMethod !== undefined && p.version === 5) {
+      const password = Buffer.from(t.password ?? '').toString('utf8');
+      const scram = new ScramClient(t.authMethod, t.username ?? '', password, { salted: p.salted });
+      try {
+        return await this.scramHandshake(p, scram, signal);
+      } catch (err) {
+        if (!(err instanceof ScramError)) throw err;
+        throw new ConnectFailure(`${scram.method} failed`, `${scram.method}: ${err.message}`);
+      }
+    }
+    const reply = this.wait(CONNACK_BIT, signal);
+    this.socket!.write(encode(connectPacket(this.clientId, p, undefined), p.version));
+    return asConnack(decode(await reply, p.version));
+  }
+
+  /**
+   * v5 enhanced authentication (SCRAM, RFC 5802/7677): the method and client-first message in the
+   * CONNECT, the server-first (AUTH 0x18) answered with the client-final (AUTH 0x18), and a
+   * successful CONNACK only once its server signature proves the broker knows the password.
+   */
+  private async scramHandshake(
+    p: ConnectParams,
+    scram: ScramClient,
+    signal: AbortSignal,
+  ): Promise<ConnackPacket> {
+    const authenticationMethod = scram.method;
+    let reply = this.wait(CONNACK_BIT | AUTH_BIT, signal);
+    const first = Buffer.from(scram.clientFirst());
     this.socket!.write(
-      encode(
-        {
-          type: 'CONNECT',
-          protocolVersion: p.version,
-          clean: p.clean,
-          keepalive: p.keepalive,
-          clientId: this.clientId,
-          ...(p.target.username !== undefined ? { username: p.target.username } : {}),
-          ...(p.target.password !== undefined ? { password: Buffer.from(p.target.password) } : {}),
-          ...(p.version === 5 && p.sessionExpiry > 0
-            ? { properties: { sessionExpiryInterval: p.sessionExpiry } }
-            : {}),
-        },
-        p.version,
-      ),
+      encode(connectPacket(this.clientId, p, { authenticationMethod, authenticationData: first }), 5),
     );
-    const connack = decode(await reply, p.version);
-    if (connack.type !== 'CONNACK') throw new Error(`expected CONNACK, got ${connack.type}`);
+    let packet = decode(await reply, 5);
+    if (packet.type === 'AUTH') {
+      if (packet.reasonCode !== 0x18 || packet.properties?.authenticationMethod !== authenticationMethod)
+        throw new ScramError(
+          `the broker sent AUTH ${formatReasonCode(packet.reasonCode ?? 0, 'AUTH', 5)} out of turn`,
+        );
+      const final = await scram.clientFinal(packet.properties.authenticationData?.toString('utf8') ?? '');
+      reply = this.wait(CONNACK_BIT, signal);
+      const authenticationData = Buffer.from(final);
+      this.socket!.write(
+        encode(
+          { type: 'AUTH', reasonCode: 0x18, properties: { authenticationMethod, authenticationData } },
+          5,
+        ),
+      );
+      packet = decode(await reply, 5);
+    }
+    const connack = asConnack(packet);
+    if (connack.reasonCode !== 0) return connack;
+    const props = connack.properties;
+    if (props?.authenticationMethod !== authenticationMethod || props.authenticationData === undefined)
+      throw new ScramError('the broker accepted without proving it knows the password (no server signature)');
+    scram.verifyServerFinal(props.authenticationData.toString('utf8'));
     return connack;
   }
 
@@ -332,7 +390,7 @@ export class BenchConnection {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
-      const reply = this.wait(9, abort.signal);
+      const reply = this.wait(SUBACK_BIT, abort.signal);
       this.packetId = (this.packetId % 65_535) + 1;
       this.socket!.write(
         encode(
@@ -435,6 +493,28 @@ export class BenchConnection {
     this.open = false;
     this.socket?.destroy();
   }
+}
+
+/** The CONNECT of a connection; `auth`: v5 Authentication Method and Data (no password sent then). */
+function connectPacket(clientId: string, p: ConnectParams, auth: Properties | undefined): ConnectPacket {
+  const t = p.target;
+  const properties: Properties = { ...auth };
+  if (p.version === 5 && p.sessionExpiry > 0) properties.sessionExpiryInterval = p.sessionExpiry;
+  return {
+    type: 'CONNECT',
+    protocolVersion: p.version,
+    clean: p.clean,
+    keepalive: p.keepalive,
+    clientId,
+    ...(t.username !== undefined ? { username: t.username } : {}),
+    ...(t.password !== undefined && auth === undefined ? { password: Buffer.from(t.password) } : {}),
+    ...(p.version === 5 && Object.keys(properties).length > 0 ? { properties } : {}),
+  };
+}
+
+function asConnack(packet: Packet): ConnackPacket {
+  if (packet.type !== 'CONNACK') throw new Error(`expected CONNACK, got ${packet.type}`);
+  return packet;
 }
 
 const PINGREQ = encode({ type: 'PINGREQ' }, 4);

@@ -59,6 +59,12 @@ export interface PhaseRequest {
   durationMs?: number;
   count?: number;
   record: boolean;
+  /**
+   * false: the next phase follows at once, this one's messages still on their way (a warm-up
+   * leading into the measurement, so that the broker's queues and the TCP streams are as the load
+   * made them). Default true: the phase ends once what it sent has arrived (or the drain times out).
+   */
+  drain?: boolean;
 }
 
 interface Channel {
@@ -76,6 +82,8 @@ function defaultWorkerUrl(): URL {
 }
 
 const POLL_MS = 20;
+/** During a phase: how often the counters are looked at (every connection lost?). */
+const PHASE_POLL_MS = 250;
 
 export class BenchSession {
   readonly settings: ResolvedSettings;
@@ -102,6 +110,10 @@ export class BenchSession {
   private progressTimer: NodeJS.Timeout | undefined;
   private readonly onAbort = () => this.stop('aborted');
   private closedReport: BenchReport | undefined;
+  /** The last phase was not drained: the next one starts at once. */
+  private followOn = false;
+  /** Ends until()'s current wait early. */
+  private wake: (() => void) | undefined;
 
   private constructor(settings: ResolvedSettings, hooks: BenchHooks) {
     this.settings = settings;
@@ -172,6 +184,11 @@ export class BenchSession {
   }
 
   private onMessage(m: FromShare): void {
+    this.handleMessage(m);
+    this.nudge();
+  }
+
+  private handleMessage(m: FromShare): void {
     switch (m.t) {
       case 'connected':
         this.connectedReplies.push(m);
@@ -211,21 +228,46 @@ export class BenchSession {
   private stop(reason: StopReason): void {
     this.stopReason ??= reason;
     this.broadcast({ t: 'halt' });
+    this.nudge();
   }
 
-  /** Waits for `cond` (polled), the abort or `timeoutMs`; true when cond held. */
+  /**
+   * Waits for `cond`, the abort or `timeoutMs`; true when cond held. cond is checked on every
+   * message from a worker and at least every `pollMs` (what only shared counters show).
+   */
   private async until(
     cond: () => boolean,
     timeoutMs = Number.POSITIVE_INFINITY,
     stopOnAbort = true,
+    pollMs: () => number = () => POLL_MS,
   ): Promise<boolean> {
     const deadline = nowMs() + timeoutMs;
     while (!cond()) {
       if (stopOnAbort && this.stopReason !== undefined) return false;
-      if (nowMs() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      const now = nowMs();
+      if (now >= deadline) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(
+          () => {
+            this.wake = undefined;
+            resolve();
+          },
+          Math.min(pollMs(), deadline - now),
+        );
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
     return true;
+  }
+
+  /** A worker said something (or the run was stopped): whatever until() waits for may hold now. */
+  private nudge(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 
   private counter(slot: number): number {
@@ -320,7 +362,9 @@ export class BenchSession {
   async run(req: PhaseRequest): Promise<void> {
     if (!this.usable) return;
     const s = this.settings;
-    const startMs = nowMs() + 20;
+    // Workers start together 20 ms from now; right after an undrained phase, at once (no gap).
+    const startMs = nowMs() + (this.followOn ? 0 : 20);
+    this.followOn = false;
     const endMs = req.durationMs !== undefined ? startMs + req.durationMs : Number.POSITIVE_INFINITY;
     const count = req.count ?? Number.POSITIVE_INFINITY;
     if (!Number.isFinite(endMs) && !Number.isFinite(count))
@@ -339,15 +383,28 @@ export class BenchSession {
       recordStartMs: this.recordStartMs ?? startMs,
     });
     const received0 = this.counter(C_RECEIVED_REC);
-    await this.until(() => {
-      if (this.everyConnectionLost()) return true;
-      if (s.mode === 'sub' && Number.isFinite(count))
-        return this.counter(C_RECEIVED_REC) - received0 >= count;
-      // Every share has sent its part (count phases), and the time is up (duration phases).
-      return this.phaseSent >= this.channels.length && (!Number.isFinite(endMs) || nowMs() >= endMs);
-    });
+    const subCount = s.mode === 'sub' && Number.isFinite(count);
+    await this.until(
+      () => {
+        if (this.everyConnectionLost()) return true;
+        if (subCount) return this.counter(C_RECEIVED_REC) - received0 >= count;
+        // Every share has sent its part (count phases), and the time is up (duration phases).
+        return this.phaseSent >= this.channels.length && (!Number.isFinite(endMs) || nowMs() >= endMs);
+      },
+      Number.POSITIVE_INFINITY,
+      true,
+      // The shares say when they have sent their part; between their messages, look at the
+      // counters (connections lost, a sub-mode count) now and then, and at the phase's end.
+      () => (subCount ? POLL_MS : Math.max(POLL_MS, Math.min(PHASE_POLL_MS, endMs - nowMs()))),
+    );
     const sendingEnded = Math.min(nowMs(), endMs);
     if (this.everyConnectionLost()) this.stopReason ??= 'connections-lost';
+    if (req.drain === false && this.stopReason === undefined) {
+      // Every share has stopped on its own (its end time or count): the next phase takes over.
+      this.followOn = true;
+      this.builder.phaseEnded(req.record, Math.max(0, sendingEnded - startMs));
+      return;
+    }
     this.broadcast({ t: 'halt' });
     if (this.stopReason !== 'connections-lost') await this.drain();
     this.builder.phaseEnded(req.record, Math.max(0, sendingEnded - startMs));
@@ -431,7 +488,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     if (s.mode === 'conn') {
       if (s.hold) await session.hold(s.durationSec === null ? null : s.durationSec * 1000);
     } else {
-      if (s.warmupSec > 0) await session.run({ durationMs: s.warmupSec * 1000, record: false });
+      // The warm-up leads straight into the measurement: nothing stops or empties in between.
+      if (s.warmupSec > 0) await session.run({ durationMs: s.warmupSec * 1000, record: false, drain: false });
       const measured: PhaseRequest = { record: true };
       if (s.count !== null) measured.count = s.count;
       else if (s.durationSec !== null) measured.durationMs = s.durationSec * 1000;

@@ -60,7 +60,10 @@ export function newHistogram(): Histogram {
 
 /**
  * Counts values by HdrHistogram slot. record() is the hot path (one index computation, one
- * increment); drainInto() adds the counts to a histogram and clears them.
+ * increment); drainInto() adds the counts to a histogram and clears them. takeCounts() and
+ * addCounts() move counts between threads as (slot, count) pairs, and valueAtPercentile() reads
+ * a percentile as HdrHistogram does: a worker's second of latency reaches the engine without an
+ * HdrHistogram built, encoded and decoded for it.
  */
 export class Recorder {
   private readonly counts = new Float64Array(COUNTS_LENGTH);
@@ -79,19 +82,83 @@ export class Recorder {
     this.count++;
   }
 
-  /** Adds every count to `into` and empties the recorder. */
-  drainInto(into: Histogram): void {
+  /** Adds every count to `into`; the recorder keeps them. */
+  addTo(into: Histogram): void {
     const counts = this.counts;
     for (let i = this.lowest; i <= this.highest; i++) {
       const n = counts[i]!;
-      if (n > 0) {
-        into.recordValueWithCount(valueAtIndex(i), n);
-        counts[i] = 0;
-      }
+      if (n > 0) into.recordValueWithCount(valueAtIndex(i), n);
     }
+  }
+
+  /** Adds every count to `into` and empties the recorder. */
+  drainInto(into: Histogram): void {
+    this.addTo(into);
+    this.clear();
+  }
+
+  /** Empties the recorder. */
+  clear(): void {
+    if (this.highest >= this.lowest) this.counts.fill(0, this.lowest, this.highest + 1);
     this.lowest = COUNTS_LENGTH;
     this.highest = -1;
     this.count = 0;
+  }
+
+  /** The counts as (slot, count) pairs, slots ascending; empties the recorder. */
+  takeCounts(): Float64Array {
+    const counts = this.counts;
+    let n = 0;
+    for (let i = this.lowest; i <= this.highest; i++) if (counts[i]! > 0) n++;
+    const pairs = new Float64Array(2 * n);
+    let k = 0;
+    for (let i = this.lowest; i <= this.highest; i++) {
+      const c = counts[i]!;
+      if (c > 0) {
+        pairs[k++] = i;
+        pairs[k++] = c;
+      }
+    }
+    this.clear();
+    return pairs;
+  }
+
+  /** Adds (slot, count) pairs from takeCounts(). */
+  addCounts(pairs: Float64Array): void {
+    const counts = this.counts;
+    for (let k = 0; k + 1 < pairs.length; k += 2) {
+      const i = pairs[k]!;
+      const c = pairs[k + 1]!;
+      if (!(i >= 0 && i < COUNTS_LENGTH && Number.isInteger(i)) || !(c > 0)) continue;
+      counts[i]! += c;
+      if (i < this.lowest) this.lowest = i;
+      if (i > this.highest) this.highest = i;
+      this.count += c;
+    }
+  }
+
+  /**
+   * The value at `percentile` (0-100) of what the recorder holds, in microseconds, exactly as
+   * HdrHistogram's getValueAtPercentile computes it (the highest value of the slot; the lowest for
+   * percentile 0); 0 when empty.
+   */
+  valueAtPercentile(percentile: number): number {
+    if (this.count === 0) return 0;
+    const fp = (Math.min(percentile, 100) / 100) * this.count;
+    // HdrHistogram rounds up, less one ulp of fp so that fp error cannot skip a count.
+    const atCount = Math.max(fp > 0 ? Math.ceil(fp - 2 ** (Math.floor(Math.log2(fp)) - 52)) : 0, 1);
+    const counts = this.counts;
+    let seen = 0;
+    for (let i = this.lowest; i <= this.highest; i++) {
+      seen += counts[i]!;
+      if (seen >= atCount) {
+        const low = valueAtIndex(i);
+        return percentile === 0
+          ? low
+          : low + 2 ** Math.max(0, (i >> SUB_BUCKET_HALF_COUNT_MAGNITUDE) - 1) - 1;
+      }
+    }
+    return 0;
   }
 }
 

@@ -52,10 +52,20 @@ export function headerPayload(size: number, runId: number, publisher: number): B
   return p;
 }
 
-// The hot path reads and writes header fields byte by byte: Buffer's readUInt32LE/readDoubleLE
-// validate their arguments on every call, which cost a third of a receiver's time per message.
-const F64 = new Float64Array(1);
-const F64_BYTES = new Uint8Array(F64.buffer);
+// The hot path reads and writes header fields without Buffer's readers and writers: they validate
+// their arguments on every call, which cost a third of a receiver's time per message. u32s go byte
+// by byte; float64s through a DataView of the buffer, kept for the next call (the same read or
+// batch buffer comes back message after message): ~7 ns a message less than 8 single bytes.
+let viewOf: Buffer | undefined;
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(8));
+
+function dataView(b: Buffer): DataView<ArrayBufferLike> {
+  if (b !== viewOf) {
+    view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    viewOf = b;
+  }
+  return view;
+}
 
 /** Little-endian u32 at `at` (the caller knows the bytes are there). */
 export function readU32(b: Buffer, at: number): number {
@@ -64,9 +74,7 @@ export function readU32(b: Buffer, at: number): number {
 
 /** Little-endian float64 at `at`. */
 export function readF64(b: Buffer, at: number): number {
-  const s = F64_BYTES;
-  for (let i = 0; i < 8; i++) s[i] = b[at + i]!;
-  return F64[0]!;
+  return dataView(b).getFloat64(at, true);
 }
 
 function writeU32(b: Buffer, at: number, v: number): void {
@@ -87,10 +95,7 @@ export function stampHeader(
 ): void {
   buf[at + OFF_FLAGS] = recorded ? FLAG_RECORDED : 0;
   writeU32(buf, at + OFF_SEQ, seq >>> 0);
-  F64[0] = scheduledMs;
-  const s = F64_BYTES;
-  const t = at + OFF_TIME;
-  for (let i = 0; i < 8; i++) buf[t + i] = s[i]!;
+  dataView(buf).setFloat64(at + OFF_TIME, scheduledMs, true);
   writeU32(buf, at + OFF_LAG, lagMicros > 0xffffffff ? 0xffffffff : lagMicros > 0 ? lagMicros >>> 0 : 0);
 }
 

@@ -108,11 +108,10 @@ export class Publisher {
         `a ${this.packetLength}-byte PUBLISH exceeds the broker's Maximum Packet Size (${conn.maximumPacketSize})`,
       );
     }
-    // A batch buffer of about 64 KiB (at least one message).
-    this.batchCap = Math.max(
-      1,
-      Math.min(s.qos === 0 ? Math.max(s.batch, 1) * 4 : 65_535, Math.floor(65_536 / this.packetLength)),
-    );
+    // A batch buffer of about 64 KiB (at least one message); closed-loop QoS 0 writes `batch`
+    // messages at a time, so its buffers hold exactly that (written whole: no view per write).
+    const perBuffer = s.qos > 0 ? 65_535 : s.rate === null ? Math.max(s.batch, 1) : Math.max(s.batch, 1) * 4;
+    this.batchCap = Math.max(1, Math.min(perBuffer, Math.floor(65_536 / this.packetLength)));
     this.inflightLimit = Math.max(1, Math.min(s.inflight, conn.receiveMaximum));
     const ids = s.qos > 0 ? this.inflightLimit : 0;
     this.freeIds = new Uint16Array(ids);

@@ -107,6 +107,8 @@ export interface BenchReportSettings {
   clientIdPrefix: string;
   /** Set when the run authenticated with a user name (the password is never recorded). */
   username?: string;
+  /** Set when the connections authenticated with v5 enhanced authentication (SCRAM-SHA-256...). */
+  authMethod?: string;
 }
 
 export interface TimelinePoint {

@@ -4,6 +4,7 @@
  * templates, which subscriber each publisher reaches, and which worker owns which client.
  */
 import { availableParallelism } from 'node:os';
+import type { ScramMethod } from '../auth/scram.js';
 import type { TransportOptions } from '../client/transport.js';
 import {
   matches,
@@ -19,12 +20,15 @@ import type { BenchMode, BenchReportSettings } from './report.js';
 /** Where to connect: the shared connection options' transport part, plus credentials. */
 export interface BenchTarget extends TransportOptions {
   username?: string;
+  /** Sent in CONNECT; with authMethod, SCRAM's password (never sent). */
   password?: Buffer;
   /**
    * TCP source address (mqtt and mqtts): several 127.0.0.x addresses give a loopback run more than
    * one range of ephemeral ports (npm run bench:broker's scale scenario).
    */
   localAddress?: string;
+  /** v5 enhanced authentication as `username` with `password` (connection.ts does the exchange). */
+  authMethod?: ScramMethod;
 }
 
 /** Everything a run can be asked; every field but mode and target has a default. */
@@ -314,5 +318,6 @@ export function reportSettings(s: ResolvedSettings, target: string): BenchReport
     clientIdPrefix: s.clientIdPrefix,
   };
   if (s.target.username !== undefined) out.username = s.target.username;
+  if (s.target.authMethod !== undefined) out.authMethod = s.target.authMethod;
   return out;
 }

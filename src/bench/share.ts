@@ -3,11 +3,12 @@
  * connections), driven by messages from the engine (src/bench/engine.ts). The same class runs in a
  * worker thread (src/bench/worker.ts) or, with `workers: 0`, in the calling thread.
  *
- * Live counters go to shared memory (counters.ts); latency of each second goes to the engine as an
- * encoded histogram (a tick), the other distributions once, at the end (final). Acks queued while
- * reading are written once per event-loop turn, and the publishers held back by the socket, the
- * window or their in-flight ids are pumped again in that same turn.
+ * Live counters go to shared memory (counters.ts); latency of each second goes to the engine as
+ * histogram counts (a tick), the other distributions once, at the end (final), encoded. Acks
+ * queued while reading are written once per event-loop turn, and the publishers held back by the
+ * socket, the window or their in-flight ids are pumped again in that same turn.
  */
+import { SaltedPasswords } from '../auth/scram.js';
 import { encode, type ProtocolVersion } from '../protocol/index.js';
 import {
   ackTemplate,
@@ -90,7 +91,15 @@ export type ToShare =
 export type FromShare =
   | { t: 'connected'; role: Role; ok: number[]; firstError?: string }
   | { t: 'phase-sent'; id: number }
-  | { t: 'tick'; sec: number; sent: number; received: number; errors: number; latency?: string }
+  | {
+      t: 'tick';
+      sec: number;
+      sent: number;
+      received: number;
+      errors: number;
+      /** This second's end-to-end latency as (slot, count) pairs (Recorder.takeCounts). */
+      latency?: Float64Array;
+    }
   | {
       t: 'final';
       errors: Record<string, number>;
@@ -151,6 +160,8 @@ export class Share {
   private recordStartMs = 0;
   private readonly keepalive: NodeJS.Timeout;
   private closed = false;
+  /** --auth-method: the SCRAM SaltedPassword, derived once per salt for this run's connections. */
+  private readonly salted: SaltedPasswords | undefined;
 
   constructor(
     private readonly init: ShareInit,
@@ -163,6 +174,9 @@ export class Share {
     this.service = s.rate !== null ? new Recorder() : null;
     const v: ProtocolVersion = s.version;
     this.pubrel = ackTemplate('PUBREL', v);
+    const { authMethod, password } = s.target;
+    if (authMethod !== undefined && password !== undefined)
+      this.salted = new SaltedPasswords(authMethod, Buffer.from(password).toString('utf8'));
     const error = (reason: string) => this.error(reason);
     this.pubCtx = {
       settings: s,
@@ -316,6 +330,7 @@ export class Share {
       keepalive: s.keepalive,
       sessionExpiry: s.sessionExpiry,
       timeoutMs: s.connectTimeoutMs,
+      salted: this.salted,
     };
     let times: ConnectTimes;
     try {
@@ -371,7 +386,8 @@ export class Share {
     const ignore = () => {};
     if (role === 'sub') {
       return {
-        onPublish: (conn, raw, hl, now) => this.subs[conn.slot]!.onPublish(raw, hl, now),
+        onPublish: (conn, buf, start, hl, end, now) =>
+          this.subs[conn.slot]!.onPublish(buf, start, hl, end, now),
         onAck: (conn, type, id) => this.subs[conn.slot]!.onAck(type, id),
         onRead,
         onDrain: ignore,
@@ -587,12 +603,7 @@ export class Share {
   }
 
   private postTick(): void {
-    let latency: string | undefined;
-    if (this.latency.count > 0) {
-      const h = newHistogram();
-      this.latency.drainInto(h);
-      latency = encodeHistogram(h);
-    }
+    const latency = this.latency.count > 0 ? this.latency.takeCounts() : undefined;
     const t = this.tick;
     this.post({
       t: 'tick',

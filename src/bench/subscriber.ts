@@ -85,15 +85,16 @@ export class Subscriber {
     this.qos = s.qos;
   }
 
-  /** One PUBLISH, as its bytes (`hl`: fixed header length), read at `now`. */
-  onPublish(raw: Buffer, hl: number, now: number): void {
+  /** One PUBLISH, `buf[start, end)` with a fixed header of `hl` bytes, read at `now`. */
+  onPublish(buf: Buffer, start: number, hl: number, end: number, now: number): void {
     const ctx = this.ctx;
     const c = ctx.counters;
     c[C_RECEIVED]!++;
-    const qos = (raw[0]! >> 1) & 3;
-    let p = hl + 2 + ((raw[hl]! << 8) | raw[hl + 1]!);
+    const qos = (buf[start]! >> 1) & 3;
+    let p = start + hl;
+    p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
     if (qos > 0) {
-      this.conn.queueAck(qos === 1 ? ctx.puback : ctx.pubrec, (raw[p]! << 8) | raw[p + 1]!);
+      this.conn.queueAck(qos === 1 ? ctx.puback : ctx.pubrec, (buf[p]! << 8) | buf[p + 1]!);
       p += 2;
     }
     if (this.v5) {
@@ -102,19 +103,19 @@ export class Subscriber {
       let mult = 1;
       let b: number;
       do {
-        b = raw[p++]!;
+        b = buf[p++]!;
         len += (b & 0x7f) * mult;
         mult *= 128;
-      } while (b & 0x80 && p < raw.length);
+      } while (b & 0x80 && p < end);
       p += len;
     }
-    if (!hasHeader(raw, p, raw.length - p)) {
+    if (!hasHeader(buf, p, end - p)) {
       c[C_FOREIGN]!++;
       return;
     }
-    const run = readU32(raw, p + OFF_RUN);
-    const pub = readU32(raw, p + OFF_PUBLISHER);
-    const recorded = (raw[p + OFF_FLAGS]! & FLAG_RECORDED) !== 0;
+    const run = readU32(buf, p + OFF_RUN);
+    const pub = readU32(buf, p + OFF_PUBLISHER);
+    const recorded = (buf[p + OFF_FLAGS]! & FLAG_RECORDED) !== 0;
     let tracker: SequenceTracker;
     if (run === this.runId && pub < this.pubs) {
       tracker = this.own;
@@ -131,7 +132,7 @@ export class Subscriber {
       c[C_FOREIGN]!++;
       return;
     }
-    const arrival = tracker.add(pub, readU32(raw, p + OFF_SEQ));
+    const arrival = tracker.add(pub, readU32(buf, p + OFF_SEQ));
     if (arrival !== DUPLICATE) c[C_UNIQUE]!++;
     if (!recorded) return;
     c[C_RECEIVED_REC]!++;
@@ -142,9 +143,9 @@ export class Subscriber {
     }
     c[C_UNIQUE_REC]!++;
     if (arrival === REORDERED) c[C_REORDERED_REC]!++;
-    const late = (now - readF64(raw, p + OFF_TIME)) * 1000;
+    const late = (now - readF64(buf, p + OFF_TIME)) * 1000;
     ctx.latency.record(late);
-    ctx.service?.record(late - readU32(raw, p + OFF_LAG));
+    ctx.service?.record(late - readU32(buf, p + OFF_LAG));
   }
 
   /** PUBREL (QoS 2 from the broker): answer PUBCOMP. */

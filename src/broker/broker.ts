@@ -9,8 +9,9 @@ import { Bridge } from './bridge/bridge.js';
 import { ConnState } from './connection.js';
 import { BrokerCore } from './core.js';
 import { Listeners } from './listeners.js';
-import type { BrokerAddresses, BrokerOptions, BrokerStats } from './options.js';
+import type { BrokerAddresses, BrokerOptions, BrokerStats, CloseOptions } from './options.js';
 import { Persistence } from './persist.js';
+import { shutdownWills } from './session-end.js';
 import { SysTopics } from './sys.js';
 import type { TraceFormatter } from './trace.js';
 
@@ -94,26 +95,26 @@ export class Broker {
   }
 
   /**
-   * Graceful stop: no new connections, v5 clients get DISCONNECT 0x8B, --persist flushed.
-   *
-   * Wills are not published on this path (detach() skips them while `closing`): the spec's "closed
-   * for any reason other than a normal DISCONNECT" [MQTT-3.1.2-8] is about the client's connection
-   * failing, and here the broker ends every connection itself; nobody connected would receive them
-   * anyway. Wills waiting out a Will Delay Interval are dropped with their timers. --persist does
-   * not record wills (Persistence has no will record), so a restarted broker holds none: a resumed
-   * session gets a will again when its client reconnects with one. (Mosquitto differs: as it exits
-   * it routes every connected client's will internally, so retained wills and persistent sessions'
-   * queues see them.)
+   * Graceful stop: no new connections; the wills of connected clients, and those waiting out a
+   * Will Delay Interval, are published (as Mosquitto does as it exits) before any connection is
+   * closed, so that the clients still connected receive them; then v5 clients get DISCONNECT 0x8B
+   * (after those wills: nothing may follow a DISCONNECT [MQTT-3.14.4-1]), every connection is
+   * flushed and closed, --persist is written last. Under --persist a delayed will whose session
+   * survives the restart (a Session Expiry Interval) is kept with its deadline instead
+   * (session-end.ts shutdownWills). `publishWills: false` publishes none: connected clients' wills
+   * are dropped (a test harness that wants a silent stop).
    */
-  async close(): Promise<void> {
+  async close(options: CloseOptions = {}): Promise<void> {
     const core = this.core;
     if (core.closing) return;
     core.closing = true;
     // The bridges first: their remote sessions end with DISCONNECT, their local ones are kept.
+    // (Wills published below reach a bridge's local session, not its remote broker.)
     await Promise.all(this.bridges.map((b) => b.stop()));
     clearInterval(this.sweepTimer);
     clearInterval(this.sysTimer);
     const closed = this.listeners.stopAccepting();
+    this.takeWills(options.publishWills !== false);
     for (const conn of [...core.connections]) {
       if (conn.state === ConnState.Connected) conn.disconnect(ReasonCode.ServerShuttingDown);
       else conn.closeNow();
@@ -128,6 +129,20 @@ export class Broker {
     await closed;
     core.persist?.close(core.sessions, core.retained);
     await core.tracer.close();
+  }
+
+  /** The wills, as close() begins: published (logged with a count), or dropped (`publish` false). */
+  private takeWills(publish: boolean): void {
+    const core = this.core;
+    if (!publish) {
+      for (const conn of core.connections) conn.will = undefined;
+      return;
+    }
+    const { published, kept } = shutdownWills(core);
+    if (published > 0 || kept > 0) {
+      const keptNote = kept > 0 ? `; ${kept} delayed will(s) kept in --persist for after the restart` : '';
+      core.log(`stopping: ${published} will(s) published${keptNote}`);
+    }
   }
 
   private waitForConnections(ms: number): Promise<void> {

@@ -21,9 +21,11 @@ import { handlePacket } from './handlers/index.js';
 import type { Message } from './message.js';
 import type { BrokerOptions, BrokerStats } from './options.js';
 import type { Persistence } from './persist.js';
+import type { KeptWill } from './persist-records.js';
+import { DEFAULT_RESPONSE_INFORMATION, responseTemplateProblem } from './response-info.js';
 import { DropLog } from './routing.js';
 import type { Session } from './session.js';
-import { detach, restoreSession } from './session-end.js';
+import { detach, restoreSession, restoreWill } from './session-end.js';
 import { Tracer } from './trace.js';
 import type { Transport } from './transport.js';
 import { SubscriptionTrie } from './trie.js';
@@ -114,12 +116,14 @@ export class BrokerCore implements ConnectionContext {
   readonly decodeOptions: DecodeOptions;
   /** --drop-every (0: off). */
   readonly dropEvery: number;
+  /** The Response Information template (%c: the client id), or undefined: none is sent. */
+  readonly responseTemplate: string | undefined;
   /** --trace or --record is on. */
   readonly tracing: boolean;
   /** Log lines are wanted (not --quiet): lines that cost something to make check it first. */
   readonly logging: boolean;
 
-  /** Broker.close() has begun: new connections are refused, wills are not published. */
+  /** Broker.close() has begun: new connections are refused, sessions are kept as they are. */
   closing = false;
   /** The time behind keepalive, connect timeout and Message Expiry (ms); tests may move it. */
   clock: () => number = Date.now;
@@ -156,6 +160,11 @@ export class BrokerCore implements ConnectionContext {
       maxTopicFilters: this.maxSubscriptions,
     };
     this.dropEvery = options.dropEvery ?? 0;
+    const template = options.responseInformation;
+    this.responseTemplate = template === false ? undefined : (template ?? DEFAULT_RESPONSE_INFORMATION);
+    const problem =
+      this.responseTemplate === undefined ? undefined : responseTemplateProblem(this.responseTemplate);
+    if (problem !== undefined) throw new Error(`--response-information: ${problem}`);
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.logging = options.quiet !== true;
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;
@@ -353,12 +362,26 @@ export class BrokerCore implements ConnectionContext {
 
   // ---- --persist ------------------------------------------------------------------------------
 
-  /** Loads what the --persist log holds (sessions offline, retained messages), then compacts it. */
+  /**
+   * Loads what the --persist log holds (sessions offline, retained messages, wills: those due
+   * published now, into the restored sessions and retained messages), then compacts it.
+   */
   restore(persist: Persistence): void {
     this.persist = persist;
     const restored = persist.restore();
     for (const [topic, m] of restored.retained) this.retained.set(topic, m);
     for (const s of restored.sessions.values()) restoreSession(this, s);
+    this.restoreWills(restored.wills);
     persist.compact(this.sessions, this.retained);
+  }
+
+  private restoreWills(wills: ReadonlyMap<string, KeptWill>): void {
+    if (wills.size === 0) return;
+    const now = Date.now();
+    let published = 0;
+    for (const [clientId, w] of wills) if (restoreWill(this, clientId, w.will, w.dueAt, now)) published++;
+    this.log(
+      `--persist ${this.opts.persistFile ?? ''}: ${published} will(s) published at start (due while the broker was down, or their session ended with it), ${wills.size - published} waiting out their Will Delay Interval`,
+    );
   }
 }

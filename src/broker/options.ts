@@ -66,8 +66,13 @@ export interface BrokerOptions {
   backpressureTimeoutMs?: number;
   /** Largest keepalive accepted; larger (or 0) gets Server Keep Alive (v5) or is refused (3.1.1, like Mosquitto). */
   maxKeepalive?: number;
-  /** Milliseconds a new connection has to send CONNECT (default 10,000). */
+  /** Milliseconds a new connection has to send CONNECT and end an enhanced authentication (default 10,000). */
   connectTimeoutMs?: number;
+  /**
+   * Response Information for v5 clients that ask for it (Request Response Information 1): a topic
+   * prefix where %c is the client id, escaped (response-info.ts); default 'resp/%c/'; false: none.
+   */
+  responseInformation?: string | false;
   /**
    * Most levels a topic name or filter may have (default 128). Beyond it: PUBLISH refused with
    * 0x90 (v5 PUBACK/PUBREC, or DISCONNECT at QoS 0; 3.1.1 closed), SUBSCRIBE with SUBACK 0x8F, a
@@ -140,6 +145,16 @@ export interface BrokerOptions {
   quiet?: boolean;
   /** Where --trace lines go (default: the log). */
   traceOut?: (line: string) => void;
+}
+
+/** What Broker.close() does besides stopping. */
+export interface CloseOptions {
+  /**
+   * Publish the wills of connected clients, and those waiting out a Will Delay Interval, before
+   * closing the connections (default true, as Mosquitto does and as mq broker does on SIGINT and
+   * SIGTERM). false: connected clients' wills are dropped.
+   */
+  publishWills?: boolean;
 }
 
 /** Bound addresses, as returned by Broker.listen(). */

@@ -11,6 +11,12 @@
  *   A {c,k}               copy k done (acknowledged, expired or dropped)
  *   R {t,m} / X {t}       retained message set / deleted
  *   I {c,p} / J {c,p}     incoming QoS 2 packet id pending / released
+ *   W {c,t,p,q,r,x?,d?,at?}  client c's will: topic, payload (base64), QoS, retain, properties,
+ *                         Will Delay Interval (s), and once its connection ended, when it is due
+ *                         (ms since the epoch); a connected client's has no `at`
+ *   V {c}                 c's will is gone (published, cancelled, discarded); D drops it too
+ *
+ * A log without W/V records (written before wills were kept) replays as one with no wills.
  */
 import {
   type Properties,
@@ -19,6 +25,7 @@ import {
   type QoS,
   validateTopicFilter,
   validateTopicName,
+  type Will,
 } from '../protocol/index.js';
 import { Message, Outgoing, reserveMessageIds, reserveOutgoingSeq } from './message.js';
 import { Session } from './session.js';
@@ -38,7 +45,19 @@ export type LogRecord =
   | { o: 'R'; t: string; m: number }
   | { o: 'X'; t: string }
   | { o: 'I'; c: string; p: number }
-  | { o: 'J'; c: string; p: number };
+  | { o: 'J'; c: string; p: number }
+  | {
+      o: 'W';
+      c: string;
+      t: string;
+      p: string;
+      q: QoS;
+      r: boolean;
+      x?: Properties;
+      d?: number;
+      at?: number;
+    }
+  | { o: 'V'; c: string };
 
 // ---- from the broker's state ------------------------------------------------------------------
 
@@ -70,6 +89,23 @@ export function sessionRecord(s: Session): LogRecord {
   }
   const rec: LogRecord = { o: 'S', c: s.clientId, v: s.version, e: s.expiryInterval, subs };
   if (s.username !== undefined) rec.u = s.username;
+  return rec;
+}
+
+/** Client `clientId`'s will; `dueAt` once its connection ended (it waits out its Will Delay Interval). */
+export function willRecord(clientId: string, will: Will, dueAt: number | undefined): LogRecord {
+  const rec: LogRecord = {
+    o: 'W',
+    c: clientId,
+    t: will.topic,
+    p: will.payload.toString('base64'),
+    q: will.qos,
+    r: will.retain,
+  };
+  const { willDelayInterval, ...props } = will.properties ?? {};
+  if (Object.keys(props).length > 0) rec.x = props;
+  if (willDelayInterval !== undefined) rec.d = willDelayInterval;
+  if (dueAt !== undefined) rec.at = dueAt;
   return rec;
 }
 
@@ -120,6 +156,13 @@ const int = (f: Fields, key: string) => asInt(f[key], `field '${key}'`);
 const optStr = (f: Fields, key: string) => (f[key] === undefined ? undefined : str(f, key));
 const optInt = (f: Fields, key: string) => (f[key] === undefined ? undefined : int(f, key));
 const qos = (f: Fields, key: string) => asOneOf(f[key], QOS, `field '${key}'`);
+
+function optRange(f: Fields, key: string, min: number, max: number): number | undefined {
+  const n = optInt(f, key);
+  if (n !== undefined && (n < min || n > max))
+    throw new BadRecord(`field '${key}' is outside ${min}..${max}`);
+  return n;
+}
 
 function bool(f: Fields, key: string): boolean {
   const x = f[key];
@@ -242,6 +285,20 @@ function toRecord(f: Fields): LogRecord {
     case 'I':
     case 'J':
       return { o, c: str(f, 'c'), p: int(f, 'p') };
+    case 'W':
+      return {
+        o,
+        c: str(f, 'c'),
+        t: topicName(f, 't'),
+        p: str(f, 'p'),
+        q: qos(f, 'q'),
+        r: bool(f, 'r'),
+        x: props(f, 'x'),
+        d: optRange(f, 'd', 0, 0xffff_ffff),
+        at: optInt(f, 'at'),
+      };
+    case 'V':
+      return { o, c: str(f, 'c') };
     default:
       throw new BadRecord(`unknown record '${typeof o === 'string' ? o : JSON.stringify(o)}'`);
   }
@@ -249,10 +306,17 @@ function toRecord(f: Fields): LogRecord {
 
 // ---- replayed ---------------------------------------------------------------------------------
 
-/** The log's end state: sessions (offline) with their queues, and retained messages by topic. */
+/** A will the log holds; `dueAt` undefined: its client was connected when the log ends. */
+export interface KeptWill {
+  will: Will;
+  dueAt: number | undefined;
+}
+
+/** The log's end state: sessions (offline) with their queues, retained messages by topic, wills by client id. */
 export interface Replayed {
   sessions: Map<string, Session>;
   retained: Map<string, Message>;
+  wills: Map<string, KeptWill>;
   /** Messages queued or in flight, over all sessions. */
   queued: number;
 }
@@ -272,6 +336,7 @@ export function replay(text: string, warn: ReplayWarning): Replayed {
     messages: new Map(),
     sessions: new Map(),
     retained: new Map(),
+    wills: new Map(),
     copies: new Map(),
     maxMsg: 0,
     maxSeq: 0,
@@ -298,13 +363,19 @@ export function replay(text: string, warn: ReplayWarning): Replayed {
   }
   reserveMessageIds(state.maxMsg);
   reserveOutgoingSeq(state.maxSeq);
-  return { sessions: state.sessions, retained: state.retained, queued: requeue(state) };
+  return {
+    sessions: state.sessions,
+    retained: state.retained,
+    wills: state.wills,
+    queued: requeue(state),
+  };
 }
 
 interface ReplayState {
   messages: Map<number, Message>;
   sessions: Map<string, Session>;
   retained: Map<string, Message>;
+  wills: Map<string, KeptWill>;
   copies: Copies;
   maxMsg: number;
   maxSeq: number;
@@ -327,6 +398,7 @@ function apply(st: ReplayState, rec: LogRecord): void {
     case 'D':
       st.sessions.delete(rec.c);
       st.copies.delete(rec.c);
+      st.wills.delete(rec.c);
       return;
     case 'Q': {
       const m = st.messages.get(rec.m);
@@ -370,6 +442,12 @@ function apply(st: ReplayState, rec: LogRecord): void {
     case 'J':
       st.sessions.get(rec.c)?.incomingQos2?.delete(rec.p);
       return;
+    case 'W':
+      st.wills.set(rec.c, { will: keptWill(rec), dueAt: rec.at });
+      return;
+    case 'V':
+      st.wills.delete(rec.c);
+      return;
     default: {
       const unreachable: never = rec;
       void unreachable;
@@ -398,6 +476,15 @@ function restoreSession(st: ReplayState, rec: Extract<LogRecord, { o: 'S' }>): v
     });
     s.subs.set(filter, entry);
   }
+}
+
+function keptWill(rec: Extract<LogRecord, { o: 'W' }>): Will {
+  const will: Will = { topic: rec.t, payload: Buffer.from(rec.p, 'base64'), qos: rec.q, retain: rec.r };
+  if (rec.x !== undefined || rec.d !== undefined) {
+    will.properties = { ...rec.x };
+    if (rec.d !== undefined) will.properties.willDelayInterval = rec.d;
+  }
+  return will;
 }
 
 /** Puts each session's copies back in seq order: those with a packet id in flight, the rest queued. */

@@ -4,7 +4,8 @@
  * acknowledged), compacted into a snapshot on start, on close and when it grows. It knows records,
  * sessions and messages, not the broker: restore() returns what the log held, compact() is given
  * the live sessions and retained messages. Only sessions with a non-zero Session Expiry Interval
- * are written.
+ * are written; wills are written for every client that has one (a clean session's too: a crash
+ * ends its connection, and its will is published at the next start).
  */
 import {
   closeSync,
@@ -18,6 +19,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
+import type { Will } from '../protocol/index.js';
 import type { Message, Outgoing } from './message.js';
 import {
   type LogRecord,
@@ -26,6 +28,7 @@ import {
   type Replayed,
   replay,
   sessionRecord,
+  willRecord,
 } from './persist-records.js';
 import type { Session } from './session.js';
 
@@ -47,6 +50,8 @@ export class Persistence {
   private generation = 1;
   /** A write failed part way: the log may end inside a line, which the next write must close. */
   private torn = false;
+  /** Client ids whose will the log holds (W written, no V or D since). */
+  private readonly wills = new Set<string>();
 
   constructor(file: string, hooks: PersistenceHooks) {
     this.file = file;
@@ -79,7 +84,19 @@ export class Persistence {
   sessionDeleted(s: Session): void {
     if (!s.persisted) return;
     s.persisted = false;
+    this.wills.delete(s.clientId);
     this.push({ o: 'D', c: s.clientId });
+  }
+
+  /** The will of `s`'s client: `dueAt` once its connection ended (a Will Delay Interval), else connected. */
+  will(s: Session, will: Will, dueAt?: number): void {
+    this.wills.add(s.clientId);
+    this.push(willRecord(s.clientId, will, dueAt));
+  }
+
+  /** The will of `s`'s client is gone: published, cancelled or discarded (nothing when none was written). */
+  willGone(s: Session): void {
+    if (this.wills.delete(s.clientId)) this.push({ o: 'V', c: s.clientId });
   }
 
   queued(s: Session, out: Outgoing): void {
@@ -162,7 +179,8 @@ export class Persistence {
    * them live, then calls compact() (which opens the log for appending).
    */
   restore(): Replayed {
-    if (!existsSync(this.file)) return { sessions: new Map(), retained: new Map(), queued: 0 };
+    if (!existsSync(this.file))
+      return { sessions: new Map(), retained: new Map(), wills: new Map(), queued: 0 };
     const text = readFileSync(this.file, 'utf8');
     const state = replay(text, (line, err, torn) =>
       this.hooks.log(
@@ -171,9 +189,9 @@ export class Persistence {
           : `--persist ${this.file}: skipping line ${line}: ${err}`,
       ),
     );
-    if (state.sessions.size > 0 || state.retained.size > 0) {
+    if (state.sessions.size > 0 || state.retained.size > 0 || state.wills.size > 0) {
       this.hooks.log(
-        `--persist ${this.file}: restored ${state.sessions.size} session(s), ${state.queued} queued message(s), ${state.retained.size} retained message(s)`,
+        `--persist ${this.file}: restored ${state.sessions.size} session(s), ${state.queued} queued message(s), ${state.retained.size} retained message(s), ${state.wills.size} will(s)`,
       );
     }
     return state;
@@ -183,12 +201,16 @@ export class Persistence {
   compact(sessions: ReadonlyMap<string, Session>, retained: ReadonlyMap<string, Message>): void {
     this.generation++;
     this.pendingLines = [];
+    this.wills.clear();
     for (const [topic, m] of retained) {
       if (topic.startsWith('$SYS/')) continue;
       this.body(m);
       this.push({ o: 'R', t: topic, m: m.id });
     }
     for (const s of sessions.values()) {
+      const connectedWill = s.conn?.will;
+      if (connectedWill !== undefined) this.will(s, connectedWill);
+      else if (s.pendingWill !== undefined) this.will(s, s.pendingWill.will, s.pendingWill.dueAt);
       if (s.expiryInterval === 0) continue;
       s.persisted = true;
       this.push(sessionRecord(s));

@@ -10,6 +10,12 @@ import type { SubEntry } from './trie.js';
 /** Session Expiry Interval meaning "never expires" (and every 3.1.1 clean-session=0 session). */
 export const NEVER_EXPIRES = 0xffffffff;
 
+/** A will waiting out its Will Delay Interval: published at `dueAt` (wall clock, ms) or when the session ends. */
+export interface PendingWill {
+  will: Will;
+  dueAt: number;
+}
+
 export class Session {
   readonly clientId: string;
   version: ProtocolVersion;
@@ -26,7 +32,7 @@ export class Session {
   expiryInterval = 0;
   expiryTimer: NodeJS.Timeout | undefined = undefined;
   /** A will waiting for its Will Delay Interval (v5) after the connection ended. */
-  pendingWill: Will | undefined = undefined;
+  pendingWill: PendingWill | undefined = undefined;
   willTimer: NodeJS.Timeout | undefined = undefined;
   /** Username at the last CONNECT (ACL patterns use it). */
   username: string | undefined = undefined;

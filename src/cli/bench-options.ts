@@ -5,7 +5,8 @@
  * --html, --assert, --quiet).
  *
  * From the shared connection table bench takes where to connect (-h -p -L -V, TLS, WebSocket,
- * profiles), -u/-P, -k, -x, --connect-timeout and -I (client id prefix). Two letters differ from
+ * profiles), -u/-P (and --auth-method: SCRAM, each connection's exchange done by the engine), -k,
+ * -x, --connect-timeout and -I (client id prefix). Two letters differ from
  * the table, as CLI.md's bench line says: `-c` is the number of clients here (as in every load
  * tool), so persistent sessions are `--no-clean` (long form only); `-q` is the QoS, as in pub/sub,
  * and `--quiet` is long only. -i, the will, -D, --reconnect and --trace do not apply to a load of
@@ -19,6 +20,7 @@ import { type Assertion, parseAssertion } from './bench-assert.js';
 import {
   type ConnectionFlags,
   resolveConnectionOptions,
+  scramLogin,
   someConnectionOptions,
 } from './connection-options.js';
 import { UsageError } from './errors.js';
@@ -75,6 +77,7 @@ const SHARED = [
   'keepalive',
   'username',
   'password',
+  'authMethod',
   'profile',
   'connectTimeout',
   'wsPath',
@@ -260,17 +263,20 @@ async function connection(
       );
     }
   }
-  const { json: _json, ...rest } = flags;
+  // --auth-method: checked here, the exchange is the engine's (its connections are raw).
+  const { json: _json, authMethod, ...rest } = flags;
   const c = await resolveConnectionOptions(
     { ...rest, reconnect: false },
     builtin ? { ...env, MQ_URL: '' } : env,
   );
+  const scram = scramLogin(c, authMethod);
   const target: BenchTarget = { transport: c.transport, host: c.host, port: c.port };
   if (c.path !== undefined) target.path = c.path;
   if (c.wsHeaders !== undefined) target.wsHeaders = c.wsHeaders;
   if (c.tls !== undefined) target.tls = c.tls;
   if (c.username !== undefined) target.username = c.username;
   if (c.password !== undefined) target.password = c.password;
+  if (scram !== undefined) target.authMethod = scram.method;
   const options: Partial<BenchOptions> = { version: c.version, keepalive: c.keepalive, clean: c.clean };
   if (c.connectTimeoutMs !== undefined) options.connectTimeoutMs = c.connectTimeoutMs;
   if (flags.sessionExpiry !== undefined) options.sessionExpiry = c.sessionExpiry ?? 0;

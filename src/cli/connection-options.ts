@@ -7,7 +7,7 @@
  * defaults. Every mistake is one UsageError. Kept light at load time: no TLS, no ws, no chalk here.
  */
 import { type Command, Option } from 'commander';
-import { saslPrep } from '../auth/scram.js';
+import { type ScramMethod, saslPrep } from '../auth/scram.js';
 import { scramAuth, scramMethod } from '../client/enhanced-auth.js';
 import type { ClientOptions, TlsOptions, TransportKind } from '../client/index.js';
 import type { ProtocolVersion, QoS, Will } from '../protocol/index.js';
@@ -487,12 +487,25 @@ function applyCredentials(out: ResolvedConnection, merged: Layer): void {
  * user without being sent, and the broker must prove it knows it too.
  */
 function applyAuthMethod(out: ResolvedConnection, opts: ConnectionFlags): void {
-  if (opts.authMethod === undefined) return;
-  const method = scramMethod(opts.authMethod);
+  const scram = scramLogin(out, opts.authMethod);
+  if (scram === undefined) return;
+  out.auth = scramAuth(scram.method, scram.username, scram.password);
+  delete out.password;
+}
+
+/**
+ * `--auth-method` checked against the resolved version and credentials (UsageError otherwise):
+ * the SCRAM method, user and password, or undefined without the flag. mq bench, whose raw
+ * connections do their own exchange, takes these as they are.
+ */
+export function scramLogin(
+  out: ResolvedConnection,
+  authMethod: string | undefined,
+): { method: ScramMethod; username: string; password: string } | undefined {
+  if (authMethod === undefined) return undefined;
+  const method = scramMethod(authMethod);
   if (method === undefined) {
-    throw new UsageError(
-      `--auth-method: '${opts.authMethod}' is not SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512`,
-    );
+    throw new UsageError(`--auth-method: '${authMethod}' is not SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512`);
   }
   if (out.version !== 5) {
     throw new UsageError('--auth-method needs MQTT 5 (-V 5): enhanced authentication is new in 5.0');
@@ -505,8 +518,7 @@ function applyAuthMethod(out: ResolvedConnection, opts: ConnectionFlags): void {
   } catch (err) {
     throw new UsageError(`-u: SCRAM cannot carry this user name: ${(err as Error).message}`);
   }
-  out.auth = scramAuth(method, out.username, out.password.toString('utf8'));
-  delete out.password;
+  return { method, username: out.username, password: out.password.toString('utf8') };
 }
 
 /** Every -D, per packet; the CONNECT ones go on the connection (a session expiry one too, unless -x). */

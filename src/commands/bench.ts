@@ -48,7 +48,8 @@ Examples:
   mq bench conn -c 1000 --connect-rate 500          connect latency of 1,000 clients, 500 a second
   mq bench conn -c 10k --hold --duration 5m -k 30    soak: hold 10,000 connections for 5 minutes
   mq bench conn -c 200 -L mqtts://broker.example --cafile ca.pem    with TLS handshake times
-  mq bench conn -c 100 --assert 'connect.p99<50ms' --assert 'connect-failed==0'`,
+  mq bench conn -c 100 --assert 'connect.p99<50ms' --assert 'connect-failed==0'
+  mq bench conn -c 1k --auth-method SCRAM-SHA-256 -u alice -P secret   MQTT 5 enhanced authentication`,
   pub: `
 Examples:
   mq bench pub -c 8 -q 1 --duration 30s             8 publishers as fast as the broker acknowledges
@@ -73,7 +74,10 @@ Examples:
 
 const LETTERS = `The connection flags are those of pub and sub, but for two letters: -c is the number of clients
 here (as in every load tool), so persistent sessions are --no-clean (long form only); -q is the
-QoS, so --quiet is long only. -i, the will, -D and --trace do not apply to many raw clients.`;
+QoS, so --quiet is long only. -i, the will, -D and --trace do not apply to many raw clients.
+--auth-method SCRAM-SHA-1|256|512 with -u/-P: each connection does the exchange (the broker's
+signature checked); the salted password is derived once per salt in each worker, not per
+connection.`;
 
 const LOAD_NOTES = `
 Load: with --rate the send times are fixed in advance (open loop) and latency counts from the

@@ -37,6 +37,7 @@ interface BrokerFlags extends ConfFlags {
   maxSubscriptions?: string;
   maxConnectSize?: string;
   backpressureTimeout?: string;
+  connectTimeout?: string;
   trace?: string | boolean;
   record?: string;
   refuseConnect?: string;
@@ -47,6 +48,8 @@ interface BrokerFlags extends ConfFlags {
   disconnectAfter?: string;
   reason?: string;
   topicAliasOut?: boolean;
+  /** false: --no-response-information. */
+  responseInformation?: string | false;
   sysInterval: string;
   quiet?: boolean;
 }
@@ -63,6 +66,14 @@ export function command(): Command {
 
 /** Every flag of mq broker, in --help order. */
 function addBrokerOptions(cmd: Command): void {
+  addListenerOptions(cmd);
+  addAuthOptions(cmd);
+  addLimitOptions(cmd);
+  addTraceAndFaultOptions(cmd);
+}
+
+/** Where the broker listens: TCP, WebSocket, TLS (and client certificates), Mosquitto's config file. */
+function addListenerOptions(cmd: Command): void {
   cmd
     .option(
       '-c, --config <file>',
@@ -97,7 +108,12 @@ function addBrokerOptions(cmd: Command): void {
     .option(
       '--use-identity-as-username',
       "with --require-certificate: the client certificate's CN is the user name (ACL); no password needed",
-    )
+    );
+}
+
+/** Who may connect and what they may do: users, password files, SCRAM, ACL, deny rules. */
+function addAuthOptions(cmd: Command): void {
+  cmd
     .option(
       '--auth <user:pass>',
       'allow this user (repeatable); anonymous access is then refused',
@@ -138,7 +154,12 @@ function addBrokerOptions(cmd: Command): void {
       'drop publishes to topics matching this filter (repeatable)',
       collect,
       [],
-    )
+    );
+}
+
+/** The limits a client meets (each refused with its reason code beyond it). */
+function addLimitOptions(cmd: Command): void {
+  cmd
     .option(
       '--max-packet-size <bytes>',
       'largest packet accepted (v5 clients are told; bigger: DISCONNECT 0x95)',
@@ -148,6 +169,10 @@ function addBrokerOptions(cmd: Command): void {
     .option(
       '--max-queued <n>',
       'most QoS>0 messages queued per session; newer ones are dropped and counted (default 10000)',
+    )
+    .option(
+      '--connect-timeout <s>',
+      'seconds a new connection has to send its CONNECT (and end an enhanced authentication) before it is closed (default 10)',
     )
     .option(
       '--max-keepalive <s>',
@@ -172,7 +197,12 @@ function addBrokerOptions(cmd: Command): void {
     .option(
       '--max-connect-size <bytes>',
       'largest packet accepted before a CONNECT is (default 131072): what an unauthenticated connection can make the broker hold',
-    )
+    );
+}
+
+/** Tracing, recording, fault injection for testing clients, persistence, $SYS, logging. */
+function addTraceAndFaultOptions(cmd: Command): void {
+  cmd
     .option(
       '--trace [mode]',
       'print every packet in and out per client on stderr: line (default) or full; passwords and authentication data are masked',
@@ -204,8 +234,13 @@ function addBrokerOptions(cmd: Command): void {
     .option('--reason <code>', 'reason code for --disconnect-after (default 0x98 Administrative action)')
     .option('--topic-alias-out', 'assign topic aliases on PUBLISH to clients that accept them')
     .option(
+      '--response-information <prefix>',
+      'v5 Response Information for clients that ask: a topic prefix, %c the client id, escaped (default resp/%c/)',
+    )
+    .option('--no-response-information', 'send no Response Information')
+    .option(
       '--persist <file>',
-      'keep sessions, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
+      'keep sessions, wills, queued QoS>0 and retained messages in this write-ahead log (file mode 0600)',
     )
     .option('--sys-interval <s>', 'seconds between $SYS/broker/... updates (0 = off)', '10')
     .option('-q, --quiet', 'no log lines (connections, refusals, malformed packets, drops)');
@@ -256,7 +291,8 @@ retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
 publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
 subscriptions/count.
-A connection that sends no CONNECT within 10 s is closed.
+A connection that sends no CONNECT within --connect-timeout (10 s; checked every 0.25 s) is
+closed.
 
 Hostile clients: until its CONNECT is accepted a connection may send at most
 --max-connect-size bytes in a packet or WebSocket message (131072: any one string at its
@@ -268,14 +304,19 @@ a will CONNACK 0x90. A packet with more than --max-user-properties user properti
 DISCONNECT 0x97 Quota exceeded. A session holds at most --max-subscriptions subscriptions
 (10000; one more: SUBACK 0x97, 3.1.1 0x80); a SUBSCRIBE or UNSUBSCRIBE carrying more filters
 than that gets DISCONNECT 0x97. A client that does not read gets no more QoS 0 messages once
-64 MiB wait for it (logged, counted as dropped), backpressure or not. Whatever fails in one client's handling closes
-that client (logged), never the broker.
+64 MiB wait for it (logged, counted as dropped), backpressure or not. Whatever fails in one
+client's handling closes that client (logged), never the broker.
 
-Stopping (Ctrl-C, SIGTERM): no new connections, v5 clients get DISCONNECT 0x8B (Server shutting
-down), every connection is closed, --persist is flushed, exit 0. Wills are not published then:
-neither those of connected clients (the broker, not the client, ended the connection) nor those
-waiting out a Will Delay Interval. --persist keeps sessions but not wills: after a restart a
-session has no will until its client connects again with one.
+Stopping (Ctrl-C, SIGTERM): no new connections; the wills of connected clients, and those
+waiting out a Will Delay Interval, are published first, as Mosquitto does as it exits, so the
+clients still connected receive them (the bridges have stopped by then: a will does not cross
+one); then v5 clients get DISCONNECT 0x8B (Server shutting down), every connection is flushed
+and closed, --persist is written, exit 0. With --persist, a
+delayed will whose session survives the restart (a Session Expiry Interval) is kept instead,
+with its deadline. --persist keeps wills across restarts and kill -9: a will due while the
+broker was down, or whose session ended with it (a clean session's, after kill -9), is
+published at start; the others wait out their Will Delay Interval (for a client connected at a
+crash, from the restart), unless the client connects first [MQTT-3.1.3-9].
 
 Access control: --acl read rules are checked per message at delivery (like Mosquitto), so a
 subscription to '#' allowed by 'topic read #' receives nothing a deny rule covers; a session
@@ -297,7 +338,7 @@ DISCONNECT 0x87. The --auth users' SCRAM keys are made at start (a random salt; 
 per user at the default --scram-iterations 4096). In a --passwd file, $scram$ lines
 (--make-passwd user:pass --scram) hold the SCRAM keys of all three methods and check plain
 passwords too; users of scrypt lines log in with a password only (scrypt is not what SCRAM
-needs, and the file keeps no password). The CONNECT timeout (10 s) covers the exchange.
+needs, and the file keeps no password). --connect-timeout (10 s) covers the exchange.
 --trace and --record mask passwords and Authentication Data.
 
 Mosquitto's config file (-c): mq reads listener PORT [ADDRESS] (with protocol websockets;
@@ -358,6 +399,14 @@ brokers bridging to one remote broker need different ones (--bridge-client-id). 
 local side is trusted like Mosquitto's bridges: --auth, --acl, --deny-* and the fault flags do
 not apply to it. mq broker also treats 3.1.1 clients with Mosquitto's bridge flag as bridges (No
 Local and Retain As Published on their subscriptions).
+
+Request/response (MQTT 5): a client whose CONNECT sets Request Response Information 1 gets
+Response Information in its CONNACK, a prefix for its response topics: resp/CLIENT-ID/
+(--response-information PREFIX, %c the client id; --no-response-information: none). In the
+client id, % / + # $ are written %25 %2F %2B %23 %24, so the prefix is one topic level per
+client, without wildcards, and no two clients share one. mq req uses it. The broker does not
+reserve the prefix: with --acl, 'pattern read resp/%c/#' lets each client (whose id has none
+of those characters) read its own, and responders need write access to resp/#.
 
 WebSocket: upgrades only on --ws-path (other paths: HTTP 404) offering subprotocol mqtt or
 mqttv3.1 (else HTTP 400).
@@ -578,6 +627,13 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     o.maxConnectSize = parseInteger(f.maxConnectSize, '--max-connect-size', 16, 268_435_460);
   if (f.backpressureTimeout !== undefined)
     o.backpressureTimeoutMs = parseSeconds(f.backpressureTimeout, '--backpressure-timeout') * 1000;
+  if (f.connectTimeout !== undefined) {
+    const seconds = parseSeconds(f.connectTimeout, '--connect-timeout');
+    // 0 would close every connection before its CONNECT.
+    if (seconds === 0)
+      throw new UsageError('--connect-timeout: 0 seconds would refuse every client; give more');
+    o.connectTimeoutMs = Math.round(seconds * 1000);
+  }
   if (f.trace !== undefined) {
     if (f.trace === true || f.trace === 'line') o.trace = 'line';
     else if (f.trace === 'full') o.trace = 'full';
@@ -603,6 +659,7 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     o.disconnectReason = parseCode(f.reason, '--reason');
   }
   if (f.topicAliasOut === true) o.topicAliasOut = true;
+  if (f.responseInformation !== undefined) o.responseInformation = f.responseInformation;
   if (f.persist !== undefined) o.persistFile = f.persist;
   o.sysInterval = parseSeconds(f.sysInterval, '--sys-interval');
   return o;

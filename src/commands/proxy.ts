@@ -130,8 +130,9 @@ const HELP = `
 Faults apply per connection and per direction: a plain value applies both ways, up:VALUE only to
 what the client sends (client->broker), down:VALUE only to what the broker sends (broker->client);
 give the flag twice for different values (--delay up:20 --delay down:5).
-  --delay MS            every byte leaves MS ms after it arrived (never sooner; timers add up to
-                        ~1 ms), in order, at the rate it came
+  --delay MS            every byte leaves MS ms after it arrived (never sooner, rarely 0.2 ms
+                        later: the last millisecond is waited out turn by turn, which costs CPU
+                        while bytes wait), in order, at the rate it came
   --drop-every N        the Nth, 2Nth... PUBLISH of each direction is lost: QoS 0 messages vanish,
                         QoS 1/2 ones are retried by the client (after a reconnect); --drop-any
                         counts every packet but CONNECT and CONNACK

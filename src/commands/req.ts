@@ -22,7 +22,8 @@ import { checkTopicName, type PublishFlags, publishProperties, readPayload } fro
 import { asCliError, refusedOn, Session } from '../cli/session.js';
 import { stopWhen } from '../cli/signals.js';
 import { parseBinaryValue, parseQos, parseSeconds } from '../cli/values.js';
-import { formatReasonCode, type Properties, type QoS } from '../protocol/index.js';
+import { formatReasonCode, type Properties, type QoS, validateTopicName } from '../protocol/index.js';
+import { quoteTopic } from '../protocol/topic.js';
 
 interface ReqFlags extends ConnectionFlags, PublishFlags, OutputFlags {
   topic?: string;
@@ -36,12 +37,19 @@ const EXAMPLES = `
 Examples:
   mq req -t svc/time -m now                         print the reply (payload only on a pipe)
   mq req -t svc/echo -m hi -e replies/me -v         choose the response topic; print topic too
+  mq req -t svc/echo -m hi -v -d                    see the broker's Response Information used
   mq req -t svc/calc -m '{"op":"add","a":1,"b":2}' --content-type application/json --json
   mq req -t svc/slow -m x -W 60                     wait up to a minute
   mq req -t svc/time -m now --auth-method SCRAM-SHA-1 -u alice -P secret   enhanced authentication
 
 Needs MQTT 5 (Response Topic and Correlation Data are v5 properties). Responses on the response
 topic whose Correlation Data differs are ignored. Default timeout ${DEFAULT_TIMEOUT_S} s (-W 0: forever).
+
+Without -e, mq req asks the broker for Response Information (Request Response Information 1)
+and, when the CONNACK has one (mq broker: resp/CLIENT-ID/), uses it as the prefix of its
+response topic (PREFIX + random, '/' between unless PREFIX ends with one); from a broker that
+sends none (Mosquitto), or one that makes no valid topic name, it uses mq/rr/CLIENT-ID/RANDOM.
+-D connect request-response-information 0 keeps to mq/rr/.
 
 The request payload (-m @file, -f, -s) is at most 268435455 bytes, --correlation-data 65535.
 
@@ -66,7 +74,7 @@ function reqOptions(): Option[] {
     new Option('-t, --topic <topic>', 'request topic'),
     new Option(
       '-e, --response-topic <topic>',
-      'response topic to subscribe to (default: a unique mq/rr/<client id>/<random>)',
+      "response topic to subscribe to (default: the broker's Response Information + random, else mq/rr/<client id>/<random>)",
     ),
     new Option('-m, --message <message>', 'request payload (text, hex:, base64:, @file)'),
     new Option('-f, --file <file>', 'request payload from a file'),
@@ -85,11 +93,14 @@ function reqOptions(): Option[] {
   ];
 }
 
-/** The request, checked before connecting. */
+/** The request, checked before connecting (the response topic may wait for the CONNACK). */
 interface Request {
   conn: ResolvedConnection;
   topic: string;
+  /** -e, or the default without Response Information (chooseResponseTopic). */
   responseTopic: string;
+  /** No -e: a broker's Response Information may give the response topic's prefix. */
+  askBroker: boolean;
   correlation: Buffer;
   qos: QoS;
   timeoutS: number;
@@ -124,6 +135,10 @@ async function plan(opts: ReqFlags): Promise<Request> {
   const responseTopic = opts.responseTopic ?? `mq/rr/${safeId}/${randomBytes(4).toString('hex')}`;
   // A Response Topic is a topic name: no wildcards [MQTT-3.3.2-14].
   checkTopicName(responseTopic, '-e');
+  // Without -e, ask for Response Information (unless -D connect request-response-information says).
+  const askBroker =
+    opts.responseTopic === undefined && conn.connectProperties?.requestResponseInformation !== 0;
+  if (askBroker) conn.connectProperties = { ...conn.connectProperties, requestResponseInformation: 1 };
   const correlation =
     opts.correlationData !== undefined
       ? await parseBinaryValue(opts.correlationData, '--correlation-data', BINARY_PROPERTY_LIMIT)
@@ -133,10 +148,26 @@ async function plan(opts: ReqFlags): Promise<Request> {
     conn.properties.publish,
     5,
   );
-  properties.responseTopic = responseTopic;
   properties.correlationData = correlation;
   const payload = (await readPayload(opts)) ?? Buffer.alloc(0);
-  return { conn, topic, responseTopic, correlation, qos, timeoutS, properties, payload };
+  return { conn, topic, responseTopic, askBroker, correlation, qos, timeoutS, properties, payload };
+}
+
+/**
+ * The response topic, once connected: the broker's Response Information (a prefix, MQTT 5.0 4.10)
+ * plus a random level when the broker sent one that makes a topic name, else the planned one.
+ */
+function chooseResponseTopic(r: Request, responseInformation: string | undefined): string {
+  if (!r.askBroker || responseInformation === undefined || responseInformation === '') return r.responseTopic;
+  const sep = responseInformation.endsWith('/') ? '' : '/';
+  const topic = `${responseInformation}${sep}${randomBytes(4).toString('hex')}`;
+  if (validateTopicName(topic, 5) === undefined) return topic;
+  if (!r.conn.quiet) {
+    note(
+      `the broker's Response Information ${quoteTopic(responseInformation)} makes no valid topic name: using '${r.responseTopic}'`,
+    );
+  }
+  return r.responseTopic;
 }
 
 async function requestCommand(opts: ReqFlags): Promise<number> {
@@ -144,6 +175,8 @@ async function requestCommand(opts: ReqFlags): Promise<number> {
   const r = await plan(opts);
   const output = printer.open(r.conn.quiet);
   const session = await Session.open(r.conn);
+  r.responseTopic = chooseResponseTopic(r, session.client.connack.properties?.responseInformation);
+  r.properties.responseTopic = r.responseTopic;
   printResponse(session, r, output);
   // Ctrl-C before a response: like a killed mosquitto_rr, not a success (128 + SIGINT).
   const stop = stopWhen({

@@ -116,18 +116,41 @@ export class Framer {
     onFrame: (this: T, raw: Buffer, headerLength: number) => boolean,
     thisArg?: T,
   ): void {
+    this.pushRaw(chunk, (buf, start, headerLength, end) =>
+      // A packet that is all of `buf` (one packet per read, at low rates) needs no view.
+      onFrame.call(
+        thisArg as T,
+        start === 0 && end === buf.length ? buf : buf.subarray(start, end),
+        headerLength,
+      ),
+    );
+  }
+
+  /**
+   * pushFrames without a Buffer per packet, for owners that read a few bytes of each of many
+   * packets (mq bench's subscriber): `onFrame` gets the packet as `buf[start, end)` with its fixed
+   * header in `buf[start, start + headerLength)`. `buf` is the chunk itself, or (for a packet that
+   * straddled chunks) a copy of that packet alone; either way it is only valid during the call.
+   * Returning false stops, as with pushFrames. Only `chunk[0, length)` is read (a read buffer and
+   * the byte count of the read, without a view of it).
+   */
+  pushRaw(
+    chunk: Buffer,
+    onFrame: (buf: Buffer, start: number, headerLength: number, end: number) => boolean,
+    length = chunk.length,
+  ): void {
+    const len = Math.min(length, chunk.length);
     let pos = 0;
     if (this.pendingLength > 0) {
       // Complete the packet begun in earlier chunks with only the bytes it still needs; the rest
       // of this chunk is framed in place below.
-      pos = this.completePending(chunk);
+      pos = this.completePending(chunk, len);
       if (pos < 0) return;
       const raw = Buffer.concat(this.pending, this.needed);
       const headerLength = this.neededHeader;
       this.reset();
-      if (onFrame.call(thisArg as T, raw, headerLength) === false) return;
+      if (onFrame(raw, 0, headerLength, raw.length) === false) return;
     }
-    const len = chunk.length;
     while (pos < len) {
       // Fixed header, inlined.
       const first = chunk[pos]!;
@@ -146,20 +169,19 @@ export class Framer {
         mult *= 128;
       }
       if (!complete) {
-        this.keep(chunk, pos, 0, 0);
+        this.keep(chunk, pos, len, 0, 0);
         return;
       }
       const headerLength = p - pos;
       const total = headerLength + rl;
       if (total > this.maxPacketSize) this.checkSize(total, first);
       if (pos + total > len) {
-        this.keep(chunk, pos, total, headerLength);
+        this.keep(chunk, pos, len, total, headerLength);
         return;
       }
-      // A chunk that is exactly one packet (the common case at low rates) needs no view.
-      const raw = total === len ? chunk : chunk.subarray(pos, pos + total);
+      const start = pos;
       pos += total;
-      if (onFrame.call(thisArg as T, raw, headerLength) === false) {
+      if (onFrame(chunk, start, headerLength, pos) === false) {
         this.reset();
         return;
       }
@@ -178,10 +200,10 @@ export class Framer {
    * start in `chunk` once it is whole (its pieces are then in `pending`), or -1 when the chunk
    * ends first (all of it is then kept).
    */
-  private completePending(chunk: Buffer): number {
+  private completePending(chunk: Buffer, len: number): number {
     if (this.needed === 0) {
       // The fixed header itself was split: it is at most 5 bytes, so joining is cheap.
-      const head = Buffer.concat([...this.pending, chunk.subarray(0, 5)]);
+      const head = Buffer.concat([...this.pending, chunk.subarray(0, Math.min(5, len))]);
       const h = readFixedHeader(head, 0);
       if (h === undefined) {
         // The chunk (under 5 bytes) ended inside the header too; head holds all of it.
@@ -194,9 +216,9 @@ export class Framer {
       this.neededHeader = h.headerLength;
     }
     const missing = this.needed - this.pendingLength;
-    if (chunk.length < missing) {
-      this.pending.push(Buffer.from(chunk));
-      this.pendingLength += chunk.length;
+    if (len < missing) {
+      this.pending.push(Buffer.from(chunk.subarray(0, len)));
+      this.pendingLength += len;
       return -1;
     }
     // A view: Buffer.concat copies it before push() returns.
@@ -205,10 +227,10 @@ export class Framer {
     return missing;
   }
 
-  /** Keeps the tail of `buf` from `pos`, a packet not yet whole. */
-  private keep(buf: Buffer, pos: number, needed: number, headerLength: number): void {
+  /** Keeps `buf[pos, len)`, a packet not yet whole. */
+  private keep(buf: Buffer, pos: number, len: number, needed: number, headerLength: number): void {
     // Copy: the caller may reuse its read buffer.
-    const rest = Buffer.from(buf.subarray(pos));
+    const rest = Buffer.from(buf.subarray(pos, len));
     this.pending = [rest];
     this.pendingLength = rest.length;
     this.needed = needed;

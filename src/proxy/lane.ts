@@ -33,6 +33,8 @@ export class Lane {
   private head = 0;
   private queuedBytes = 0;
   private timer: NodeJS.Timeout | undefined = undefined;
+  /** The last stretch before a due time, waited turn by turn (see pump). */
+  private immediate: NodeJS.Immediate | undefined = undefined;
   private tokens: number;
   private refilledAt = performance.now();
   private readonly burst: number;
@@ -79,8 +81,7 @@ export class Lane {
     this.stopped = true;
     this.source.off('data', this.onData);
     this.sink.off('drain', this.onDrain);
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancelWait();
     this.queue.length = 0;
     this.head = 0;
     this.queuedBytes = 0;
@@ -138,8 +139,7 @@ export class Lane {
 
   /** Writes every queued byte that is due (and allowed by the throttle); schedules the next turn. */
   private readonly pump = (): void => {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancelWait();
     if (this.stopped) return;
     const now = performance.now();
     const rate = this.faults.bytesPerSecond;
@@ -181,10 +181,28 @@ export class Lane {
       this.queue.splice(0, this.head);
       this.head = 0;
     }
-    if (wait >= 0) this.timer = setTimeout(this.pump, wait);
+    if (wait >= 0) this.waitFor(wait);
     this.maybeResume();
     this.checkEnded();
   };
+
+  /**
+   * Runs pump again in `ms`. A timer fires up to a millisecond or more late (whole milliseconds,
+   * checked once per event loop turn), which --delay would add to every byte: so the timer is set
+   * a millisecond early and the last stretch is waited one event loop turn at a time (I/O keeps
+   * flowing meanwhile). Throttled bytes (a token wait) need no such precision.
+   */
+  private waitFor(ms: number): void {
+    if (ms >= 2 || this.faults.delayMs === 0) this.timer = setTimeout(this.pump, ms >= 2 ? ms - 1 : ms);
+    else this.immediate = setImmediate(this.pump);
+  }
+
+  private cancelWait(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+  }
 
   private checkEnded(): void {
     if (this.ending === undefined || this.head < this.queue.length) return;

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   deriveCredentials,
   escapeSaslName,
+  SaltedPasswords,
   SCRAM_METHODS,
   ScramClient,
   type ScramCredentials,
@@ -132,6 +133,36 @@ describe.each(SCRAM_METHODS)('%s: client and server', (method) => {
     expect(f1.split(',s=')[1]).toBe(f2.split(',s=')[1]);
     const verdict = server1.serverFinal(await c1.clientFinal(f1));
     expect(verdict).toMatchObject({ ok: false, serverFinal: 'e=invalid-proof' });
+  });
+});
+
+describe('SaltedPasswords: PBKDF2 once per salt for clients that log in over and over', () => {
+  it('many exchanges with one salt derive once (concurrent ones wait for it); another salt derives again', async () => {
+    const method = 'SCRAM-SHA-256';
+    const creds = deriveCredentials(method, 'secret');
+    const salted = new SaltedPasswords(method, 'secret');
+    const login = async (c: ScramCredentials) => {
+      const server = new ScramServer(method, () => c);
+      const client = new ScramClient(method, 'alice', 'secret', { salted });
+      const verdict = server.serverFinal(await client.clientFinal(server.serverFirst(client.clientFirst())));
+      expect(verdict.ok).toBe(true);
+      client.verifyServerFinal(verdict.serverFinal);
+    };
+    await Promise.all(Array.from({ length: 20 }, () => login(creds)));
+    expect(salted.derivations).toBe(1);
+    await login(deriveCredentials(method, 'secret'));
+    expect(salted.derivations).toBe(2);
+    // Another method's cache is refused, not silently wrong.
+    expect(() => new ScramClient('SCRAM-SHA-1', 'alice', 'secret', { salted })).toThrow(ScramError);
+  });
+
+  it('is bounded: past its size, salts are derived and not kept', async () => {
+    const method = 'SCRAM-SHA-1';
+    const salted = new SaltedPasswords(method, 'pw', 2);
+    const salts = [1, 2, 3].map((n) => Buffer.alloc(16, n));
+    for (const salt of [...salts, ...salts]) await salted.get(salt, 4096);
+    // Salts 1 and 2 kept (derived once each), salt 3 derived both times.
+    expect(salted.derivations).toBe(4);
   });
 });
 

@@ -36,6 +36,21 @@ describe('payload header', () => {
     expect(hasHeader(Buffer.from('hello, this is not an mq bench payload'), 0, 38)).toBe(false);
   });
 
+  it("reads and writes each buffer's own bytes when buffers alternate, views at an offset included", () => {
+    const pool = Buffer.alloc(256, 0x2e);
+    const a = pool.subarray(13, 13 + 64); // a view at an odd offset of a larger buffer
+    const b = Buffer.alloc(64, 0x2e);
+    for (let k = 0; k < 3; k++) {
+      stampHeader(a, 0, k, 1000.5 + k, 0, true);
+      stampHeader(b, 0, k, 2000.25 + k, 0, true);
+      expect(readF64(a, OFF_TIME)).toBe(1000.5 + k);
+      expect(readF64(b, OFF_TIME)).toBe(2000.25 + k);
+      expect(a.readDoubleLE(OFF_TIME)).toBe(1000.5 + k);
+    }
+    expect(pool.subarray(0, 13).every((x) => x === 0x2e)).toBe(true);
+    expect(pool.subarray(13 + 64).every((x) => x === 0x2e)).toBe(true);
+  });
+
   it('clamps the send lag to the u32 range and marks warm-up messages unrecorded', () => {
     const p = headerPayload(HEADER_BYTES, 1, 0);
     stampHeader(p, 0, 1, 0, -5, false);

@@ -108,6 +108,45 @@ describe('Recorder (HdrHistogram slots without hdr-histogram-js on the hot path)
     expect(percentiles(viaRecorder)).toEqual(percentiles(direct));
   });
 
+  it('reads percentiles as HdrHistogram does, and moves its counts between threads as pairs', () => {
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    for (const [n, spread] of [
+      [1, 10],
+      [3, 3000],
+      [997, 40_000],
+      [50_000, 5_000_000],
+    ] as const) {
+      const direct = newHistogram();
+      const worker = new Recorder();
+      for (let i = 0; i < n; i++) {
+        const v = Math.floor(next() ** 3 * spread);
+        direct.recordValue(v);
+        worker.record(v);
+      }
+      // A worker's second, taken as pairs and added up on the other side, twice (two seconds).
+      const engine = new Recorder();
+      const pairs = worker.takeCounts();
+      expect(worker.count).toBe(0);
+      expect(worker.takeCounts().length).toBe(0);
+      engine.addCounts(pairs);
+      engine.addCounts(pairs);
+      direct.add(direct);
+      expect(engine.count).toBe(direct.totalCount);
+      for (const p of [0, 1, 25, 50, 90, 99, 99.9, 99.99, 100])
+        expect(engine.valueAtPercentile(p), `${n} values, p${p}`).toBe(direct.getValueAtPercentile(p));
+      const h = newHistogram();
+      engine.addTo(h);
+      expect(percentiles(h)).toEqual(percentiles(direct));
+      engine.clear();
+      expect(engine.count).toBe(0);
+      expect(engine.valueAtPercentile(99)).toBe(0);
+    }
+  });
+
   it('clamps negative and huge values instead of throwing', () => {
     const r = new Recorder();
     r.record(-5);

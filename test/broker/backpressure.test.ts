@@ -157,7 +157,6 @@ describe.each([
     expect(dropped).toBeGreaterThan(0);
     expect(stuck.count).toBeLessThan(COUNT);
   });
-
 });
 
 describe('backpressure: clients that do not read', () => {

@@ -1,8 +1,9 @@
 /**
- * Memory a few small packets could pin (issue 12, item 4), measured as the RSS of a spawned
- * `mq broker`: a 64 KB SUBSCRIBE of empty levels (a trie node per level), a 1 MB retained PUBLISH
- * of 200,000 empty user properties, a CONNECT announcing 256 MB, and retained messages sent to a
- * client that does not read. Each is now refused or bounded; the broker keeps serving.
+ * Memory a few small packets could pin (issue 12, item 4): a 64 KB SUBSCRIBE of empty levels (a
+ * trie node per level), a 1 MB retained PUBLISH of 200,000 empty user properties, a CONNECT
+ * announcing 256 MB, and retained messages sent to a client that does not read. Each is now refused
+ * or bounded; the broker keeps serving. What stays is measured as the heap after a full collection
+ * of an in-process broker; what is buffered for a moment, coarsely, as a spawned broker's RSS.
  */
 import net from 'node:net';
 import { setFlagsFromString } from 'node:v8';
@@ -82,23 +83,6 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
     await mq?.stop();
   });
 
-  test('a 64 KB SUBSCRIBE of empty levels: refused (0x8F); 500 filters of 128 levels cost < 12 MB', async () => {
-    const before = await settledRss(mq.pid);
-    const one = await client(mq.port, { version: 5 });
-    one.sendRaw(subscribeBytes([`N${'/'.repeat(65_000)}`]));
-    expect((await one.nextPacket('SUBACK')).reasonCodes).toEqual([0x8f]);
-    const refused = await settledRss(mq.pid);
-    expect(refused - before, `RSS ${before} -> ${refused} KiB`).toBeLessThan(3 * MiB);
-    // Within the limit, 500 distinct filters of 128 levels (64 KB): a node per level, ~85 bytes each.
-    const many = await client(mq.port, { version: 5 });
-    many.sendRaw(subscribeBytes(Array.from({ length: 500 }, (_, i) => `${i}${'/'.repeat(127)}`)));
-    expect((await many.nextPacket('SUBACK')).reasonCodes.every((c) => c === 0)).toBe(true);
-    const held = await settledRss(mq.pid);
-    expect(held - before, `RSS ${before} -> ${held} KiB`).toBeLessThan(12 * MiB);
-    await many.disconnect();
-    await stillServes(mq.port);
-  });
-
   test('a 1.4 MB SUBSCRIBE of 200,000 short filters: DISCONNECT 0x97 before it is decoded', async () => {
     const before = await settledRss(mq.pid);
     const A = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
@@ -125,8 +109,8 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
       await c.closed();
     }
     const after = await settledRss(mq.pid);
-    // Each once held ~19 MB.
-    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(20 * MiB);
+    // Each once held ~19 MB (95 MB for the five); RSS is a coarse witness, the bound generous.
+    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(40 * MiB);
     const s = await client(mq.port, { version: 5 });
     await subscribe(s, 'props/#');
     expect(await s.nothing('PUBLISH', 150)).toBe(true);
@@ -134,19 +118,6 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
     const ok = await client(mq.port, { version: 5 });
     ok.sendRaw(userPropertiesPublish('props/ok', 1024));
     expect((await s.nextPacket('PUBLISH')).properties?.userProperties).toHaveLength(1024);
-  });
-
-  test('2,000 PUBLISHes to distinct 32 KB topics: the match cache does not keep them (64 MB)', async () => {
-    const before = await settledRss(mq.pid);
-    const p = await client(mq.port, { version: 4 });
-    const long = 'x'.repeat(32 * 1024);
-    for (let i = 0; i < 2000; i++) {
-      p.send(pub(`${i}/${long}`, 'x', i % 100 === 99 ? 1 : 0));
-      if (i % 100 === 99) await p.nextPacket('PUBACK');
-    }
-    const after = await settledRss(mq.pid);
-    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(32 * MiB);
-    await stillServes(mq.port);
   });
 
   test('a CONNECT announcing 256 MB is closed once past 128 KiB, not buffered until the CONNECT timeout', async () => {
@@ -176,8 +147,10 @@ describe('memory a few small packets can pin (spawned mq broker)', () => {
       ),
     );
     for (const ms of closedWithin) expect(ms).toBeLessThan(3000);
+    // Buffered whole, the four would hold 64 MB; RSS after the fact is only a coarse witness
+    // (the collector returns memory when it likes), so the bound is generous.
     const after = await settledRss(mq.pid);
-    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(16 * MiB);
+    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(40 * MiB);
     await mq.proc.waitForLine(
       /over the 131072 accepted before CONNECT \(--max-connect-size\)/,
       5000,
@@ -239,9 +212,13 @@ describe('MQTT over WebSocket before CONNECT (spawned mq broker)', () => {
         return closed;
       }),
     );
-    expect(closes).toHaveLength(4);
+    // 1009 (message too big, seen by ws at 128 KiB: it buffers a whole message before handing it
+    // on), or 1006 when the broker's end of the socket closes before our send is through.
+    expect(closes.filter((c) => c !== 1009 && c !== 1006)).toEqual([]);
+    expect(closes).toContain(1009);
     const after = await settledRss(mq.pid);
-    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(24 * MiB);
+    // Buffered whole, the four would hold 128 MB; RSS is a coarse witness, the bound generous.
+    expect(after - before, `RSS ${before} -> ${after} KiB`).toBeLessThan(48 * MiB);
     const ws = await openWs();
     const got: Buffer[] = [];
     ws.on('message', (d: Buffer) => got.push(d));
@@ -296,9 +273,10 @@ describe('retained messages to a client that does not read (spawned mq broker)',
   });
 });
 
-describe('trie nodes are freed when their subscriber leaves (in-process broker, heap after GC)', () => {
-  // RSS cannot show memory given back (a garbage collector returns it when it likes): the heap
-  // after a full collection can. gc() is exposed at run time for this test only.
+describe('what a client leaves in the heap (in-process broker, heap after GC)', () => {
+  // RSS cannot show memory given back (a garbage collector returns it when it likes, and Node 26
+  // keeps a larger young generation than Node 20): the heap after a full collection can.
+  // gc() is exposed at run time for these tests only.
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const heapKiB = (): number => {
@@ -307,7 +285,19 @@ describe('trie nodes are freed when their subscriber leaves (in-process broker, 
     return Math.round(process.memoryUsage().heapUsed / 1024);
   };
 
-  test('500 filters of 128 levels: ~5 MB held while subscribed, < 1 MB left after the client is gone', async () => {
+  test('a 64 KB SUBSCRIBE of empty levels is refused (0x8F) and leaves < 1 MB (it once held ~17 MB)', async () => {
+    const b = await broker();
+    await stillServes(b.port);
+    const before = heapKiB();
+    const one = await client(b.port, { version: 5 });
+    one.sendRaw(subscribeBytes([`N${'/'.repeat(65_000)}`]));
+    expect((await one.nextPacket('SUBACK')).reasonCodes).toEqual([0x8f]);
+    const refused = heapKiB();
+    expect(refused - before, `heap ${before} -> ${refused} KiB`).toBeLessThan(MiB);
+    await stillServes(b.port);
+  });
+
+  test('500 filters of 128 levels: 2-12 MB held while subscribed, < 1 MB left after the client is gone', async () => {
     const b = await broker();
     const before = heapKiB();
     const many = await client(b.port, { version: 5 });
@@ -315,9 +305,24 @@ describe('trie nodes are freed when their subscriber leaves (in-process broker, 
     expect((await many.nextPacket('SUBACK')).reasonCodes.every((c) => c === 0)).toBe(true);
     const held = heapKiB();
     expect(held - before, `heap ${before} -> ${held} KiB`).toBeGreaterThan(2 * MiB);
+    expect(held - before, `heap ${before} -> ${held} KiB`).toBeLessThan(12 * MiB);
     await many.disconnect();
     await b.waitForLog(/connection lost|disconnected/, 2000);
     const after = heapKiB();
     expect(after - before, `heap ${before} -> ${held} -> ${after} KiB`).toBeLessThan(MiB);
+  });
+
+  test('2,000 PUBLISHes to distinct 32 KB topics: the match cache does not keep them (64 MB)', async () => {
+    const b = await broker();
+    const before = heapKiB();
+    const p = await client(b.port, { version: 4 });
+    const long = 'x'.repeat(32 * 1024);
+    for (let i = 0; i < 2000; i++) {
+      p.send(pub(`${i}/${long}`, 'x', i % 100 === 99 ? 1 : 0));
+      if (i % 100 === 99) await p.nextPacket('PUBACK');
+    }
+    const after = heapKiB();
+    expect(after - before, `heap ${before} -> ${after} KiB`).toBeLessThan(8 * MiB);
+    await stillServes(b.port);
   });
 });

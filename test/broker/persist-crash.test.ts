@@ -2,13 +2,16 @@
  * `mq broker --persist FILE` survives kill -9: QoS 1 messages queued for offline persistent
  * sessions (3.1.1 clean session off, and v5 with a Session Expiry Interval), acknowledged to the
  * publisher before the crash, are all delivered after a restart on the same file, in order, once.
- * Retained messages survive too.
+ * Retained messages survive too, and so do wills: those the crash made due are published at the
+ * restart, delayed ones wait out their Will Delay Interval from then.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Will } from '../../src/protocol/index.js';
+import { TestClient, type TestConnectOptions } from '../helpers/mqtt-test-client.js';
 import { killAll, type MqBroker, startMqBroker } from '../helpers/spawn.js';
 
 const N = 200;
@@ -130,5 +133,79 @@ describe('--persist survives kill -9', () => {
     await late.subscribeAsync('crash/retained', { qos: 1 });
     await until(late, () => retained.length > 0, 'the retained message');
     expect(retained).toEqual(['still here']);
+  }, 60_000);
+});
+
+describe('--persist keeps wills through kill -9', () => {
+  const test5 = (clientId: string, will?: Will, version: 4 | 5 = 5): TestConnectOptions => ({
+    version,
+    clientId,
+    ...(version === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+    ...(will !== undefined ? { will } : {}),
+  });
+  const will = (topic: string, delay?: number): Will => ({
+    topic,
+    payload: Buffer.from(`${topic} gone`),
+    qos: 1,
+    retain: false,
+    ...(delay !== undefined ? { properties: { willDelayInterval: delay } } : {}),
+  });
+  const raw: TestClient[] = [];
+  afterAll(() => {
+    for (const c of raw) c.destroy();
+  });
+  const connectRaw = async (port: number, o: TestConnectOptions) => {
+    const c = await TestClient.connect(port, o);
+    raw.push(c);
+    return c;
+  };
+
+  it('publishes at start the wills the crash made due, holds the delayed ones from the restart, and a client back in time cancels its own', async () => {
+    const file = join(dir, 'wills.db');
+    const first = await start(file);
+    const sub = await connectRaw(first.port, test5('cw-sub'));
+    sub.send({ type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter: 'cw/#', qos: 1 }] });
+    await sub.nextPacket('SUBACK');
+    // Connected at the crash: a clean v5 session, a 3.1.1 one, a durable one with a 3 s delay.
+    await connectRaw(first.port, { version: 5, will: will('cw/clean') });
+    await connectRaw(first.port, { version: 4, will: will('cw/v4') });
+    await connectRaw(first.port, test5('cw-connected', will('cw/connected', 3)));
+    // Gone before the crash, their wills waiting: one due in 1 s, one in an hour.
+    for (const [id, topic, delay] of [
+      ['cw-due', 'cw/due', 1],
+      ['cw-back', 'cw/back', 3600],
+    ] as const) {
+      (await connectRaw(first.port, test5(id, will(topic, delay)))).destroy();
+      await first.proc.waitForLine(new RegExp(`\\[${id}\\] connection lost`), 5000, 'stderr');
+    }
+    const lostAt = Date.now();
+    // A round trip: what the broker logged before it is on disk (--persist syncs before it answers).
+    sub.send({ type: 'PINGREQ' });
+    await sub.nextPacket('PINGRESP');
+    await first.kill9();
+
+    // Down past cw/due's deadline (the behaviour under test: time passing while the broker is down).
+    await new Promise((r) => setTimeout(r, Math.max(0, lostAt + 1100 - Date.now())));
+    const second = await start(file);
+    const startedAt = Date.now();
+    await second.proc.waitForLine(
+      /3 will\(s\) published at start .*, 2 waiting out their Will Delay Interval/,
+      5000,
+      'stderr',
+    );
+    const back = await connectRaw(second.port, { ...test5('cw-back'), clean: false });
+    expect(back.connack?.sessionPresent).toBe(true);
+    const resumed = await connectRaw(second.port, { ...test5('cw-sub'), clean: false });
+    expect(resumed.connack?.sessionPresent).toBe(true);
+    const got = new Map<string, number>();
+    while (!got.has('cw/connected')) {
+      const m = await resumed.nextPacket('PUBLISH', 8000);
+      got.set(m.topic, Date.now());
+      resumed.send({ type: 'PUBACK', packetId: m.packetId! });
+    }
+    expect(await resumed.nothing('PUBLISH', 300)).toBe(true);
+    expect([...got.keys()].sort()).toEqual(['cw/clean', 'cw/connected', 'cw/due', 'cw/v4']);
+    // Connected at the crash: its 3 s delay counts from the restart, when the broker knows it is gone.
+    expect(got.get('cw/connected')! - startedAt).toBeGreaterThanOrEqual(2000);
   }, 60_000);
 });

@@ -1,7 +1,7 @@
 /** Retained messages and wills. */
 import { describe, expect, test } from 'vitest';
 import { brokerCore } from '../../src/broker/broker.js';
-import type { QoS, Will } from '../../src/protocol/index.js';
+import type { Packet, QoS, Will } from '../../src/protocol/index.js';
 import { brokerHarness, type TestClient } from '../helpers/mqtt-test-client.js';
 
 const { broker, sharedBroker, client, subscribe, pub } = brokerHarness();
@@ -154,24 +154,68 @@ describe('wills', () => {
 });
 
 describe('wills when the broker stops', () => {
-  test('close() (SIGINT/SIGTERM) publishes no will: neither immediate nor waiting out a Will Delay', async () => {
+  /** Every packet `c` received until its connection closed, in order. */
+  async function untilClosed(c: TestClient): Promise<Packet[]> {
+    await c.closed(5000);
+    return c.pending();
+  }
+  const topics = (packets: Packet[]) =>
+    packets.flatMap((p) => (p.type === 'PUBLISH' ? [`${p.topic}=${p.payload.toString()}`] : [])).sort();
+
+  test('close() publishes the wills of connected clients and those waiting out a Will Delay, to the clients still connected, ahead of DISCONNECT 0x8B', async () => {
     const own = await broker();
+    const sub5 = await client(own.port, { version: 5 });
+    await subscribe(sub5, 'stop/#');
+    const sub4 = await client(own.port, { version: 4 });
+    await subscribe(sub4, 'stop/#');
+    await client(own.port, { version: 5, will: will('stop/v5') });
+    await client(own.port, { version: 4, will: will('stop/v4') });
+    // Connected, with a Will Delay Interval: the session does not outlive the broker (no --persist).
     await client(own.port, {
       version: 5,
-      will: will('stop/now', { retain: true }),
-    });
-    const d = await client(own.port, {
-      version: 5,
-      clientId: 'delayed-will',
       properties: { sessionExpiryInterval: 60 },
-      will: will('stop/later', { retain: true, properties: { willDelayInterval: 1 } }),
+      will: will('stop/delayed', { properties: { willDelayInterval: 30 } }),
     });
-    d.destroy();
-    await own.waitForLog(/\[delayed-will\] connection lost/);
+    // Gone, its will waiting out a Will Delay Interval.
+    const waiting = await client(own.port, {
+      version: 5,
+      clientId: 'waiting-will',
+      properties: { sessionExpiryInterval: 60 },
+      will: will('stop/waiting', { properties: { willDelayInterval: 30 } }),
+    });
+    waiting.destroy();
+    await own.waitForLog(/\[waiting-will\] connection lost/);
+    const retainedWill = await client(own.port, {
+      version: 4,
+      will: will('stop/retained', { retain: true }),
+    });
+
     await own.broker.close();
-    // A retained will would have been stored: neither was published.
-    expect(brokerCore(own.broker).retained.has('stop/now')).toBe(false);
-    expect(brokerCore(own.broker).retained.has('stop/later')).toBe(false);
-    expect(own.logs.some((l) => /stop\//.test(l))).toBe(false);
+    const expected = [
+      'stop/delayed=gone',
+      'stop/retained=gone',
+      'stop/v4=gone',
+      'stop/v5=gone',
+      'stop/waiting=gone',
+    ];
+    const got5 = await untilClosed(sub5);
+    expect(topics(got5)).toEqual(expected);
+    // [MQTT-3.14.4-1] nothing after the DISCONNECT: the wills came first.
+    expect(got5.at(-1)).toMatchObject({ type: 'DISCONNECT', reasonCode: 0x8b });
+    expect(topics(await untilClosed(sub4))).toEqual(expected);
+    await retainedWill.closed();
+    expect(brokerCore(own.broker).retained.get('stop/retained')?.payload.toString()).toBe('gone');
+    expect(own.logs).toContain('stopping: 5 will(s) published');
+  });
+
+  test('close({ publishWills: false }) publishes none', async () => {
+    const own = await broker();
+    const sub = await client(own.port, { version: 5 });
+    await subscribe(sub, 'quiet/#');
+    await client(own.port, { version: 5, will: will('quiet/now', { retain: true }) });
+    await own.broker.close({ publishWills: false });
+    const got = await untilClosed(sub);
+    expect(got.map((p) => p.type)).toEqual(['DISCONNECT']);
+    expect(brokerCore(own.broker).retained.has('quiet/now')).toBe(false);
   });
 });

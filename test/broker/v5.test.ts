@@ -242,3 +242,59 @@ describe('Maximum Packet Size', () => {
     await tb.waitForLog(/exceeds the maximum packet size 100/);
   });
 });
+
+describe('Request Response Information [MQTT-3.1.2-28]', () => {
+  const ask = { requestResponseInformation: 1 };
+
+  test('asked for: CONNACK Response Information resp/<client id>/, a prefix a requester can subscribe and be answered on', async () => {
+    const requester = await client(b.port, { version: 5, clientId: 'rr-alice', properties: ask });
+    const info = requester.connack?.properties?.responseInformation;
+    expect(info).toBe('resp/rr-alice/');
+    const responseTopic = `${info}job-1`;
+    await subscribe(requester, responseTopic, 1);
+    const responder = await client(b.port, { version: 5 });
+    responder.send(pub(responseTopic, 'done', 1));
+    const m = await requester.nextPacket('PUBLISH');
+    expect([m.topic, m.payload.toString()]).toEqual(['resp/rr-alice/job-1', 'done']);
+  });
+
+  test('not asked for (or 0): no Response Information', async () => {
+    for (const properties of [undefined, { requestResponseInformation: 0 }]) {
+      const c = await client(b.port, { version: 5, ...(properties ? { properties } : {}) });
+      expect(c.connack?.properties?.responseInformation).toBeUndefined();
+    }
+  });
+
+  test('the client id is escaped: one level, no wildcard, no $ topic, no two clients share a prefix', async () => {
+    const cases: [string, string][] = [
+      ['a/b', 'resp/a%2Fb/'],
+      ['a%2Fb', 'resp/a%252Fb/'],
+      ['+', 'resp/%2B/'],
+      ['#', 'resp/%23/'],
+      ['ünï €', 'resp/ünï €/'],
+    ];
+    for (const [clientId, expected] of cases) {
+      const c = await client(b.port, { version: 5, clientId, properties: ask });
+      expect(c.connack?.properties?.responseInformation, clientId).toBe(expected);
+    }
+    const own = await broker({ responseInformation: '%c/replies' });
+    const dollar = await client(own.port, { version: 5, clientId: '$SYS', properties: ask });
+    expect(dollar.connack?.properties?.responseInformation).toBe('%24SYS/replies');
+  });
+
+  test('an assigned client id gets its own prefix; responseInformation false sends none', async () => {
+    const anonymous = await client(b.port, { version: 5, clientId: '', properties: ask });
+    const assigned = anonymous.connack?.properties?.assignedClientIdentifier;
+    expect(anonymous.connack?.properties?.responseInformation).toBe(`resp/${assigned}/`);
+    const off = await broker({ responseInformation: false });
+    const c = await client(off.port, { version: 5, properties: ask });
+    expect(c.connack?.properties?.responseInformation).toBeUndefined();
+  });
+
+  test("dropped rather than exceed the client's Maximum Packet Size [MQTT-3.1.2-24]", async () => {
+    const clientId = 'x'.repeat(200);
+    const c = await client(b.port, { version: 5, clientId, properties: { ...ask, maximumPacketSize: 100 } });
+    expect(c.connack?.reasonCode).toBe(0);
+    expect(c.connack?.properties?.responseInformation).toBeUndefined();
+  });
+});

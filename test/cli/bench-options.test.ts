@@ -143,6 +143,26 @@ describe('mq bench flags', () => {
     expect(env.options.target).toMatchObject({ host: 'env-host', port: 1999 });
   });
 
+  it('--auth-method SCRAM-SHA-*: the method reaches the engine with -u/-P (the password as SCRAM uses it)', async () => {
+    const plan = await resolve(
+      'conn',
+      parse('conn', ['--auth-method', 'scram-sha-512', '-u', 'alice', '-P', 'secret']),
+    );
+    expect(plan.options.target).toMatchObject({
+      username: 'alice',
+      password: Buffer.from('secret'),
+      authMethod: 'SCRAM-SHA-512',
+    });
+    expect((await resolve('conn', parse('conn', ['-u', 'alice']))).options.target.authMethod).toBeUndefined();
+    for (const [argv, message] of [
+      [['--auth-method', 'PLAIN', '-u', 'a', '-P', 'b'], "--auth-method: 'PLAIN' is not SCRAM-SHA-1"],
+      [['--auth-method', 'SCRAM-SHA-1', '-u', 'a'], '--auth-method SCRAM-SHA-1 needs -u and -P'],
+      [['--auth-method', 'SCRAM-SHA-1', '-u', 'a', '-P', 'b', '-V', '3.1.1'], '--auth-method needs MQTT 5'],
+    ] as const) {
+      expect(await usageError(resolve('conn', parse('conn', [...argv])))).toContain(message);
+    }
+  });
+
   it('--broker builtin refuses flags naming another broker, and ignores MQ_URL', async () => {
     const ok = await resolveBenchFlags(
       'e2e',

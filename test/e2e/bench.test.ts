@@ -464,4 +464,32 @@ describe('mq bench against mq broker', () => {
     expect(stderr).toMatch(/KiB per connection/);
     expect(stderr).toMatch(/CONNECT to CONNACK +[\d.]+/);
   });
+
+  it('--auth-method SCRAM-SHA-256 -u -P: every connection logs in with enhanced authentication (worker threads too)', async () => {
+    const secured = await startMqBroker(['-q', '--auth', 'alice:secret']);
+    try {
+      const at = ['-p', String(secured.port), '--auth-method', 'SCRAM-SHA-256', '-u', 'alice'];
+      const { code, report: r } = await benchJson([
+        'conn',
+        ...at,
+        '-P',
+        'secret',
+        '-c',
+        '200',
+        '--workers',
+        '2',
+      ]);
+      expect(code).toBe(0);
+      expect(r.connections).toMatchObject({ attempted: 200, connected: 200, failed: 0 });
+      expect(r.settings).toMatchObject({ username: 'alice', authMethod: 'SCRAM-SHA-256' });
+      expect(JSON.stringify(r)).not.toContain('secret');
+      // Refused: counted under the CONNACK's reason, said once on stderr.
+      const bad = await benchJson(['conn', ...at, '-P', 'wrong', '-c', '3', '--workers', '0']);
+      expect(bad.report.errors).toEqual({ 'CONNACK 0x86 Bad User Name or Password': 3 });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/0x86 Bad User Name or Password/);
+    } finally {
+      await secured.stop();
+    }
+  });
 });

@@ -82,7 +82,11 @@ describe('--json and the choice of sections', () => {
       version: '5.0',
       sessionPresent: false,
       reasonCode: 0,
-      properties: { topicAliasMaximum: 10 },
+      // The probe asks for Response Information: mq broker's holds the probe's client id.
+      properties: {
+        topicAliasMaximum: 10,
+        responseInformation: expect.stringMatching(/^resp\/mqp[0-9a-f]{8}-0\/$/),
+      },
     });
     const all = checks(report);
     expect(all.get('announces.topicAliasMaximum')).toMatchObject({

@@ -53,19 +53,57 @@ function req(args: string[]) {
 }
 
 describe('mq req', () => {
-  it('publishes with a response topic and correlation data and prints the reply', async () => {
-    const r = await req(['-t', 'svc/echo', '-m', 'ping']);
-    expect(r).toMatchObject({ code: 0, stdout: 'echo: ping\n', stderr: '' });
+  it("publishes with a response topic and correlation data and prints the reply; the response topic is built on the broker's Response Information", async () => {
+    const r = await req(['-t', 'svc/echo', '-m', 'ping', '-i', 'rr-client', '-d']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('echo: ping\n');
+    expect(r.stderr).toMatch(/^-> CONNECT .*requestResponseInformation=1/m);
+    expect(r.stderr).toMatch(/^<- CONNACK .*responseInformation="resp\/rr-client\/"/m);
     const sent = requests.find((q) => q.payload === 'ping');
-    expect(sent?.responseTopic).toMatch(/^mq\/rr\/mq-[0-9a-f]{8}\/[0-9a-f]{8}$/);
+    expect(sent?.responseTopic).toMatch(/^resp\/rr-client\/[0-9a-f]{8}$/);
     expect(sent?.correlation?.length).toBeGreaterThan(0);
+  });
+
+  it('a broker without Response Information (or -D connect request-response-information 0): mq/rr/<client id>/<random>', async () => {
+    const plain = await startMqBroker(['--no-response-information']);
+    try {
+      const r = await spawnMq([
+        'req',
+        '-p',
+        String(plain.port),
+        '-t',
+        'svc/x',
+        '-m',
+        'none',
+        '-W',
+        '0.3',
+      ]).exit(15_000);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/^mq: no response on 'mq\/rr\/mq-[0-9a-f]{8}\/[0-9a-f]{8}' within 0\.3 s$/m);
+    } finally {
+      await plain.stop();
+    }
+    const r = await req([
+      '-t',
+      'svc/silent',
+      '-m',
+      'x',
+      '-W',
+      '0.3',
+      '-D',
+      'connect',
+      'request-response-information',
+      '0',
+    ]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/no response on 'mq\/rr\//);
   });
 
   it('ignores responses whose correlation data does not match', async () => {
     const r = await req(['-t', 'svc/noisy', '-m', 'q', '-v']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^mq\/rr\/\S+ for you\n$/);
-    expect(r.stderr).toMatch(/ignoring a message on 'mq\/rr\/.*': its correlation data does not match/);
+    expect(r.stdout).toMatch(/^resp\/mq-[0-9a-f]{8}\/[0-9a-f]{8} for you\n$/);
+    expect(r.stderr).toMatch(/ignoring a message on 'resp\/.*': its correlation data does not match/);
   });
 
   it('-e sets the response topic, --correlation-data the correlation data', async () => {

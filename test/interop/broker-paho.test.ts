@@ -296,3 +296,46 @@ print(json.dumps(m))
     expect(props.MessageExpiryInterval).toBeGreaterThanOrEqual(55);
   });
 });
+
+describe('paho 5: request/response', () => {
+  it('Request Response Information: the CONNACK Response Information is a prefix paho can subscribe to and be answered on', async (ctx) => {
+    if (broker.name === 'mosquitto') ctx.skip(); // Mosquitto 2.0 sends no Response Information
+    const out = await python(
+      `
+got = {}
+ready = threading.Event()
+def on_connect(c, u, flags, rc, props=None):
+    got['info'] = getattr(props, 'ResponseInformation', None)
+    ready.set()
+req = mqtt.Client(client_id='paho/req+1', protocol=mqtt.MQTTv5)
+req.on_connect = on_connect
+cp = Properties(PacketTypes.CONNECT)
+cp.RequestResponseInformation = 1
+req.connect('127.0.0.1', PORT, 60, properties=cp)
+req.loop_start()
+if not ready.wait(TIMEOUT): fail('no CONNACK')
+w = C('')
+w.c = req
+w.c.on_message = w._on_message
+w.c.on_subscribe = lambda c, u, mid, *a: w._event(('sub', mid), None)
+w.c.on_publish = lambda c, u, mid: w._event(('pub', mid), None)
+topic = got['info'] + 'answer'
+w.subscribe(topic, 1)
+r = C('')
+r.connect()
+r.publish(topic, 'pong', 1)
+m = w.wait_msgs(1)[0]
+r.close()
+req.disconnect()
+req.loop_stop()
+print(json.dumps({'info': got['info'], 'topic': m['topic'], 'payload': m['payload']}))
+`,
+      '5',
+    );
+    expect(out).toEqual({
+      info: 'resp/paho%2Freq%2B1/',
+      topic: 'resp/paho%2Freq%2B1/answer',
+      payload: 'pong',
+    });
+  });
+});

@@ -51,6 +51,9 @@ export function checks(report: ProbeJson): Map<string, CheckJson> {
   return out;
 }
 
+/** The probe's client ids: mqp, 8 random hex digits, -N. */
+const PROBE_CLIENT_ID = /mqp[0-9a-f]{8}-\d+/g;
+
 /** A check as one line, with what varies between runs of the same broker masked. */
 export function line(check: CheckJson, prefix: string): string {
   const detail = check.detail
@@ -59,7 +62,9 @@ export function line(check: CheckJson, prefix: string): string {
     .replace(/\d+(?:\.\d+)? (?:ms|s)\b/g, '<time>')
     .replace(/\d+\.\d+x/g, '<ratio>')
     .replace(/"mq-[0-9a-f]{16}"/g, '<assigned id>');
-  return `${check.status} ${JSON.stringify(check.value)} ${detail}`;
+  // A value may hold a random name too (mq broker's Response Information holds the client id).
+  const value = JSON.stringify(check.value)?.replace(PROBE_CLIENT_ID, '<client id>');
+  return `${check.status} ${value} ${detail.replace(PROBE_CLIENT_ID, '<client id>')}`;
 }
 
 /** The `section.id` keys whose lines differ between two reports (a check missing from one counts). */

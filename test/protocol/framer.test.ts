@@ -94,12 +94,15 @@ describe.each(VERSIONS)('a stream of mixed packets, version %i', (version) => {
   });
 });
 
-describe('pushFrames: framing without decoding', () => {
+/** Every v5 fixture back to back, and each packet as [its bytes in hex, its fixed header length]. */
+function framesOfV5() {
   const { fixtures, bytes } = streamOf(5);
-  const want = fixtures.map((f) => {
-    const h = readFixedHeader(bytesOf(f));
-    return [bytesOf(f).toString('hex'), h?.headerLength];
-  });
+  const want = fixtures.map((f) => [bytesOf(f).toString('hex'), readFixedHeader(bytesOf(f))?.headerLength]);
+  return { fixtures, bytes, want };
+}
+
+describe('pushFrames: framing without decoding', () => {
+  const { bytes, want } = framesOfV5();
 
   function frames(chunks: Buffer[]): (string | number | undefined)[][] {
     const framer = new Framer(5);
@@ -141,6 +144,93 @@ describe('pushFrames: framing without decoding', () => {
   it('checks the maximum packet size from the fixed header', () => {
     const framer = new Framer(4, { maxPacketSize: 1024 });
     expect(() => framer.pushFrames(Buffer.from([0x30, 0x80, 0x10]), () => true)).toThrow(PacketTooLargeError);
+  });
+});
+
+describe('pushRaw: each packet as a range of a buffer, no Buffer per packet', () => {
+  const { fixtures, bytes, want } = framesOfV5();
+
+  /**
+   * Frames `chunks` with pushRaw as a socket's onread hands them over: each chunk at the start of a
+   * larger read buffer holding stale bytes after it, with its length, and overwritten after the push.
+   */
+  function frames(chunks: Buffer[]): (string | number | undefined)[][] {
+    const framer = new Framer(5);
+    const out: (string | number | undefined)[][] = [];
+    const readBuffer = Buffer.alloc(bytes.length + 8);
+    for (const chunk of chunks) {
+      readBuffer.fill(0x30); // stale bytes: a PUBLISH header, if they were read
+      chunk.copy(readBuffer);
+      framer.pushRaw(
+        readBuffer,
+        (buf, start, headerLength, end) => {
+          out.push([buf.subarray(start, end).toString('hex'), headerLength]);
+          return true;
+        },
+        chunk.length,
+      );
+      readBuffer.fill(0xee);
+    }
+    expect(framer.buffered).toBe(0);
+    return out;
+  }
+
+  it('yields each packet with its fixed header length, at every split point', () => {
+    expect(want.some(([, h]) => h === 3)).toBe(true); // a two-byte remaining length is among them
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const got = frames([bytes.subarray(0, cut), bytes.subarray(cut)]);
+      if (JSON.stringify(got) !== JSON.stringify(want)) expect(got, `split at ${cut}`).toEqual(want);
+    }
+  });
+
+  it('cut in three at every pair of split points of the first 200 bytes', () => {
+    for (let i = 1; i < 200; i++) {
+      for (let j = i; j <= 200; j++) {
+        const got = frames([bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)]);
+        if (JSON.stringify(got) !== JSON.stringify(want)) expect(got, `split at ${i} and ${j}`).toEqual(want);
+      }
+    }
+  });
+
+  it('one byte at a time', () => {
+    expect(frames(Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1)))).toEqual(want);
+  });
+
+  it('gives packets whole in the chunk as ranges of the chunk, a completed one as its own buffer', () => {
+    const framer = new Framer(5);
+    const cut = bytesOf(fixtures[0]!).length + 3; // 3 bytes into the second packet
+    framer.pushRaw(bytes.subarray(0, cut), () => true);
+    const chunk = bytes.subarray(cut);
+    const seen: { own: boolean; start: number; end: number; length: number }[] = [];
+    framer.pushRaw(chunk, (buf, start, _hl, end) => {
+      seen.push({ own: buf === chunk, start, end, length: buf.length });
+      return true;
+    });
+    const second = bytesOf(fixtures[1]!).length;
+    expect(seen[0]).toEqual({ own: false, start: 0, end: second, length: second });
+    expect(seen[1]).toEqual({
+      own: true,
+      start: second - 3,
+      end: second - 3 + bytesOf(fixtures[2]!).length,
+      length: chunk.length,
+    });
+    expect(seen.every((f, k) => k === 0 || f.own)).toBe(true);
+  });
+
+  it('stops when the callback returns false, dropping the rest of the chunk', () => {
+    const framer = new Framer(4);
+    const seen: string[] = [];
+    framer.pushRaw(Buffer.from([0xc0, 0x00, 0xd0, 0x00, 0xd0]), (buf, start, _hl, end) => {
+      seen.push(buf.subarray(start, end).toString('hex'));
+      return false;
+    });
+    expect(seen).toEqual(['c000']);
+    expect(framer.buffered).toBe(0);
+  });
+
+  it('checks the maximum packet size from the fixed header', () => {
+    const framer = new Framer(4, { maxPacketSize: 1024 });
+    expect(() => framer.pushRaw(Buffer.from([0x30, 0x80, 0x10]), () => true)).toThrow(PacketTooLargeError);
   });
 });
 

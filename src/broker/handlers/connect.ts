@@ -21,6 +21,7 @@ import type { AuthVerdict } from '../auth.js';
 import { type Connection, ConnState } from '../connection.js';
 import type { BrokerCore } from '../core.js';
 import { publishRefusal } from '../may-publish.js';
+import { responseInformation } from '../response-info.js';
 import { dropUnreadable, pump, resend } from '../routing.js';
 import { NEVER_EXPIRES, Session } from '../session.js';
 import { endSession } from '../session-end.js';
@@ -296,6 +297,9 @@ function connected(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admissi
   const present = !p.clean && (core.sessions.get(a.clientId)?.expiryInterval ?? 0) > 0;
   const ack = connack(core, p, a, present);
   const maxOut = p.protocolVersion === 5 ? p.properties?.maximumPacketSize : undefined;
+  // Response Information is optional: it goes before the CONNACK would exceed the client's limit.
+  if (maxOut !== undefined && packetSize(ack, 5) > maxOut && ack.type === 'CONNACK')
+    delete ack.properties?.responseInformation;
   if (maxOut !== undefined && packetSize(ack, 5) > maxOut) {
     // [MQTT-3.1.2-24] not even a CONNACK larger than the client allows: close without it.
     core.log(
@@ -325,7 +329,12 @@ function connected(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admissi
       `[${a.clientId}] connected from ${c.transport.remoteAddress ?? '?'} over ${c.listener} (${how}${p.username !== undefined ? `, user ${p.username}` : ''})`,
     );
   }
-  core.persist?.session(session);
+  const persist = core.persist;
+  if (persist !== undefined) {
+    persist.session(session);
+    if (c.will !== undefined) persist.will(session, c.will);
+    else persist.willGone(session);
+  }
 
   // Resume: in-flight messages again (PUBLISH with DUP, PUBREL) in their order, then the queue.
   if (session.inflightSize > 0) for (const out of session.inflight.values()) resend(core, session, c, out);
@@ -422,6 +431,11 @@ function connack(core: BrokerCore, p: ConnectPacket, a: Admission, present: bool
   if (a.auth !== undefined) {
     cp.authenticationMethod = a.auth.method;
     cp.authenticationData = a.auth.data;
+  }
+  // Only when asked: Request Response Information 0 (or none) forbids it [MQTT-3.1.2-28].
+  if (p.properties?.requestResponseInformation === 1 && core.responseTemplate !== undefined) {
+    const info = responseInformation(core.responseTemplate, a.clientId);
+    if (info !== undefined) cp.responseInformation = info;
   }
   if (Object.keys(cp).length > 0) ack.properties = cp;
   return ack;
