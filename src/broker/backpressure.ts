@@ -4,11 +4,13 @@
  * only as fast as it can deliver and QoS 0 messages are not dropped under load. TCP then pushes
  * back on the publisher, as Mosquitto's single thread does by being busy.
  *
- * A subscriber that takes nothing for --backpressure-timeout (default 5 s) stops holding anyone
- * up: the publishers it paused are read again, and QoS 0 messages to it are dropped while it is
- * over the mark (counted in $SYS/broker/publish/messages/dropped, logged). So one client that does
- * not read (a paused terminal, two clients each waiting for the other, a client that publishes to
- * its own subscription and never reads) cannot stall the others for longer than that.
+ * A subscriber that has not caught up (drained to LOW_WATER) within --backpressure-timeout
+ * (default 5 s) of being backed up stops holding anyone up: the publishers it paused are read
+ * again, and QoS 0 messages to it are dropped while it is over the mark (counted in
+ * $SYS/broker/publish/messages/dropped, logged). So one client that does not read, or reads only
+ * a trickle (a paused terminal, two clients each waiting for the other, a client that publishes to
+ * its own subscription and never reads, one that takes a few bytes a second on purpose) cannot
+ * stall the others for longer than that.
  */
 import { type Connection, ConnState } from './connection.js';
 
@@ -32,16 +34,13 @@ export const MAX_BACKLOG = 64 * 1024 * 1024;
 export class Congestion {
   /** The connections not read from until it drains. */
   readers: Connection[] = [];
-  /** When it last took bytes (or became congested). */
-  progressAt: number;
-  /** Bytes the transport had taken from it then. */
-  taken: number;
-  /** It took nothing for the timeout: it holds no one up, QoS 0 to it is dropped while over the mark. */
+  /** When it became backed up. */
+  readonly since: number;
+  /** Still backed up after the timeout: it holds no one up, QoS 0 to it is dropped while over the mark. */
   stuck = false;
 
-  constructor(now: number, taken: number) {
-    this.progressAt = now;
-    this.taken = taken;
+  constructor(now: number) {
+    this.since = now;
   }
 }
 
@@ -73,7 +72,7 @@ export class Backpressure {
     if (this.timeoutMs === 0) return true;
     let g = c.congestion;
     if (g === undefined) {
-      g = new Congestion(this.host.now(), c.taken);
+      g = new Congestion(this.host.now());
       c.congestion = g;
       this.congested.add(c);
     }
@@ -109,7 +108,7 @@ export class Backpressure {
 
   /**
    * The periodic check (the broker's sweep): a congested subscriber that drained without an event
-   * saying so (WebSocket) is released; one that took nothing for the timeout becomes stuck.
+   * saying so (WebSocket) is released; one still backed up after the timeout becomes stuck.
    */
   tick(now: number): void {
     for (const c of this.congested) {
@@ -118,15 +117,11 @@ export class Backpressure {
         this.release(c, true);
         continue;
       }
-      const taken = c.taken;
-      if (taken !== g.taken) {
-        g.taken = taken;
-        g.progressAt = now;
-      } else if (!g.stuck && now - g.progressAt >= this.timeoutMs) {
+      if (!g.stuck && now - g.since >= this.timeoutMs) {
         g.stuck = true;
         this.resumeReaders(c, g);
         this.host.log(
-          `[${c.label}] not reading: ${Math.round(c.backlog / 1024)} KiB waiting and none taken for ${this.timeoutMs / 1000} s; the clients paused for it are read again, QoS 0 messages to it are dropped until it catches up (--backpressure-timeout)`,
+          `[${c.label}] not reading: ${Math.round(c.backlog / 1024)} KiB waiting, not caught up within ${this.timeoutMs / 1000} s; the clients paused for it are read again, QoS 0 messages to it are dropped until it catches up (--backpressure-timeout)`,
         );
       }
     }

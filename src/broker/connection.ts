@@ -170,8 +170,6 @@ export class Connection {
   private out: Buffer | undefined = undefined;
   private outLen = 0;
   private outHint = FIRST_BUFFER;
-  /** Bytes handed to the transport so far. */
-  private written = 0;
   dirty = false;
 
   constructor(ctx: ConnectionContext, transport: Transport, listener: ListenerKind, now: number) {
@@ -411,11 +409,6 @@ export class Connection {
     return this.outLen + this.transport.writableLength;
   }
 
-  /** Bytes the transport has taken from its buffer (written to the socket) so far. */
-  get taken(): number {
-    return this.written - this.transport.writableLength;
-  }
-
   /** Room for `n` more bytes of output (the hot path: the buffer of this tick has it). */
   private reserve(n: number): Buffer {
     const out = this.out;
@@ -600,7 +593,6 @@ export class Connection {
     const delay = ctx.delayMs;
     if (delay > 0) setTimeout(delayedWrite, delay, this.transport, data);
     else this.transport.write(data);
-    this.written += data.length;
     if (this.congestion !== undefined) ctx.drained(this);
   }
 }

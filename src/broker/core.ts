@@ -31,7 +31,7 @@ import type { Transport } from './transport.js';
 import { SubscriptionTrie } from './trie.js';
 
 const DEFAULT_MAX_INFLIGHT = 256;
-/** --backpressure-timeout: how long a subscriber that takes nothing may hold up its publishers. */
+/** --backpressure-timeout: how long a subscriber that does not catch up may hold up its publishers. */
 const DEFAULT_BACKPRESSURE_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_QUEUED = 10_000;
 /** Like Mosquitto: each alias holds a topic string in memory for the life of the connection. */

@@ -59,8 +59,8 @@ export interface BrokerOptions {
   maxQueued?: number;
   /**
    * Backpressure: a client publishing to a subscriber with more than 1 MiB waiting is not read
-   * from until that subscriber catches up; a subscriber that takes nothing for this long (ms,
-   * default 5000) holds no one up any more, and QoS 0 messages to it are dropped while it is
+   * from until that subscriber catches up; a subscriber that has not caught up after this long
+   * (ms, default 5000) holds no one up any more, and QoS 0 messages to it are dropped while it is
    * behind (counted, logged). 0: no backpressure (QoS 0 dropped only beyond 64 MiB waiting).
    */
   backpressureTimeoutMs?: number;

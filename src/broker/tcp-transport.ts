@@ -70,17 +70,36 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** libuv's end of stream (UV_EOF). */
 const UV_EOF = -4095;
 
-/** stream_wrap's classes and shared state, or undefined when this Node does not expose them. */
+/** The TCP handle's methods used here: every one must be there, or node:net's sockets are used. */
+const HANDLE_METHODS = [
+  'readStart',
+  'readStop',
+  'useUserBuffer',
+  'writeBuffer',
+  'shutdown',
+  'close',
+  'getpeername',
+  'setNoDelay',
+] as const;
+
+/**
+ * stream_wrap's classes and shared state, or undefined when this Node does not expose them, or
+ * its TCP handle lacks a method used here (checked once, at start, not on a client's connection).
+ */
 function loadStreamWrap(): StreamWrap | undefined {
   try {
     const binding = (process as unknown as { binding(name: string): unknown }).binding;
     const s = binding('stream_wrap') as Partial<StreamWrap>;
+    const tcp = (binding('tcp_wrap') as { TCP?: { prototype?: Record<string, unknown> } }).TCP?.prototype;
     if (
       typeof s.WriteWrap === 'function' &&
       typeof s.ShutdownWrap === 'function' &&
       s.streamBaseState instanceof Int32Array &&
       typeof s.kReadBytesOrError === 'number' &&
-      typeof s.kLastWriteWasAsync === 'number'
+      typeof s.kLastWriteWasAsync === 'number' &&
+      tcp !== undefined &&
+      HANDLE_METHODS.every((m) => typeof tcp[m] === 'function') &&
+      'writeQueueSize' in tcp
     )
       return s as StreamWrap;
   } catch {

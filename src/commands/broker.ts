@@ -263,6 +263,7 @@ Examples:
   mq broker --make-passwd alice:secret >> passwd && mq broker --passwd passwd --acl acl.conf
   mq broker --make-passwd alice:secret --scram >> passwd    a line SCRAM logins can use too
   mq broker --max-qos 1 --receive-maximum 5 --drop-every 10    test how a client copes
+  mq broker --backpressure-timeout 1          a subscriber 1 s behind no longer slows publishers
   mq broker --persist broker.db               survive restarts (and kill -9)
   mq broker --bridge mqtts://user:pass@prod.example.com --bridge-topic 'sensors/# in 1'
                                               production's sensors/# here, as they happen
@@ -282,10 +283,11 @@ dropped (the queue keeps the oldest), counted in $SYS/broker/publish/messages/dr
 logged. QoS 0 messages are not queued for offline clients.
 Backpressure: while more than 1 MiB waits for a subscriber, the clients publishing to it are not
 read from (TCP makes them wait) until it has taken half of that, so a slow subscriber slows its
-publishers instead of losing QoS 0 messages. A subscriber that takes nothing for
+publishers instead of losing QoS 0 messages. A subscriber that has not caught up within
 --backpressure-timeout seconds (5) holds no one up any more: QoS 0 messages to it are dropped
 while it is behind (logged, counted in $SYS/broker/publish/messages/dropped), so a client that
-does not read (or two that wait for each other) cannot stall the others for longer.
+does not read, or reads a trickle (or two that wait for each other), cannot stall the others for
+longer. QoS 1 and 2 messages are never dropped for it: they wait in its session (--max-queued).
 --backpressure-timeout 0 turns backpressure off. $SYS/broker/... is published
 retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
