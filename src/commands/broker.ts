@@ -192,7 +192,7 @@ function addLimitOptions(cmd: Command): void {
     )
     .option(
       '--backpressure-timeout <s>',
-      'how long a subscriber that reads nothing may hold up the clients publishing to it (default 5; 0: never)',
+      'how long a subscriber that does not catch up may hold up the clients publishing to it (default 5; 0: never)',
     )
     .option(
       '--max-connect-size <bytes>',
