@@ -12,9 +12,10 @@
  * the TCP handle net.Socket would have wrapped. The handle API used (tcp_wrap, stream_wrap:
  * readStart/readStop, onread, writeBuffer with a WriteWrap, shutdown, close, getpeername,
  * writeQueueSize) is what net.js itself is written on, reached through process.binding (whose
- * allowlist keeps tcp_wrap and stream_wrap, without a runtime deprecation). When it is not there
- * in the expected shape, the listener keeps node:net's sockets (listeners.ts) and nothing else
- * changes. BrokerOptions.nodeStreams forces that path (tests keep it working).
+ * allowlist keeps tcp_wrap and stream_wrap, without a runtime deprecation unless pending
+ * deprecations are asked for: then it is not used). When it is not there in the expected shape,
+ * the listener keeps node:net's sockets (listeners.ts) and nothing else changes.
+ * BrokerOptions.nodeStreams forces that path (tests keep it working).
  */
 import type { Server } from 'node:net';
 import { getSystemErrorName } from 'node:util';
@@ -108,7 +109,21 @@ function loadStreamWrap(): StreamWrap | undefined {
   return undefined;
 }
 
-const wrap = loadStreamWrap();
+/**
+ * Node prints DEP0111 for process.binding when pending deprecations are asked for (a flag, or
+ * either variable): the broker then keeps node:net's sockets rather than warn its user.
+ */
+function pendingDeprecation(): boolean {
+  return (
+    process.execArgv.includes('--pending-deprecation') ||
+    (process.env.NODE_OPTIONS ?? '').includes('--pending-deprecation') ||
+    process.env.NODE_PENDING_DEPRECATION === '1'
+  );
+}
+
+/** Loaded by the first acceptOnHandles (not at start: every mq command loads this module). */
+let wrap: StreamWrap | undefined;
+let loaded = false;
 
 const State = {
   Open: 0,
@@ -265,6 +280,10 @@ export function acceptOnHandles(
   accept: (transport: TcpTransport) => Connection,
   log: (line: string) => void,
 ): boolean {
+  if (!loaded) {
+    loaded = true;
+    wrap = pendingDeprecation() ? undefined : loadStreamWrap();
+  }
   const handle = (server as unknown as ServerWithHandle)._handle;
   if (wrap === undefined || handle == null || typeof handle.onconnection !== 'function') return false;
   handle.onconnection = (err: number, client: TcpHandle | undefined) => {
