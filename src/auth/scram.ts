@@ -13,6 +13,7 @@
  * characters; the bidirectional-text rules and unassigned code points are not checked.
  */
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { escapeForTerminal } from '../cli/escape.js';
 
 /** The Authentication Method names on the wire (as EMQX and MQTTX name them). */
 export const SCRAM_METHODS = ['SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
@@ -183,10 +184,7 @@ function base64(value: string, what: string): Buffer {
 /** Network text for an error message: cut, control characters escaped (it may reach a terminal). */
 function clip(text: string): string {
   const cut = text.length > 40 ? `${text.slice(0, 40)}...` : text;
-  return cut.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  return escapeForTerminal(cut);
 }
 
 /** saslname (RFC 5802 §7): ',' and '=' as =2C and =3D. */

@@ -9,6 +9,7 @@
  * socket, the window or their in-flight ids are pumped again in that same turn.
  */
 import { SaltedPasswords } from '../auth/scram.js';
+import { escapeForTerminal } from '../cli/escape.js';
 import { encode, type ProtocolVersion } from '../protocol/index.js';
 import {
   ackTemplate,
@@ -114,14 +115,6 @@ export type FromShare =
       sharedSpans?: (StreamSpan & { group: string })[];
     }
   | { t: 'fatal'; message: string };
-
-/** Control characters of a message from the network, escaped before it can reach a terminal. */
-export function escapeControl(s: string): string {
-  return s.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
 
 export class Share {
   private readonly s: ResolvedSettings;
@@ -238,11 +231,11 @@ export class Share {
 
   /** Counts a failure under `reason`; keeps the first message in words. */
   error(reason: string, message?: string): void {
-    const key = escapeControl(reason);
+    const key = escapeForTerminal(reason);
     this.errors[key] = (this.errors[key] ?? 0) + 1;
     this.counters[C_ERRORS]!++;
     this.tick.errors++;
-    if (message !== undefined) this.firstError ??= escapeControl(message);
+    if (message !== undefined) this.firstError ??= escapeForTerminal(message);
   }
 
   // --- connecting -------------------------------------------------------------------------------

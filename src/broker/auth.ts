@@ -4,9 +4,9 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { credentialsFromSalted, type ScramCredentials, saltedPasswordAsync } from '../auth/scram.js';
+import { type Limit, readFileBounded } from '../cli/io.js';
 import { matches, validateTopicFilter } from '../protocol/index.js';
 import { parseScramPasswd, type ScramEntry } from './enhanced-auth.js';
 import {
@@ -460,15 +460,18 @@ function safeValue(v: string): boolean {
   return !v.includes('+') && !v.includes('#') && !v.includes('/');
 }
 
+/** Password and ACL files: far more than any real one (64 MiB holds ~300,000 `$7$` users). */
+export const AUTH_FILE_LIMIT: Limit = {
+  bytes: 64 * 1024 * 1024,
+  why: "mq's limit for a password or ACL file",
+};
+
+/**
+ * A password or ACL file as text, read bounded: a huge file (or /dev/zero) is one clear error, not
+ * an out-of-memory.
+ */
 function readText(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    throw new Error(`cannot read ${what} ${file}: ${why}`);
-  }
+  return readFileBounded(file, AUTH_FILE_LIMIT, what).toString('utf8');
 }
 
 /**

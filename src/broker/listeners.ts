@@ -44,6 +44,29 @@ function terminate(this: WebSocket): void {
 type Accept = (transport: Transport, listener: ListenerKind) => Connection;
 type AnyServer = Server | TlsServer | HttpServer;
 
+/**
+ * Listens on host:port; resolves with the address bound (port 0: the one the OS chose), rejects
+ * with the error of a failed bind (EADDRINUSE...). Errors after that go to `onLaterError`.
+ * The broker's listeners and mq proxy's both bind this way.
+ */
+export function listenOn(
+  server: AnyServer,
+  host: string,
+  port: number,
+  onLaterError: (err: Error) => void,
+): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      server.on('error', onLaterError);
+      const a = server.address();
+      if (a === null || typeof a === 'string') resolve({ host, port });
+      else resolve({ host: a.address, port: a.port });
+    });
+  });
+}
+
 export class Listeners {
   private readonly servers: AnyServer[] = [];
   private wss: WebSocketServer | undefined = undefined;
@@ -117,17 +140,7 @@ export class Listeners {
 
   private bind(server: AnyServer, host: string, port: number): Promise<{ host: string; port: number }> {
     this.servers.push(server);
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      server.once('error', onError);
-      server.listen(port, host, () => {
-        server.off('error', onError);
-        server.on('error', (err) => this.log(`listener error: ${err.message}`));
-        const a = server.address();
-        if (a === null || typeof a === 'string') resolve({ host, port });
-        else resolve({ host: a.address, port: a.port });
-      });
-    });
+    return listenOn(server, host, port, (err) => this.log(`listener error: ${err.message}`));
   }
 
   private acceptSocket(socket: Socket, listener: 'tcp' | 'tls'): void {

@@ -22,6 +22,7 @@ import {
   resolveConnectionOptions,
   scramLogin,
   someConnectionOptions,
+  TRANSPORT_FLAGS,
 } from './connection-options.js';
 import { UsageError } from './errors.js';
 import { collect } from './options.js';
@@ -79,16 +80,7 @@ const SHARED = [
   'password',
   'authMethod',
   'profile',
-  'connectTimeout',
-  'wsPath',
-  'wsHeader',
-  'cafile',
-  'cert',
-  'key',
-  'insecure',
-  'tlsVersion',
-  'alpn',
-  'servername',
+  ...TRANSPORT_FLAGS,
   'sessionExpiry',
 ] as const;
 

@@ -10,7 +10,7 @@ import type { BenchProgress } from '../bench/engine.js';
 import type { CompareRow } from '../bench/merge.js';
 import type { BenchMode, BenchReport, Percentiles } from '../bench/report.js';
 import type { AssertResult } from './bench-assert.js';
-import { escapeTerminal } from './proxy-output.js';
+import { escapeForTerminal } from './escape.js';
 
 /** The colours the text builders use (a chalk instance fits; identity functions for none). */
 export interface BenchPaint {
@@ -125,7 +125,7 @@ export function displayMode(r: BenchReport): BenchMode {
 /** The first line: what ran against what. */
 function headline(r: BenchReport): string {
   const s = r.settings;
-  const parts = [escapeTerminal(s.target), VERSION[s.protocolVersion] ?? `MQTT ${s.protocolVersion}`];
+  const parts = [escapeForTerminal(s.target), VERSION[s.protocolVersion] ?? `MQTT ${s.protocolVersion}`];
   const load =
     s.rate === null
       ? `as fast as the broker takes them${s.qos > 0 ? ` (${s.inflight} in flight per publisher)` : ''}`
@@ -134,7 +134,7 @@ function headline(r: BenchReport): string {
   if (r.sources !== undefined) {
     // Runs of several machines: their loads differ; the counts add up.
     const modes = [...new Set(r.sources.map((x) => x.mode))].join(' + ');
-    const hosts = [...new Set(r.sources.map((x) => escapeTerminal(x.hostname)))].join(', ');
+    const hosts = [...new Set(r.sources.map((x) => escapeForTerminal(x.hostname)))].join(', ');
     const clients =
       s.pubs + s.subs > 0
         ? `${plural(s.pubs, 'publisher')}, ${plural(s.subs, 'subscriber')}`
@@ -147,10 +147,10 @@ function headline(r: BenchReport): string {
       if (s.connectRate !== null) parts.push(`${rate(s.connectRate)} connections/s`);
       break;
     case 'pub':
-      parts.push(`${plural(s.pubs, 'publisher')} on '${escapeTerminal(s.topic)}'`, payload, load);
+      parts.push(`${plural(s.pubs, 'publisher')} on '${escapeForTerminal(s.topic)}'`, payload, load);
       break;
     case 'sub':
-      parts.push(`${plural(s.subs, 'subscriber')} on '${escapeTerminal(s.filter)}'`, `QoS ${s.qos}`);
+      parts.push(`${plural(s.subs, 'subscriber')} on '${escapeForTerminal(s.filter)}'`, `QoS ${s.qos}`);
       break;
     case 'e2e':
       parts.push(`${plural(s.pubs, 'publisher')} -> ${plural(s.subs, 'subscriber')}`, payload, load);
@@ -224,7 +224,7 @@ function connectionsLine(r: BenchReport, c: BenchPaint): string {
 function errorsLine(r: BenchReport, c: BenchPaint): string {
   const entries = Object.entries(r.errors).sort((a, b) => b[1] - a[1]);
   if (entries.length === 0) return 'none';
-  return entries.map(([reason, n]) => c.red(`${count(n)} x ${escapeTerminal(reason)}`)).join('; ');
+  return entries.map(([reason, n]) => c.red(`${count(n)} x ${escapeForTerminal(reason)}`)).join('; ');
 }
 
 function selfLine(r: BenchReport, c: BenchPaint): string {
@@ -280,7 +280,9 @@ function notes(r: BenchReport): string[] {
   if (r.clock.acrossProcesses) {
     out.push(
       `latency of messages from other processes or machines is only as good as the sync of their clocks${
-        r.clock.note !== undefined && !/clock/.test(r.clock.note) ? ` (${escapeTerminal(r.clock.note)})` : ''
+        r.clock.note !== undefined && !/clock/.test(r.clock.note)
+          ? ` (${escapeForTerminal(r.clock.note)})`
+          : ''
       }`,
     );
   }
@@ -381,7 +383,7 @@ function changeText(row: CompareRow, c: BenchPaint): string {
 /** One line naming a report: `a.json: e2e against mqtt://h:1883, 2026-05-01 10:00, 10 s`. */
 export function describeRun(name: string, r: BenchReport): string {
   const when = r.startedAt.replace('T', ' ').slice(0, 16);
-  return `${escapeTerminal(name)}: ${r.settings.mode} against ${escapeTerminal(r.settings.target)}, ${when} UTC, ${seconds(r.durationSec)} on ${escapeTerminal(r.host.hostname)}`;
+  return `${escapeForTerminal(name)}: ${r.settings.mode} against ${escapeForTerminal(r.settings.target)}, ${when} UTC, ${seconds(r.durationSec)} on ${escapeForTerminal(r.host.hostname)}`;
 }
 
 /** Two reports side by side with the change of each figure. */

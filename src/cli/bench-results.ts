@@ -10,8 +10,8 @@ import { type Assertion, type AssertResult, checkAssertion } from './bench-asser
 import { benchHtml } from './bench-html.js';
 import { formatAsserts, formatSummary } from './bench-output.js';
 import { CliError, ExitCode } from './errors.js';
+import { escapeForTerminal } from './escape.js';
 import { colors } from './output.js';
-import { escapeTerminal } from './proxy-output.js';
 
 /** Files to write at the end, opened before the run (a 10-minute run must not end in EACCES). */
 export async function openOutput(file: string | undefined, flag: string): Promise<FileHandle | undefined> {
@@ -77,7 +77,7 @@ export async function finish(
   else if (failed.length > 0) process.stderr.write(formatAsserts(failed, colors(process.stderr)));
   const firstLoss = Object.keys(report.errors).find((k) => k.startsWith('connection lost'));
   const reason = o.message ?? firstLoss;
-  const why = reason !== undefined ? ` (${escapeTerminal(reason)})` : '';
+  const why = reason !== undefined ? ` (${escapeForTerminal(reason)})` : '';
   switch (out.merged === true ? 'finished' : o.stopReason) {
     case 'connections-lost':
       throw new CliError(`every connection was lost before the end of the run${why}`, ExitCode.Connection);
@@ -109,9 +109,9 @@ export async function finish(
 function connectFailure(r: BenchReport): string {
   const refused = Object.keys(r.errors).includes('ECONNREFUSED');
   if (refused && r.settings.transport !== 'unix') {
-    return `nothing listens on ${escapeTerminal(r.settings.target)} (connection refused): start a broker with \`mq broker\`, or run mq bench against its own with \`--broker builtin\``;
+    return `nothing listens on ${escapeForTerminal(r.settings.target)} (connection refused): start a broker with \`mq broker\`, or run mq bench against its own with \`--broker builtin\``;
   }
-  return escapeTerminal(r.outcome.message ?? 'could not connect');
+  return escapeForTerminal(r.outcome.message ?? 'could not connect');
 }
 
 function title(r: BenchReport): string {

@@ -8,7 +8,8 @@ import { hostname } from 'node:os';
 import { type Command, Option } from 'commander';
 import { type BridgeOptions, BridgeTopicError, parseBridgeTopic } from '../broker/index.js';
 import type { ClientOptions } from '../client/index.js';
-import { parseBrokerUrl, parseReconnect, parseVersion, tlsOptions } from './connection-options.js';
+import { parseBrokerUrl } from './broker-url.js';
+import { parseReconnect, parseVersion, tlsOptions } from './connection-options.js';
 import { UsageError } from './errors.js';
 import { parseInteger } from './values.js';
 

@@ -15,10 +15,16 @@
  */
 import { isUtf8 } from 'node:buffer';
 
+/** What every variant escapes beyond C0: DEL, C1, the bidi controls, U+2028/U+2029. */
+const UNSAFE_ABOVE_C0 = '\\x7f-\\x9f\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069';
 /** Code points escaped by escapeForTerminal. */
-const UNSAFE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const UNSAFE = new RegExp(`[\\x00-\\x1f${UNSAFE_ABOVE_C0}]`, 'g');
 /** The same, but a line feed and a tab stay (the layout of a payload shown as text). */
-const UNSAFE_KEEP_LAYOUT = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const UNSAFE_KEEP_LAYOUT = new RegExp(`[\\x00-\\x08\\x0b-\\x1f${UNSAFE_ABOVE_C0}]`, 'g');
+/** The same again, but ESC stays too (lines holding mq's own colour sequences). */
+const UNSAFE_KEEP_COLOURS = new RegExp(`[\\x00-\\x08\\x0b-\\x1a\\x1c-\\x1f${UNSAFE_ABOVE_C0}]`, 'g');
+/** What JSON.stringify leaves as it is but a terminal acts on (safeJson). */
+const JSON_UNSAFE = new RegExp(`[${UNSAFE_ABOVE_C0}]`, 'g');
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
@@ -34,15 +40,34 @@ function escapeOne(ch: string): string {
 export interface EscapeOptions {
   /** Keep line feeds and tabs (a payload shown as text keeps its lines); default false. */
   keepLayout?: boolean;
+  /**
+   * Keep ESC as well as line feeds and tabs: for a line that holds mq's own colour sequences and
+   * whose strings from the network were escaped before they went in (a second pass, a safety net).
+   */
+  keepColours?: boolean;
 }
 
 /** `text` with every control and bidi code point escaped (see the module comment). */
 export function escapeForTerminal(text: string, options: EscapeOptions = {}): string {
-  const unsafe = options.keepLayout === true ? UNSAFE_KEEP_LAYOUT : UNSAFE;
+  const unsafe =
+    options.keepColours === true
+      ? UNSAFE_KEEP_COLOURS
+      : options.keepLayout === true
+        ? UNSAFE_KEEP_LAYOUT
+        : UNSAFE;
   unsafe.lastIndex = 0;
   if (!unsafe.test(text)) return text;
   unsafe.lastIndex = 0;
   return text.replace(unsafe, escapeOne);
+}
+
+/** Is this buffer text a person can read (valid UTF-8, no control characters but tab and newlines)? */
+export function isPrintableText(bytes: Buffer): boolean {
+  if (!isUtf8(bytes)) return false;
+  for (const b of bytes) {
+    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return false;
+  }
+  return true;
 }
 
 /**
@@ -60,9 +85,6 @@ export function escapeBytesForTerminal(bytes: Buffer, options: EscapeOptions = {
   }
   return out;
 }
-
-/** What JSON.stringify leaves as it is but a terminal acts on: DEL, C1 controls, bidi controls, U+2028/9. */
-const JSON_UNSAFE = /[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
 
 /**
  * JSON text (from JSON.stringify) with the code points JSON leaves raw written as `\uNNNN` escapes:

@@ -14,6 +14,7 @@
  * Bad input throws UsageError naming the position (line and column).
  */
 import { UsageError } from './errors.js';
+import { escapeForTerminal } from './escape.js';
 
 /** A run of bytes to decode, and where it came from when the input was a broker recording. */
 export interface InputRecord {
@@ -29,12 +30,6 @@ export type InputFormat = 'hex' | 'base64' | 'raw';
 
 function where(line: number, column: number, multiLine: boolean): string {
   return multiLine ? `line ${line}, column ${column}` : `column ${column}`;
-}
-
-function shownChar(c: string): string {
-  const code = c.codePointAt(0) ?? 0;
-  if (code < 0x20 || code === 0x7f) return `\\x${code.toString(16).padStart(2, '0')}`;
-  return c;
 }
 
 const HEX_DIGIT = /^[0-9a-fA-F]$/;
@@ -146,7 +141,7 @@ function parseHexLine(line: string, lineNo: number, base: number, multiLine: boo
       if (!HEX_DIGIT.test(d)) {
         const col = base + i + 1;
         throw new UsageError(
-          `not hex: '${shownChar(d)}' at ${where(lineNo, col, multiLine)} (use --base64 or --raw for other input)`,
+          `not hex: '${escapeForTerminal(d)}' at ${where(lineNo, col, multiLine)} (use --base64 or --raw for other input)`,
         );
       }
       i++;
@@ -189,7 +184,7 @@ export function parseBase64(text: string): Buffer {
       }
       if (!BASE64_CHAR.test(c) || padding) {
         throw new UsageError(
-          `not base64: '${shownChar(c)}' at ${where(li + 1, i + 1, multiLine)}${padding ? ' (after the = padding)' : ''}`,
+          `not base64: '${escapeForTerminal(c)}' at ${where(li + 1, i + 1, multiLine)}${padding ? ' (after the = padding)' : ''}`,
         );
       }
       clean += c;

@@ -10,7 +10,6 @@
  * property list present on the wire), so `decode --json | encode` gives back the same bytes as far
  * as the codec encodes them canonically.
  */
-import { isUtf8 } from 'node:buffer';
 import { ALL_PACKET_TYPES } from '../protocol/constants.js';
 import { encode } from '../protocol/encode.js';
 import { PROPERTY_BY_NAME, type PropertyInfo } from '../protocol/properties.js';
@@ -26,6 +25,7 @@ import type {
   Will,
 } from '../protocol/types.js';
 import { CliError, ExitCode, UsageError } from './errors.js';
+import { isPrintableText } from './escape.js';
 import { jsonDepth, MAX_JSON_DEPTH } from './values.js';
 
 export type BinaryEncoding = 'utf8' | 'hex' | 'base64';
@@ -73,15 +73,6 @@ export function parseProtocolVersion(value: unknown): ProtocolVersion | undefine
 /** '3.1', '3.1.1', '5.0'. */
 export function versionLabel(version: ProtocolVersion): string {
   return VERSION_LABELS[version];
-}
-
-/** Is this buffer text a person can read (valid UTF-8, no control characters but tab and newlines)? */
-export function isPrintableText(bytes: Buffer): boolean {
-  if (!isUtf8(bytes)) return false;
-  for (const b of bytes) {
-    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return false;
-  }
-  return true;
 }
 
 function binaryToJson(bytes: Buffer, fallback: 'hex' | 'base64'): [string, BinaryEncoding] {

@@ -3,12 +3,13 @@
  * line or full, prefixed with the connection id and the direction) or as JSON objects, one a line.
  * Packets and connection lines go to stdout (they are the command's output); failures (a broker
  * that cannot be reached, --strict closing a connection) and warnings also get one line on stderr.
- * Every string that came from the network is escaped before it reaches a terminal: control
- * characters (C0, DEL, C1) and bidirectional/line-separator marks never pass through raw.
+ * Every string that came from the network is escaped before it reaches a terminal (escape.ts):
+ * control characters (C0, DEL, C1) and bidirectional/line-separator marks never pass through raw.
  */
 import type { MalformedPacketError } from '../protocol/errors.js';
 import { PACKET_TYPE_NAMES } from '../protocol/index.js';
 import type { ConnectionInfo, Direction, PacketEvent, ProxyEvents } from '../proxy/index.js';
+import { escapeForTerminal, safeJson } from './escape.js';
 import { packetToJson, versionLabel } from './packet-json.js';
 import { formatPacketFull, formatPacketLine, type Paint } from './render.js';
 
@@ -29,32 +30,6 @@ export const DIRECTION_LABEL: Record<Direction, string> = {
   up: 'client->broker',
   down: 'broker->client',
 };
-
-/** Characters never written raw: C0 (but tab, newline), DEL, C1, bidi controls, line/paragraph separators. */
-const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-/** The same, but ESC (colour sequences made here, never from the network, which is escaped first). */
-const UNSAFE_BUT_ESC =
-  /[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-const escapeChar = (ch: string): string => {
-  const code = ch.charCodeAt(0);
-  return code < 0x100
-    ? `\\x${code.toString(16).padStart(2, '0')}`
-    : `\\u${code.toString(16).padStart(4, '0')}`;
-};
-
-/** `text` with every unsafe character shown as \xNN / \uNNNN (for text from the network). */
-export function escapeTerminal(text: string): string {
-  return text.replace(UNSAFE, escapeChar);
-}
-
-/** JSON text with the characters JSON.stringify leaves raw (DEL, C1, bidi marks) as \u escapes. */
-export function safeJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-}
 
 let stampMs = 0;
 let stampText = '';
@@ -78,17 +53,18 @@ function violationJson(v: MalformedPacketError): Record<string, unknown> {
 /** The ProxyEvents that print. */
 export function proxyOutput(o: ProxyOutputOptions): ProxyEvents {
   const c = o.colors;
-  // Lines built here hold colour sequences only when colours are on: then ESC is kept.
+  // Lines built here (a --trace full block has several) hold colour sequences only when colours are
+  // on: then ESC is kept. Their strings from the network were escaped on the way in.
   const clean = (text: string) =>
-    c.level > 0 ? text.replace(UNSAFE_BUT_ESC, escapeChar) : escapeTerminal(text);
+    escapeForTerminal(text, c.level > 0 ? { keepColours: true } : { keepLayout: true });
   const line = (text: string) => o.stdout(`${clean(text)}\n`);
   const errLine = (text: string) => {
-    if (!o.quiet) o.stderr(`${escapeTerminal(`mq proxy: ${text}`)}\n`);
+    if (!o.quiet) o.stderr(`${escapeForTerminal(`mq proxy: ${text}`)}\n`);
   };
-  const json = (conn: ConnectionInfo | undefined, event: string, fields: Record<string, unknown>) =>
-    o.stdout(
-      `${safeJson({ time: new Date().toISOString(), ...(conn ? { conn: conn.id } : {}), event, ...fields })}\n`,
-    );
+  const json = (conn: ConnectionInfo | undefined, event: string, fields: Record<string, unknown>) => {
+    const record = { time: new Date().toISOString(), ...(conn ? { conn: conn.id } : {}), event, ...fields };
+    o.stdout(`${safeJson(JSON.stringify(record))}\n`);
+  };
   const who = (conn: ConnectionInfo, direction?: Direction) =>
     `${c.dim(stamp())} ${c.magenta(`[${conn.id}]`)}${direction ? ` ${DIRECTION_LABEL[direction]}` : ''}`;
 
@@ -104,12 +80,12 @@ export function proxyOutput(o: ProxyOutputOptions): ProxyEvents {
     notice(conn, direction, message) {
       if (o.json)
         json(conn, 'notice', { ...(direction ? { direction: DIRECTION_LABEL[direction] } : {}), message });
-      else line(`${who(conn, direction)}: ${c.yellow(escapeTerminal(message))}`);
+      else line(`${who(conn, direction)}: ${c.yellow(escapeForTerminal(message))}`);
     },
     close(conn, reason, failure) {
       if (failure) errLine(`[${conn.id}] client ${conn.peer}: ${reason}`);
       if (o.json) json(conn, 'closed', { reason, failure });
-      else if (!failure) line(`${who(conn)} closed: ${escapeTerminal(reason)}`);
+      else if (!failure) line(`${who(conn)} closed: ${escapeForTerminal(reason)}`);
     },
     warning(message) {
       errLine(message);
@@ -151,7 +127,7 @@ function packetText(e: PacketEvent, mode: 'line' | 'full', c: Paint): string {
   }
   if (e.dropped) text += ` ${c.yellow('DROPPED (--drop-every)')}`;
   if (e.violations.length > 0) {
-    const list = e.violations.map((v) => escapeTerminal(v.message)).join('; ');
+    const list = e.violations.map((v) => escapeForTerminal(v.message)).join('; ');
     text += ` ${c.red(`MALFORMED (packet at stream byte ${e.offset}): ${list}`)}`;
   }
   return text;

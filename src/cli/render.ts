@@ -14,7 +14,6 @@
  * coloured, so the output is safe to print whatever a peer sent. Secrets (a CONNECT's password,
  * Authentication Data) are never shown, in any renderer: only their length (`secret()`).
  */
-import { isUtf8 } from 'node:buffer';
 import { formatReasonCode, PACKET_TYPE_CODE } from '../protocol/constants.js';
 import { decode } from '../protocol/decode.js';
 import { PROPERTY_BY_NAME } from '../protocol/properties.js';
@@ -26,7 +25,7 @@ import type {
   ProtocolVersion,
   Subscription,
 } from '../protocol/types.js';
-import { escapeForTerminal, safeJson } from './escape.js';
+import { escapeForTerminal, isPrintableText, safeJson } from './escape.js';
 
 /** The subset of a chalk instance the renderer uses (a ChalkInstance fits). */
 export interface Paint {
@@ -125,16 +124,10 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function isText(bytes: Buffer): boolean {
-  if (!isUtf8(bytes)) return false;
-  for (const b of bytes) if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return false;
-  return true;
-}
-
 /** `"hello"` for text, `hex:00ff...` otherwise. */
 function binary(bytes: Buffer, max: number): string {
   if (bytes.length === 0) return '""';
-  if (isText(bytes)) {
+  if (isPrintableText(bytes)) {
     const text = bytes.toString('utf8');
     return quote(text, max);
   }
@@ -267,7 +260,7 @@ const SECONDS_KEYS = new Set<keyof Properties>([
 function propValueFull(key: keyof Properties, value: unknown, max: number): string {
   if (Buffer.isBuffer(value) && SECRET_PROPERTIES.has(key)) return secret(value);
   if (Buffer.isBuffer(value)) {
-    return isText(value)
+    return isPrintableText(value)
       ? `${quote(value.toString('utf8'), max)} (${value.length} bytes)`
       : `hex:${hex(value, max)} (${value.length} bytes)`;
   }
@@ -340,7 +333,8 @@ class Block {
 
 function payloadFull(bytes: Buffer, max: number): string {
   if (bytes.length === 0) return '(empty)';
-  if (isText(bytes)) return `${quote(bytes.toString('utf8'), max)} (${plural(bytes.length, 'byte')}, UTF-8)`;
+  if (isPrintableText(bytes))
+    return `${quote(bytes.toString('utf8'), max)} (${plural(bytes.length, 'byte')}, UTF-8)`;
   return `hex:${hex(bytes, max)} (${plural(bytes.length, 'byte')}, binary)`;
 }
 

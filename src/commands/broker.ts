@@ -6,10 +6,9 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { Broker, type BrokerOptions, makePasswdLine, makeScramPasswdLine } from '../broker/index.js';
 import { addBridgeOptions, type BridgeFlags, resolveBridges } from '../cli/bridge-options.js';
+import { isLoopback, listeningLines, terminalSink, tlsOptions } from '../cli/broker-setup.js';
 import { newCommand, run } from '../cli/command.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
-import { escapeForTerminal } from '../cli/escape.js';
-import { PEM_LIMIT, readFileBounded } from '../cli/io.js';
 import { type ConfFlags, readMosquittoConf } from '../cli/mosquitto-conf-flags.js';
 import { collect } from '../cli/options.js';
 import { colors } from '../cli/output.js';
@@ -512,44 +511,6 @@ async function brokerCommand(flags: BrokerFlags, cmd: Command, bridges: BridgeFl
   return ExitCode.Ok;
 }
 
-/**
- * What the broker writes to stderr, made safe for a terminal: client ids, user names, topics and
- * reason strings come from the network (before authentication too), so every log and trace line is
- * escaped (control characters, bidi overrides: escape.ts) before it is written, and a client cannot
- * set the terminal's title, clear it or forge a line. The packet text a trace line ends with is
- * render.ts's, which escapes every packet string before colouring it: `rendered()` notes it, and
- * `line()` keeps it (with its colours and, for --trace=full, its lines) and escapes the rest.
- */
-function terminalSink(): { rendered(text: string): string; line(line: string): string } {
-  let last: string | undefined;
-  return {
-    rendered(text) {
-      last = text;
-      return text;
-    },
-    line(line) {
-      const trusted = last !== undefined && line.endsWith(last) ? last : '';
-      last = undefined;
-      return escapeForTerminal(line.slice(0, line.length - trusted.length)) + trusted;
-    },
-  };
-}
-
-/** "mq broker listening on mqtt://HOST:PORT" for each listener (scripts read these lines). */
-function listeningLines(addresses: Awaited<ReturnType<Broker['listen']>>, wsPath: string): string[] {
-  const show = (host: string) => (host.includes(':') ? `[${host}]` : host);
-  const lines: string[] = [];
-  if (addresses.tcp)
-    lines.push(`mq broker listening on mqtt://${show(addresses.tcp.host)}:${addresses.tcp.port}`);
-  if (addresses.ws)
-    lines.push(`mq broker listening on ws://${show(addresses.ws.host)}:${addresses.ws.port}${wsPath}`);
-  if (addresses.tls)
-    lines.push(`mq broker listening on mqtts://${show(addresses.tls.host)}:${addresses.tls.port}`);
-  if (addresses.wss)
-    lines.push(`mq broker listening on wss://${show(addresses.wss.host)}:${addresses.wss.port}${wsPath}`);
-  return lines;
-}
-
 function splitUserPass(text: string, what: string): [string, string] {
   const colon = text.indexOf(':');
   if (colon <= 0) throw new UsageError(`${what}: expected user:password, got '${text}'`);
@@ -563,10 +524,6 @@ function parseCode(text: string, what: string): number {
     : parseInteger(text, what, 0, 255);
   if (n < 0 || n > 255) throw new UsageError(`${what}: '${text}' is not a reason code (0-255 or 0x00-0xff)`);
   return n;
-}
-
-function readPem(file: string, what: string): Buffer {
-  return readFileBounded(file, PEM_LIMIT, what);
 }
 
 function toOptions(f: BrokerFlags): BrokerOptions {
@@ -665,41 +622,4 @@ function toOptions(f: BrokerFlags): BrokerOptions {
   if (f.persist !== undefined) o.persistFile = f.persist;
   o.sysInterval = parseSeconds(f.sysInterval, '--sys-interval');
   return o;
-}
-
-/** --tls-port, --wss-port and their certificate options. */
-function tlsOptions(f: BrokerFlags, o: BrokerOptions): void {
-  if (f.tlsPort !== undefined) o.tlsPort = parseInteger(f.tlsPort, '--tls-port', 0, 65_535);
-  if (f.wssPort !== undefined) o.wssPort = parseInteger(f.wssPort, '--wss-port', 0, 65_535);
-  if (f.tlsPort === undefined && f.wssPort === undefined) {
-    const given = (['cert', 'key', 'cafile', 'requireCertificate', 'useIdentityAsUsername'] as const).find(
-      (k) => f[k] !== undefined && f[k] !== false,
-    );
-    if (given !== undefined)
-      throw new UsageError(
-        `--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --tls-port or --wss-port`,
-      );
-    return;
-  }
-  const which = f.tlsPort !== undefined ? '--tls-port' : '--wss-port';
-  if (f.cert === undefined || f.key === undefined) throw new UsageError(`${which} needs --cert and --key`);
-  o.cert = readPem(f.cert, '--cert');
-  o.key = readPem(f.key, '--key');
-  if (f.useIdentityAsUsername === true && f.requireCertificate !== true)
-    throw new UsageError(
-      '--use-identity-as-username needs --require-certificate (only a verified certificate names a user)',
-    );
-  if (f.requireCertificate === true) {
-    if (f.cafile === undefined)
-      throw new UsageError(
-        '--require-certificate needs --cafile (the CA that signs the client certificates)',
-      );
-    o.requireCertificate = true;
-    o.ca = readPem(f.cafile, '--cafile');
-  }
-  if (f.useIdentityAsUsername === true) o.useIdentityAsUsername = true;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

@@ -21,7 +21,6 @@ import { stopWhen } from '../cli/signals.js';
 import { parseInteger, parseSeconds } from '../cli/values.js';
 import { ConnectError } from '../client/index.js';
 import type { CheckStatus, ProbeOptions, SectionName } from '../probe/index.js';
-import { safe } from '../probe/text.js';
 import { validateTopicName } from '../protocol/index.js';
 
 interface ProbeFlags extends ConnectionFlags {
@@ -205,8 +204,8 @@ async function probeCommand(flags: ProbeFlags): Promise<number> {
     report = await runProbe(options);
   } catch (err) {
     if (stop.signal.aborted) throw new CliError('interrupted before the probe started', ExitCode.Interrupted);
-    // The broker's reason string may be in it: escaped like every string from the network.
-    if (err instanceof ConnectError) throw new CliError(safe(err.message), ExitCode.Connection);
+    // The broker's reason string may be in it: main.ts escapes it like every CliError message.
+    if (err instanceof ConnectError) throw new CliError(err.message, ExitCode.Connection);
     throw err;
   } finally {
     progress?.clear();

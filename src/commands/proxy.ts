@@ -10,6 +10,7 @@ import {
   type ConnectionFlags,
   resolveConnectionOptions,
   someConnectionOptions,
+  TRANSPORT_FLAGS,
 } from '../cli/connection-options.js';
 import { CliError, ExitCode, UsageError } from '../cli/errors.js';
 import { collect } from '../cli/options.js';
@@ -46,18 +47,7 @@ interface ProxyFlags extends ConnectionFlags {
 }
 
 /** The shared connection flags that apply to the upstream connection. */
-const UPSTREAM_FLAGS = [
-  'connectTimeout',
-  'wsPath',
-  'wsHeader',
-  'cafile',
-  'cert',
-  'key',
-  'insecure',
-  'tlsVersion',
-  'alpn',
-  'servername',
-] as const;
+const UPSTREAM_FLAGS = TRANSPORT_FLAGS;
 
 export function command(): Command {
   const cmd = newCommand('proxy')

@@ -2,8 +2,8 @@
  * A probe report as people read it (one line per check, in sections) and as machines read it (one
  * JSON object, sections as keys, each check under its id with its status, value and detail).
  */
+import { escapeForTerminal } from '../cli/escape.js';
 import { VERSION_LABEL } from '../protocol/index.js';
-import { safe } from './text.js';
 import { type CheckResult, type CheckStatus, type ProbeReport, SECTION_TITLES, SECTIONS } from './types.js';
 
 /** How each status is written in the text report. */
@@ -47,8 +47,9 @@ export function formatReport(report: ProbeReport, paint: Paint = NO_PAINT): stri
     for (const r of rows) {
       const status = paint.status(r.status, STATUS_LABEL[r.status].padEnd(statusWidth));
       // Details quote what came from the network; error messages may carry it raw.
-      let detail = safe(r.detail);
-      if (r.cleanupError !== undefined) detail += paint.dim(` (cleanup failed: ${safe(r.cleanupError)})`);
+      let detail = escapeForTerminal(r.detail);
+      if (r.cleanupError !== undefined)
+        detail += paint.dim(` (cleanup failed: ${escapeForTerminal(r.cleanupError)})`);
       lines.push(`  ${r.title.padEnd(width)}  ${status}  ${detail}`);
     }
   }

@@ -1,21 +1,14 @@
 /** Small wording helpers shared by the checks. */
+import { safeJson } from '../cli/escape.js';
 import { formatReasonCode, type PacketTypeName } from '../protocol/index.js';
-
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-const escaped = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 
 /**
  * A string that came from the network, made safe for a terminal: JSON-quoted (control characters
- * escaped), C1 controls and bidi overrides escaped too, cut at `max` characters.
+ * escaped by JSON, the rest by escape.ts's safeJson), cut at `max` characters.
  */
 export function quoted(text: string, max = 80): string {
   const cut = text.length > max ? `${text.slice(0, max)}...` : text;
-  return JSON.stringify(cut).replace(UNSAFE, escaped);
-}
-
-/** Text that may hold something from the network (an error message), with every control escaped. */
-export function safe(text: string): string {
-  return text.replace(UNSAFE, escaped);
+  return safeJson(JSON.stringify(cut));
 }
 
 /** `0x87 Not authorized` (v5), `return code 5 (not authorized)` (3.1/3.1.1 CONNACK). */
@@ -42,9 +35,4 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** `1 message`, `3 messages`. */
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

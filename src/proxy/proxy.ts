@@ -11,6 +11,7 @@
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { listenOn } from '../broker/listeners.js';
 import { Recorder } from '../cli/record.js';
 import type { TransportOptions } from '../client/index.js';
 import {
@@ -177,17 +178,7 @@ export class MqttProxy {
 
   private bind(server: Server | HttpServer, host: string, port: number): Promise<ProxyAddress> {
     this.servers.push(server);
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      server.once('error', onError);
-      server.listen(port, host, () => {
-        server.off('error', onError);
-        server.on('error', () => {});
-        const a = server.address();
-        if (a === null || typeof a === 'string') resolve({ host, port });
-        else resolve({ host: a.address, port: a.port });
-      });
-    });
+    return listenOn(server, host, port, () => {});
   }
 }
 

@@ -5,11 +5,12 @@
  * beyond it); what a client sends while its CONNECT is checked is handled after it, in order; a
  * client that leaves meanwhile leaves nothing behind. --acl without users is warned about.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { brokerCore } from '../../src/broker/broker.js';
+import { AUTH_FILE_LIMIT } from '../../src/broker/auth.js';
+import { Broker, brokerCore } from '../../src/broker/broker.js';
 import { makePasswdLine } from '../../src/broker/index.js';
 import {
   type ConnackPacket,
@@ -224,5 +225,26 @@ describe('--acl without users', () => {
     expect(open.logs.filter((l) => /--acl without --auth or --passwd/.test(l))).toHaveLength(1);
     const closed = await broker({ aclFile: acl, users: { alice: 'pw' } });
     expect(closed.logs.some((l) => /--acl without/.test(l))).toBe(false);
+  });
+});
+
+describe('--passwd and --acl files are read bounded', () => {
+  test('a file over the limit is one clear error, from its size (nothing is read); a device once past it', () => {
+    const huge = join(dir, 'huge');
+    writeFileSync(huge, '');
+    truncateSync(huge, AUTH_FILE_LIMIT.bytes + 1); // sparse: no disk used
+    const tooBig = new RegExp(
+      `is larger than ${AUTH_FILE_LIMIT.bytes} bytes \\(mq's limit for a password or ACL file\\)`,
+    );
+    expect(() => new Broker({ passwdFile: huge })).toThrow(/^password file: .*huge is larger than/);
+    expect(() => new Broker({ passwdFile: huge })).toThrow(tooBig);
+    expect(() => new Broker({ aclFile: huge, users: { a: 'b' } })).toThrow(
+      /^ACL file: .*huge is larger than/,
+    );
+    // A character device has no size: read until the limit is passed, then refused.
+    expect(() => new Broker({ passwdFile: '/dev/zero' })).toThrow(tooBig);
+    expect(() => new Broker({ passwdFile: join(dir, 'nope') })).toThrow(
+      /^password file: cannot read .*nope: no such file$/,
+    );
   });
 });

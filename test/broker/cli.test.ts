@@ -88,6 +88,11 @@ describe('mq broker', () => {
     const tls = await spawnMq(['broker', '--tls-port', '0']).exit(10_000);
     expect(tls.code).toBe(1);
     expect(tls.stderr).toMatch(/--tls-port needs --cert and --key/);
+    const zero = await spawnMq(['broker', '--port', '0', '--passwd', '/dev/zero']).exit(10_000);
+    expect(zero.code).toBe(1);
+    expect(zero.stderr).toMatch(
+      /^mq: password file: \/dev\/zero is larger than \d+ bytes \(mq's limit for a password or ACL file\)\n$/,
+    );
     const path = await spawnMq(['broker', '--ws-port', '0', '--ws-path', 'mqtt']).exit(10_000);
     expect(path.code).toBe(1);
     expect(path.stderr).toMatch(/--ws-path: 'mqtt' is not an HTTP path/);

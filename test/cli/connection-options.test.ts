@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, test } from 'vitest';
+import { parseBrokerUrl } from '../../src/cli/broker-url.js';
 import { newCommand } from '../../src/cli/command.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
-  parseBrokerUrl,
   parseVersion,
   type ResolvedConnection,
   resolveConnectionOptions,

@@ -81,6 +81,9 @@ describe('parseHex: the ways people paste bytes', () => {
     ['30 0d\n00 4', "odd number of hex digits (1) in '4' at line 2, column 4"],
     ['0x', "'0x' without hex digits at column 1"],
     ['30\u00000d', "not hex: '\\x00' at column 3"],
+    // C1 controls (U+009B is a CSI) and bidi overrides are escaped like C0 (escape.ts, one rule)
+    ['30\u009b0d', "not hex: '\\x9b' at column 3"],
+    ['30\u202e0d', "not hex: '\\u202e' at column 3"],
   ])('%j is a usage error naming the position: %s', (text, message) => {
     expect(() => parseHex(text)).toThrow(UsageError);
     expect(() => parseHex(text)).toThrow(message);
@@ -100,6 +103,7 @@ describe('parseBase64', () => {
   });
   it('bad characters name their position', () => {
     expect(() => parseBase64('MA0$')).toThrow("not base64: '$' at column 4");
+    expect(() => parseBase64('MA0\u009b')).toThrow("not base64: '\\x9b' at column 4");
     expect(() => parseBase64('MA==MA')).toThrow("not base64: 'M' at column 5 (after the = padding)");
     expect(() => parseBase64('MA0AB')).toThrow('cut short');
   });

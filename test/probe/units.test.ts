@@ -256,7 +256,7 @@ describe('the report', () => {
     const raw = { ...report, results: [{ ...report.results[0]!, detail: 'refused (\u001b]0;pwned\u0007)' }] };
     const text = formatReport(raw);
     expect(text).not.toMatch(/[\u0007\u001b]/);
-    expect(text).toContain('pass           refused (\\u001b]0;pwned\\u0007)\n');
+    expect(text).toContain('pass           refused (\\x1b]0;pwned\\x07)\n');
   });
 
   test('strings from the network are quoted, control and bidi characters escaped', () => {

@@ -63,7 +63,8 @@ export function writePublish(
   rl: number,
 ): number {
   buf[pos++] = 0x30 | (p.dup ? 8 : 0) | (p.qos << 1) | (p.retain ? 1 : 0);
-  // Remaining length, inlined: this is the hot path of every broker fan-out.
+  // Remaining length: a deliberate hot-path copy of writeVarint (writer.ts), inlined because this is
+  // the hot path of every broker fan-out.
   let n = rl;
   do {
     let b = n & 0x7f;
