@@ -240,8 +240,9 @@ function lossText(r) {
 function targets(rows) {
   const get = (key, broker) => rows.find((r) => r.key === key && r.broker === broker && !r.error);
   const out = [];
-  // At least `min` times Mosquitto's figure (higher is better) ...
-  const atLeast = (key, label, field, min) => {
+  // mq's figure over Mosquitto's, at least (higher is better) or at most (lower is better:
+  // latency, CPU per connection) `bound` times it.
+  const compare = (key, label, field, bound, higherIsBetter) => {
     const m = get(key, 'mq');
     const o = get(key, 'mosquitto');
     if (!m || !o || m[field] == null || o[field] == null) return;
@@ -251,25 +252,12 @@ function targets(rows) {
       mq: m[field],
       mosquitto: o[field],
       ratio: r,
-      need: `>= ${min}x`,
-      pass: r >= min,
+      need: `${higherIsBetter ? '>=' : '<='} ${bound}x`,
+      pass: higherIsBetter ? r >= bound : r <= bound,
     });
   };
-  // ... or at most `max` times it (lower is better: latency, CPU per connection).
-  const atMost = (key, label, field, max) => {
-    const m = get(key, 'mq');
-    const o = get(key, 'mosquitto');
-    if (!m || !o || m[field] == null || o[field] == null) return;
-    const r = m[field] / o[field];
-    out.push({
-      target: label,
-      mq: m[field],
-      mosquitto: o[field],
-      ratio: r,
-      need: `<= ${max}x`,
-      pass: r <= max,
-    });
-  };
+  const atLeast = (key, label, field, min) => compare(key, label, field, min, true);
+  const atMost = (key, label, field, max) => compare(key, label, field, max, false);
   const fanIn = get('fan-in', 'mq');
   if (fanIn?.lossPct != null)
     out.push({ target: 'fan-in QoS0 loss < 1%', mq: fanIn.lossPct, unit: '%', pass: fanIn.lossPct < 1 });

@@ -87,6 +87,12 @@ async function counter(port: number, clientId: string, filter: string, paused: b
   return state;
 }
 
+/** Waits (20 s at most) until `sub` has counted all COUNT messages, and checks they came in order. */
+async function everyMessage(sub: { count: number; outOfOrder: number }, name: string): Promise<void> {
+  await until(() => sub.count === COUNT, 20_000, `all ${COUNT} messages to ${name} (got ${sub.count})`);
+  expect(sub.outOfOrder).toBe(0);
+}
+
 /** A raw publisher (CONNECT done) that writes `bytes` at once. */
 async function publisher(port: number, clientId: string, keepalive = 60) {
   const c = await client(port, { clientId, keepalive });
@@ -111,8 +117,7 @@ describe.each([
     expect(b.broker.stats.messagesDropped).toBe(0);
     // The subscriber reads: the publisher is read again, and every message arrives, in order.
     sub.socket.resume();
-    await until(() => sub.count === COUNT, 20_000, `all ${COUNT} messages (got ${sub.count})`);
-    expect(sub.outOfOrder).toBe(0);
+    await everyMessage(sub, 'late');
     expect(b.broker.stats.messagesDropped).toBe(0);
     await until(() => pub.socket.writableLength === 0, 5000, "the publisher's socket to drain");
   });
@@ -136,12 +141,7 @@ describe.each([
     const pub = await publisher(b.port, 'fast');
     pub.socket.write(publishes('bp/x'));
     await b.waitForLog(/\[stuck\] not reading: .* not caught up within 0.5 s/, 10_000);
-    await until(
-      () => healthy.count === COUNT,
-      20_000,
-      `all ${COUNT} messages to healthy (got ${healthy.count})`,
-    );
-    expect(healthy.outOfOrder).toBe(0);
+    await everyMessage(healthy, 'healthy');
     await b.waitForLog(/\[stuck\] dropped \d+ message\(s\): client not reading/, 5000);
     // $SYS/broker/publish/messages/dropped says so (retained, updated every --sys-interval).
     const sys = await client(b.port, { clientId: 'sys' });
@@ -170,12 +170,7 @@ describe.each([
       pub.socket.write(publishes('bp/x'));
       await b.waitForLog(/\[trickle\] not reading: .* not caught up within 0.5 s/, 10_000);
       // At the trickle's pace the 96 MiB would take minutes.
-      await until(
-        () => healthy.count === COUNT,
-        20_000,
-        `all ${COUNT} messages to healthy (got ${healthy.count})`,
-      );
-      expect(healthy.outOfOrder).toBe(0);
+      await everyMessage(healthy, 'healthy');
     } finally {
       clearInterval(timer);
     }
@@ -228,11 +223,7 @@ describe('backpressure: clients that do not read', () => {
     const bytes = publishes('loop/x');
     self.socket.write(bytes);
     // Every byte it sends is read (it is never paused for its own backlog) and reaches the other.
-    await until(
-      () => healthy.count === COUNT,
-      20_000,
-      `all ${COUNT} messages to healthy (got ${healthy.count})`,
-    );
+    await everyMessage(healthy, 'healthy');
     await until(() => self.socket.writableLength === 0, 5000, "the self-publisher's socket to drain");
   });
 
@@ -267,7 +258,7 @@ describe('backpressure: clients that do not read', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect(pub.closedNow).toBe(false);
     sub.socket.resume();
-    await until(() => sub.count === COUNT, 20_000, `all ${COUNT} messages (got ${sub.count})`);
+    await everyMessage(sub, 'late');
     expect(b.logs.some((l) => /keepalive timeout/.test(l))).toBe(false);
   });
 });
