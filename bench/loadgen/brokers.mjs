@@ -9,10 +9,22 @@ import { freePort, waitForPort } from '../../dist/bench/index.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * --pin: the CPU every broker runs on (taskset), the generator being kept on the others, so that
+ * the two do not preempt each other on one CPU (see bench/broker.mjs). undefined: not pinned.
+ */
+export const pinning = { brokerCpu: undefined };
+
+/** `cmd args`, run through taskset when the brokers are pinned (taskset execs: same pid). */
+function pinned(cmd, args) {
+  if (pinning.brokerCpu === undefined) return [cmd, args];
+  return ['taskset', ['-c', String(pinning.brokerCpu), cmd, ...args]];
+}
+
 /** Spawns `cmd args` and waits for a stdout line matching `re`; resolves with [proc, match]. */
 function spawnAndWait(cmd, args, re, timeoutMs, options = {}) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    const proc = spawn(...pinned(cmd, args), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options });
     let out = '';
     let err = '';
     const timer = setTimeout(() => {
@@ -108,7 +120,7 @@ async function startMosquitto(extra = []) {
       '',
     ].join('\n'),
   );
-  const proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(...pinned('/usr/sbin/mosquitto', ['-c', conf]), { stdio: ['ignore', 'ignore', 'pipe'] });
   proc.stderr.resume();
   let dead = false;
   proc.once('exit', () => {

@@ -209,7 +209,9 @@ export class BenchConnection {
     const t0 = nowMs();
     const plain = t.transport === 'mqtt' || t.transport === 'unix';
     const where =
-      t.transport === 'unix' ? { path: t.path ?? '' } : { host: t.host, port: t.port, noDelay: true };
+      t.transport === 'unix'
+        ? { path: t.path ?? '' }
+        : { host: t.host, port: t.port, noDelay: true, localAddress: t.localAddress };
     const socket = net.connect({
       ...where,
       // (@types/node 20 lacks the highWaterMark socket option Node 20 accepts.)

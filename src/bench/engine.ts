@@ -18,6 +18,7 @@ import { type BenchProgress, ReportBuilder } from './build-report.js';
 import {
   allocateCounters,
   C_CONNECTED,
+  C_FAILED,
   C_INFLIGHT,
   C_OPEN,
   C_RECEIVED,
@@ -320,6 +321,15 @@ export class BenchSession {
       (needSubs && this.okSubs.length === 0) ||
       (s.mode === 'conn' && this.counter(C_CONNECTED) === 0);
     if (unusable) this.stopReason ??= 'connect-failed';
+  }
+
+  /** Connections made so far, failed, and open now (all workers). */
+  get connectionCounts(): { connected: number; failed: number; open: number } {
+    return {
+      connected: this.counter(C_CONNECTED),
+      failed: this.counter(C_FAILED),
+      open: this.counter(C_OPEN),
+    };
   }
 
   /** True when the run can send load (enough connected, not stopped). */

@@ -22,6 +22,11 @@ export interface BenchTarget extends TransportOptions {
   username?: string;
   /** Sent in CONNECT; with authMethod, SCRAM's password (never sent). */
   password?: Buffer;
+  /**
+   * TCP source address (mqtt and mqtts): several 127.0.0.x addresses give a loopback run more than
+   * one range of ephemeral ports (npm run bench:broker's scale scenario).
+   */
+  localAddress?: string;
   /** v5 enhanced authentication as `username` with `password` (connection.ts does the exchange). */
   authMethod?: ScramMethod;
 }

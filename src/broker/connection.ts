@@ -27,6 +27,7 @@ import {
   writeReframedPublish,
 } from '../protocol/packets/publish.js';
 import type { AuthJob } from './auth.js';
+import type { Congestion } from './backpressure.js';
 import type { AuthExchange } from './enhanced-auth.js';
 import type { Message } from './message.js';
 import type { BrokerStats } from './options.js';
@@ -43,6 +44,8 @@ export interface ConnectionContext {
   readonly maxPacketSize: number | undefined;
   /** Largest packet accepted until a CONNECT is accepted (--max-connect-size). */
   readonly maxConnectSize: number;
+  /** What decoding a client's packets checks: its user properties and SUBSCRIBE filters. */
+  readonly decodeOptions: DecodeOptions;
   /** Most user properties in one packet (--max-user-properties). */
   readonly maxUserProperties: number;
   /** Most topic filters in one SUBSCRIBE or UNSUBSCRIBE (--max-subscriptions). */
@@ -60,6 +63,10 @@ export interface ConnectionContext {
   faultDrop(): boolean;
   /** The broker's clock (ms since the epoch). */
   now(): number;
+  /** The connection whose bytes are being handled (set around each read; backpressure pauses it). */
+  reader: Connection | undefined;
+  /** A congested connection wrote out or closed (backpressure: the clients it held may go on). */
+  drained(conn: Connection): void;
   /** `conn` has output: it is flushed at the end of the tick. */
   scheduleFlush(conn: Connection): void;
   /** Makes the --persist records durable that acknowledgements about to go out acknowledge. */
@@ -96,7 +103,17 @@ interface HeldFrame {
   raw: Buffer;
   headerLength: number;
 }
-const FIRST_BUFFER = 1024;
+
+/** A CONNECT's password check in progress, and what the client sent meanwhile. */
+interface AuthWait {
+  job: AuthJob;
+  /** In order. */
+  held: HeldFrame[];
+  bytes: number;
+  /** Not read from: more than HELD_MAX came. */
+  paused: boolean;
+}
+const FIRST_BUFFER = 128;
 const MAX_HINT = 1 << 20;
 
 export class Connection {
@@ -109,8 +126,6 @@ export class Connection {
    * until a CONNECT is accepted, then --max-packet-size.
    */
   private readonly framer: Framer;
-  private readonly decodeOptions: DecodeOptions;
-  readonly acceptedAt: number;
   readonly listener: ListenerKind;
   state: ConnState = ConnState.AwaitingConnect;
   version: ProtocolVersion = 4;
@@ -122,6 +137,7 @@ export class Connection {
   /** The session ended gracefully (DISCONNECT 0x00): no will. */
   graceful = false;
   keepaliveMs = 0;
+  /** When the client was last heard from (the sweep's clock); until CONNECT, when it connected. */
   lastRx: number;
   rxSeen = false;
   disconnectAt = 0;
@@ -136,11 +152,13 @@ export class Connection {
   /** An enhanced authentication exchange in progress (of the CONNECT while AwaitingConnect). */
   authExchange: AuthExchange | undefined = undefined;
   /** The CONNECT's password check, while it runs (or waits for its turn). */
-  private authJob: AuthJob | undefined = undefined;
-  /** What the client sent meanwhile, in order (undefined: no check running). */
-  private held: HeldFrame[] | undefined = undefined;
-  private heldBytes = 0;
-  private paused = false;
+  private authWait: AuthWait | undefined = undefined;
+  /** Backpressure: subscribers this connection's publishes wait for (not read from while > 0). */
+  blockers = 0;
+  /** The last of them (backpressure.ts). */
+  blockedOn: Connection | undefined = undefined;
+  /** Backpressure: set while more than HIGH_WATER bytes wait for this client. */
+  congestion: Congestion | undefined = undefined;
 
   /** The client's limits (v5 CONNECT properties). */
   inflightLimit = 65_535;
@@ -158,14 +176,9 @@ export class Connection {
     this.ctx = ctx;
     this.transport = transport;
     this.listener = listener;
-    this.acceptedAt = now;
     this.lastRx = now;
     this.maxIn = ctx.maxPacketSize ?? WIRE_MAX;
     this.framer = new Framer(4, { maxPacketSize: Math.min(this.maxIn, ctx.maxConnectSize) });
-    this.decodeOptions = {
-      maxUserProperties: ctx.maxUserProperties,
-      maxTopicFilters: ctx.maxSubscriptions,
-    };
   }
 
   /** The client id (escaped for a terminal), or the remote address before CONNECT: log and trace lines. */
@@ -178,39 +191,59 @@ export class Connection {
 
   onData(chunk: Buffer): void {
     if (this.state >= ConnState.Closing) return;
-    this.ctx.counters.bytesReceived += chunk.length;
+    const ctx = this.ctx;
+    ctx.counters.bytesReceived += chunk.length;
     this.rxSeen = true;
+    ctx.reader = this;
     try {
-      this.framer.pushFrames(chunk, this.onFrame);
+      this.framer.pushFrames(chunk, this.onFrame, this);
     } catch (err) {
       this.onMalformed(err);
     }
+    ctx.reader = undefined;
+  }
+
+  /** Backpressure: stop reading (a subscriber it feeds is backed up); TCP pushes back on the client. */
+  pauseReading(): void {
+    if (this.authWait?.paused !== true) this.transport.pause?.();
+  }
+
+  /** Backpressure: read again. */
+  resumeReading(): void {
+    if (this.authWait?.paused !== true && this.state < ConnState.Closing) this.transport.resume?.();
+  }
+
+  /** The transport took everything it held ('drain'). */
+  onDrain(): void {
+    if (this.congestion !== undefined) this.ctx.drained(this);
   }
 
   /**
    * Decodes one framed packet. SUBSCRIBE/UNSUBSCRIBE are decoded in collect mode, so an invalid
    * filter gets its SUBACK/UNSUBACK failure code instead of closing the connection.
    */
-  private readonly onFrame = (raw: Buffer, headerLength: number): boolean => {
+  // (A method, not a closure per connection: memory per idle connection is a target.)
+  private onFrame(raw: Buffer, headerLength: number): boolean {
     if (this.state >= ConnState.Closing) return false;
-    if (this.held !== undefined) return this.hold(raw, headerLength);
+    if (this.authWait !== undefined) return this.hold(this.authWait, raw, headerLength);
+    const decodeOptions = this.ctx.decodeOptions;
     const type = raw[0]! >> 4;
     let packet: Packet;
     if ((type === 8 || type === 10) && this.state === ConnState.Connected) {
       const errors: MalformedPacketError[] = [];
-      packet = decode(raw, this.version, { ...this.decodeOptions, errors });
+      packet = decode(raw, this.version, { ...decodeOptions, errors });
       // Invalid filters (0x8F) are answered per filter; anything else is fatal.
       const fatal = errors.find((e) => e.reasonCode !== ReasonCode.TopicFilterInvalid);
       if (fatal !== undefined) throw fatal;
     } else if (type === 1 && this.state === ConnState.AwaitingConnect) {
       try {
-        packet = decode(raw, this.version, this.decodeOptions);
+        packet = decode(raw, this.version, decodeOptions);
       } catch (err) {
         // Protocol level byte after the 'MQTT' name: a v5 client can be told why in a CONNACK.
         this.connectLevel = raw[headerLength + 6] ?? 0;
         throw err;
       }
-    } else packet = decode(raw, this.version, this.decodeOptions);
+    } else packet = decode(raw, this.version, decodeOptions);
     this.onPacket(packet, raw);
     // A CONNECT accepted: from here on, packets up to --max-packet-size.
     if (type === 1 && this.state === ConnState.Connected) {
@@ -218,15 +251,15 @@ export class Connection {
       this.transport.connectAccepted?.();
     }
     return true;
-  };
+  }
 
   /** A frame that came during the password check: kept (a copy) until it is done. */
-  private hold(raw: Buffer, headerLength: number): boolean {
-    this.held!.push({ raw: Buffer.from(raw), headerLength });
-    this.heldBytes += raw.length;
-    if (this.heldBytes > HELD_MAX && !this.paused && this.transport.pause !== undefined) {
+  private hold(w: AuthWait, raw: Buffer, headerLength: number): boolean {
+    w.held.push({ raw: Buffer.from(raw), headerLength });
+    w.bytes += raw.length;
+    if (w.bytes > HELD_MAX && !w.paused && this.transport.pause !== undefined) {
       // Bounded: a client that keeps sending is not read from (TCP pushes back) until then.
-      this.paused = true;
+      w.paused = true;
       this.transport.pause();
     }
     return true;
@@ -234,9 +267,7 @@ export class Connection {
 
   /** The CONNECT waits for its password check (`job`): frames are held until afterAuth(). */
   awaitAuth(job: AuthJob): void {
-    this.authJob = job;
-    this.held = [];
-    this.heldBytes = 0;
+    this.authWait = { job, held: [], bytes: 0, paused: false };
   }
 
   /**
@@ -245,10 +276,9 @@ export class Connection {
    * read, so it catches what a read would.
    */
   afterAuth(then: () => void): void {
-    const held = this.held ?? [];
-    this.authJob = undefined;
-    this.held = undefined;
-    this.heldBytes = 0;
+    const w = this.authWait;
+    const held = w?.held ?? [];
+    this.authWait = undefined;
     if (this.state !== ConnState.AwaitingConnect) return;
     try {
       then();
@@ -257,17 +287,13 @@ export class Connection {
     } catch (err) {
       this.onMalformed(err);
     }
-    if (this.paused) {
-      this.paused = false;
-      this.transport.resume?.();
-    }
+    if (w?.paused === true && this.blockers === 0) this.transport.resume?.();
   }
 
   /** A password check still waiting for its turn is dropped with the connection. */
   private cancelAuth(): void {
-    this.authJob?.cancel();
-    this.authJob = undefined;
-    this.held = undefined;
+    this.authWait?.job.cancel();
+    this.authWait = undefined;
   }
 
   private onMalformed(err: unknown): void {
@@ -370,6 +396,8 @@ export class Connection {
     this.state = ConnState.Closed;
     this.cancelAuth();
     this.out = undefined;
+    this.outLen = 0;
+    if (this.congestion !== undefined) this.ctx.drained(this);
     if (wasConnected) this.ctx.connectionEnded(this);
     this.ctx.connectionClosed(this);
   }
@@ -565,6 +593,7 @@ export class Connection {
     const delay = ctx.delayMs;
     if (delay > 0) setTimeout(delayedWrite, delay, this.transport, data);
     else this.transport.write(data);
+    if (this.congestion !== undefined) ctx.drained(this);
   }
 }
 

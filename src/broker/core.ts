@@ -5,8 +5,15 @@
  * and session lifecycle work on it; Broker (the public class) wraps it.
  */
 import { escapeForTerminal } from '../cli/escape.js';
-import { formatReasonCode, type Packet, type QoS, ReasonCode } from '../protocol/index.js';
+import {
+  type DecodeOptions,
+  formatReasonCode,
+  type Packet,
+  type QoS,
+  ReasonCode,
+} from '../protocol/index.js';
 import { AccessControl, Authenticator } from './auth.js';
+import { Backpressure } from './backpressure.js';
 import { Connection, type ConnectionContext, ConnState, type ListenerKind } from './connection.js';
 import { ScramUsers } from './enhanced-auth.js';
 import { errorText } from './error-text.js';
@@ -24,6 +31,8 @@ import type { Transport } from './transport.js';
 import { SubscriptionTrie } from './trie.js';
 
 const DEFAULT_MAX_INFLIGHT = 256;
+/** --backpressure-timeout: how long a subscriber that does not catch up may hold up its publishers. */
+const DEFAULT_BACKPRESSURE_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_QUEUED = 10_000;
 /** Like Mosquitto: each alias holds a topic string in memory for the life of the connection. */
 const DEFAULT_TOPIC_ALIAS_MAX = 10;
@@ -85,6 +94,9 @@ export class BrokerCore implements ConnectionContext {
   readonly denyReads: boolean;
   readonly drops: DropLog;
   readonly tracer: Tracer;
+  readonly backpressure: Backpressure;
+  /** The connection being read (ConnectionContext.reader). */
+  reader: Connection | undefined = undefined;
 
   // Limits, resolved from the options once.
   readonly maxPacketSize: number | undefined;
@@ -101,12 +113,15 @@ export class BrokerCore implements ConnectionContext {
   readonly maxSubscriptions: number;
   /** Largest packet before CONNECT is accepted (never above maxPacketSize). */
   readonly maxConnectSize: number;
+  readonly decodeOptions: DecodeOptions;
   /** --drop-every (0: off). */
   readonly dropEvery: number;
   /** The Response Information template (%c: the client id), or undefined: none is sent. */
   readonly responseTemplate: string | undefined;
   /** --trace or --record is on. */
   readonly tracing: boolean;
+  /** Log lines are wanted (not --quiet): lines that cost something to make check it first. */
+  readonly logging: boolean;
 
   /** Broker.close() has begun: new connections are refused, sessions are kept as they are. */
   closing = false;
@@ -140,6 +155,10 @@ export class BrokerCore implements ConnectionContext {
       options.maxConnectSize ?? DEFAULT_MAX_CONNECT_SIZE,
       options.maxPacketSize ?? Number.POSITIVE_INFINITY,
     );
+    this.decodeOptions = {
+      maxUserProperties: this.maxUserProperties,
+      maxTopicFilters: this.maxSubscriptions,
+    };
     this.dropEvery = options.dropEvery ?? 0;
     const template = options.responseInformation;
     this.responseTemplate = template === false ? undefined : (template ?? DEFAULT_RESPONSE_INFORMATION);
@@ -147,9 +166,14 @@ export class BrokerCore implements ConnectionContext {
       this.responseTemplate === undefined ? undefined : responseTemplateProblem(this.responseTemplate);
     if (problem !== undefined) throw new Error(`--response-information: ${problem}`);
     this.logLine = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.logging = options.quiet !== true;
     this.tracing = options.trace !== undefined || options.recordFile !== undefined;
     this.tracer = new Tracer(options.trace, options.traceOut ?? this.logLine);
     this.drops = new DropLog(this);
+    this.backpressure = new Backpressure(
+      this,
+      options.backpressureTimeoutMs ?? DEFAULT_BACKPRESSURE_TIMEOUT_MS,
+    );
   }
 
   // ---- ConnectionContext ----------------------------------------------------------------------
@@ -161,7 +185,7 @@ export class BrokerCore implements ConnectionContext {
    * every human output of mq follows). Embedders' `log` gets the escaped line.
    */
   log(line: string): void {
-    this.logLine(escapeForTerminal(line));
+    if (this.logging) this.logLine(escapeForTerminal(line));
   }
 
   now(): number {
@@ -214,6 +238,10 @@ export class BrokerCore implements ConnectionContext {
         `--persist ${this.opts.persistFile ?? ''}: cannot write the log: ${errorText(err)}; what it would have acknowledged is not sent: ${closed} connection(s) closed`,
       );
     }
+  }
+
+  drained(conn: Connection): void {
+    this.backpressure.drained(conn);
   }
 
   handlePacket(conn: Connection, packet: Packet, raw: Buffer): void {
@@ -283,6 +311,7 @@ export class BrokerCore implements ConnectionContext {
     }
     try {
       this.drops.tick(now);
+      this.backpressure.tick(now);
     } catch (err) {
       this.internalError(undefined, '', 'logging dropped messages', err);
     }
@@ -290,7 +319,7 @@ export class BrokerCore implements ConnectionContext {
 
   private sweepOne(conn: Connection, now: number, connectTimeout: number): void {
     if (conn.state === ConnState.AwaitingConnect) {
-      if (now - conn.acceptedAt > connectTimeout) {
+      if (now - conn.lastRx > connectTimeout) {
         // The timeout covers an enhanced authentication exchange too.
         const what = conn.authExchange === undefined ? 'no CONNECT' : 'authentication not done';
         this.log(`[${conn.label}] ${what} within ${connectTimeout / 1000} s: closing`);
@@ -299,7 +328,8 @@ export class BrokerCore implements ConnectionContext {
       return;
     }
     if (conn.state !== ConnState.Connected) return;
-    if (conn.rxSeen) {
+    // (A client not read from for backpressure may well have sent something.)
+    if (conn.rxSeen || conn.blockers > 0) {
       conn.rxSeen = false;
       conn.lastRx = now;
     } else if (conn.keepaliveMs > 0 && now - conn.lastRx > conn.keepaliveMs * 1.5) {

@@ -14,6 +14,7 @@ import { certificateUser, tlsServerOptions } from './client-cert.js';
 import type { Connection, ListenerKind } from './connection.js';
 import { DEFAULT_MAX_CONNECT_SIZE } from './core.js';
 import type { BrokerAddresses, BrokerOptions } from './options.js';
+import { acceptOnHandles } from './tcp-transport.js';
 import { type Transport, WebSocketTransport } from './transport.js';
 
 const DEFAULT_WS_PATH = '/mqtt';
@@ -31,6 +32,9 @@ function onSocketData(this: SocketWithConn, chunk: Buffer): void {
 }
 function onSocketClose(this: SocketWithConn): void {
   this[kConn]!.onClose();
+}
+function onSocketDrain(this: SocketWithConn): void {
+  this[kConn]!.onDrain();
 }
 function ignore(): void {}
 function terminate(this: WebSocket): void {
@@ -81,6 +85,8 @@ export class Listeners {
     if (o.port !== null) {
       const server = createServer({ noDelay: true }, (socket) => this.acceptSocket(socket, 'tcp'));
       addresses.tcp = await this.bind(server, host, o.port ?? 1883);
+      // Connections on the TCP handle itself, without net.Socket's streams (tcp-transport.ts).
+      if (o.nodeStreams !== true) acceptOnHandles(server, (t) => this.accept(t, 'tcp'), this.log);
     }
     const identity = o.useIdentityAsUsername === true;
     if (o.tlsPort !== undefined) {
@@ -144,6 +150,7 @@ export class Listeners {
     s[kConn] = conn;
     socket.on('data', onSocketData);
     socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
     socket.on('error', ignore);
   }
 
@@ -220,6 +227,8 @@ export class Listeners {
       );
     });
     ws.on('close', () => conn.onClose());
+    // ws writes to the upgraded socket: its 'drain' says the client took what waited (backpressure).
+    req.socket.on('drain', () => conn.onDrain());
     // A message over maxPayload, a bad frame: ws sends its close frame and would go on reading
     // (and dropping) whatever the peer still sends until the peer answers it. Done at once.
     ws.on('error', terminate);

@@ -57,6 +57,13 @@ export interface BrokerOptions {
   maxInflight?: number;
   /** Most QoS>0 messages queued per session (default 10,000); newer ones are dropped, counted and logged. */
   maxQueued?: number;
+  /**
+   * Backpressure: a client publishing to a subscriber with more than 1 MiB waiting is not read
+   * from until that subscriber catches up; a subscriber that has not caught up after this long
+   * (ms, default 5000) holds no one up any more, and QoS 0 messages to it are dropped while it is
+   * behind (counted, logged). 0: no backpressure (QoS 0 dropped only beyond 64 MiB waiting).
+   */
+  backpressureTimeoutMs?: number;
   /** Largest keepalive accepted; larger (or 0) gets Server Keep Alive (v5) or is refused (3.1.1, like Mosquitto). */
   maxKeepalive?: number;
   /** Milliseconds a new connection has to send CONNECT and end an enhanced authentication (default 10,000). */
@@ -116,6 +123,12 @@ export interface BrokerOptions {
   /** Assign topic aliases on outgoing PUBLISH to clients that accept them. */
   topicAliasOut?: boolean;
 
+  /**
+   * Plain TCP connections through node:net's sockets (streams) instead of their handles directly
+   * (tcp-transport.ts): slower and heavier; the fallback where Node lacks the handle API.
+   */
+  nodeStreams?: boolean;
+
   /** Keep sessions, queued messages and retained messages in this write-ahead log. */
   persistFile?: string;
   /** Seconds between $SYS/broker/... updates (default 10; 0 = off). */
@@ -128,6 +141,8 @@ export interface BrokerOptions {
    * characters from the network escaped (\x1b, \n, \u202e).
    */
   log?: (line: string) => void;
+  /** No log lines at all (mq broker -q): they are not even made (a connection's costs CPU). */
+  quiet?: boolean;
   /** Where --trace lines go (default: the log). */
   traceOut?: (line: string) => void;
 }

@@ -5,14 +5,12 @@
  * path: no closures, no allocation per delivery beyond the QoS>0 Outgoing.
  */
 import type { QoS } from '../protocol/index.js';
+import { HIGH_WATER } from './backpressure.js';
 import { type Connection, ConnState } from './connection.js';
 import type { BrokerCore } from './core.js';
 import { type Message, Outgoing } from './message.js';
 import type { Session } from './session.js';
 import type { MatchResult, Target } from './trie.js';
-
-/** Writes pending to a client beyond this many bytes: further QoS 0 messages to it are dropped. */
-const SLOW_CONSUMER_BYTES = 64 * 1024 * 1024;
 
 /**
  * Routes a message to every matching subscription (and stores it when retained). Returns how
@@ -124,8 +122,10 @@ export function deliver(
   const c = s.conn;
   if (qos === 0) {
     if (c === undefined) return;
-    // What waits for it, this tick's output included: retained delivery to a new '#' fills it at once.
-    if (c.backlog > SLOW_CONSUMER_BYTES) {
+    // What waits for it, this tick's output included (retained delivery to a new '#' fills it at
+    // once): backed up, the client being read waits for it (backpressure.ts), or this is dropped.
+    const backlog = c.backlog;
+    if (backlog > HIGH_WATER && !core.backpressure.backedUp(c, backlog, core.reader)) {
       core.drops.dropped(s, 'client not reading (QoS 0 dropped)');
       return;
     }
@@ -138,6 +138,9 @@ export function deliver(
   if (c !== undefined && s.queueLength === 0 && s.inflightSize < c.inflightLimit) {
     core.persist?.queued(s, o);
     send(core, s, c, o);
+    // QoS 1/2 is never dropped for it (its queue bounds it), but it holds up its publisher too.
+    const backlog = c.backlog;
+    if (backlog > HIGH_WATER) core.backpressure.backedUp(c, backlog, core.reader);
     return;
   }
   // Drop policy: a full queue refuses the newest message (counted in $SYS, logged).

@@ -35,6 +35,7 @@ interface BrokerFlags extends ConfFlags {
   maxUserProperties?: string;
   maxSubscriptions?: string;
   maxConnectSize?: string;
+  backpressureTimeout?: string;
   connectTimeout?: string;
   trace?: string | boolean;
   record?: string;
@@ -189,6 +190,10 @@ function addLimitOptions(cmd: Command): void {
       'most subscriptions per session, and topic filters per SUBSCRIBE (default 10000); more: SUBACK 0x97',
     )
     .option(
+      '--backpressure-timeout <s>',
+      'how long a subscriber that does not catch up may hold up the clients publishing to it (default 5; 0: never)',
+    )
+    .option(
       '--max-connect-size <bytes>',
       'largest packet accepted before a CONNECT is (default 131072): what an unauthenticated connection can make the broker hold',
     );
@@ -257,6 +262,7 @@ Examples:
   mq broker --make-passwd alice:secret >> passwd && mq broker --passwd passwd --acl acl.conf
   mq broker --make-passwd alice:secret --scram >> passwd    a line SCRAM logins can use too
   mq broker --max-qos 1 --receive-maximum 5 --drop-every 10    test how a client copes
+  mq broker --backpressure-timeout 1          a subscriber 1 s behind no longer slows publishers
   mq broker --persist broker.db               survive restarts (and kill -9)
   mq broker --bridge mqtts://user:pass@prod.example.com --bridge-topic 'sensors/# in 1'
                                               production's sensors/# here, as they happen
@@ -273,7 +279,15 @@ are shown with control characters escaped (\\x1b, \\n, \\u202e): a client cannot
 
 Limits: a session's queue holds --max-queued QoS>0 messages; further messages to it are
 dropped (the queue keeps the oldest), counted in $SYS/broker/publish/messages/dropped and
-logged. QoS 0 messages are not queued for offline clients. $SYS/broker/... is published
+logged. QoS 0 messages are not queued for offline clients.
+Backpressure: while more than 1 MiB waits for a subscriber, the clients publishing to it are not
+read from (TCP makes them wait) until it has taken half of that, so a slow subscriber slows its
+publishers instead of losing QoS 0 messages. A subscriber that has not caught up within
+--backpressure-timeout seconds (5) holds no one up any more: QoS 0 messages to it are dropped
+while it is behind (logged, counted in $SYS/broker/publish/messages/dropped), so a client that
+does not read, or reads a trickle (or two that wait for each other), cannot stall the others for
+longer. QoS 1 and 2 messages are never dropped for it: they wait in its session (--max-queued).
+--backpressure-timeout 0 turns backpressure off. $SYS/broker/... is published
 retained every --sys-interval seconds, named as Mosquitto names it: uptime,
 clients/connected|disconnected|maximum|total, messages/received|sent (packets of every type),
 publish/messages/received|sent|dropped, bytes/received|sent, retained messages/count,
@@ -291,8 +305,8 @@ a will CONNACK 0x90. A packet with more than --max-user-properties user properti
 DISCONNECT 0x97 Quota exceeded. A session holds at most --max-subscriptions subscriptions
 (10000; one more: SUBACK 0x97, 3.1.1 0x80); a SUBSCRIBE or UNSUBSCRIBE carrying more filters
 than that gets DISCONNECT 0x97. A client that does not read gets no more QoS 0 messages once
-64 MiB wait for it (logged, counted as dropped). Whatever fails in one client's handling closes
-that client (logged), never the broker.
+64 MiB wait for it (logged, counted as dropped), backpressure or not. Whatever fails in one
+client's handling closes that client (logged), never the broker.
 
 Stopping (Ctrl-C, SIGTERM): no new connections; the wills of connected clients, and those
 waiting out a Will Delay Interval, are published first, as Mosquitto does as it exits, so the
@@ -445,6 +459,7 @@ async function brokerCommand(flags: BrokerFlags, cmd: Command, bridges: BridgeFl
   const stamp = () => err.dim(new Date().toISOString().slice(11, 23));
   const sink = terminalSink();
   options.log = quiet ? () => {} : (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
+  options.quiet = quiet;
   options.traceOut = (line) => process.stderr.write(`${stamp()} ${sink.line(line)}\n`);
   let broker: Broker;
   try {
@@ -569,6 +584,8 @@ function toOptions(f: BrokerFlags): BrokerOptions {
     o.maxSubscriptions = parseInteger(f.maxSubscriptions, '--max-subscriptions', 1, 100_000_000);
   if (f.maxConnectSize !== undefined)
     o.maxConnectSize = parseInteger(f.maxConnectSize, '--max-connect-size', 16, 268_435_460);
+  if (f.backpressureTimeout !== undefined)
+    o.backpressureTimeoutMs = parseSeconds(f.backpressureTimeout, '--backpressure-timeout') * 1000;
   if (f.connectTimeout !== undefined) {
     const seconds = parseSeconds(f.connectTimeout, '--connect-timeout');
     // 0 would close every connection before its CONNECT.

@@ -108,12 +108,21 @@ export class Framer {
    * Framing only, for owners that choose how to decode each packet (the broker decodes SUBSCRIBE
    * in collect mode): `onFrame` gets each whole packet's bytes and its fixed header length, and may
    * return false to stop (the rest of the chunk is dropped). The size limit is checked from the
-   * fixed header, before a body is buffered.
+   * fixed header, before a body is buffered. `thisArg` is `this` in onFrame (an owner can pass a
+   * method instead of keeping a closure per instance).
    */
-  pushFrames(chunk: Buffer, onFrame: (raw: Buffer, headerLength: number) => boolean): void {
+  pushFrames<T>(
+    chunk: Buffer,
+    onFrame: (this: T, raw: Buffer, headerLength: number) => boolean,
+    thisArg?: T,
+  ): void {
     this.pushRaw(chunk, (buf, start, headerLength, end) =>
       // A packet that is all of `buf` (one packet per read, at low rates) needs no view.
-      onFrame(start === 0 && end === buf.length ? buf : buf.subarray(start, end), headerLength),
+      onFrame.call(
+        thisArg as T,
+        start === 0 && end === buf.length ? buf : buf.subarray(start, end),
+        headerLength,
+      ),
     );
   }
 

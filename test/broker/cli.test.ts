@@ -37,6 +37,23 @@ describe('mq broker', () => {
     for (const x of [c, w4, w5]) x.destroy();
   });
 
+  test('no deprecation warning on stderr, also with pending deprecations asked for (it then serves on node:net sockets)', async () => {
+    for (const env of [{}, { NODE_OPTIONS: '--pending-deprecation' }]) {
+      const proc = spawnMq(['broker', '--port', '0'], { env });
+      const line = await proc.waitForLine(/listening on mqtt:\/\/[^\s:]+:(\d+)/, 10_000);
+      const port = Number(/:(\d+)$/.exec(line.trim())?.[1]);
+      const c = await TestClient.connect(port, { version: 4, clientId: 'dep' });
+      c.send({ type: 'SUBSCRIBE', packetId: 1, subscriptions: [{ topicFilter: 'dep', qos: 0 }] });
+      await c.nextPacket('SUBACK');
+      c.send({ type: 'PUBLISH', dup: false, qos: 0, retain: false, topic: 'dep', payload: Buffer.from('x') });
+      expect((await c.nextPacket('PUBLISH')).topic).toBe('dep');
+      c.destroy();
+      const result = await proc.kill('SIGTERM', 5000);
+      expect(result.code).toBe(0);
+      expect(result.stderr).not.toMatch(/DeprecationWarning|DEP0111/);
+    }
+  });
+
   test('--trace prints each packet per client on stderr; -q silences the log', async () => {
     const broker = await startMqBroker(['--trace', '-q']);
     const c = await TestClient.connect(broker.port, { version: 4, clientId: 'traced' });

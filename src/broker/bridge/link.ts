@@ -42,9 +42,14 @@ export interface LinkEvents {
 class LinkContext implements ConnectionContext {
   readonly maxPacketSize = undefined;
   readonly delayMs = 0;
+  /** The link's own reads: nothing to pause (it is never a socket). */
+  reader: Connection | undefined = undefined;
   constructor(private readonly core: BrokerCore) {}
   get maxConnectSize() {
     return this.core.maxConnectSize;
+  }
+  get decodeOptions() {
+    return this.core.decodeOptions;
   }
   get maxUserProperties() {
     return this.core.maxUserProperties;
@@ -72,6 +77,9 @@ class LinkContext implements ConnectionContext {
   }
   now(): number {
     return this.core.now();
+  }
+  drained(conn: Connection): void {
+    this.core.drained(conn);
   }
   scheduleFlush(conn: Connection): void {
     this.core.scheduleFlush(conn);

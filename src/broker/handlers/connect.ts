@@ -321,11 +321,14 @@ function connected(core: BrokerCore, c: Connection, p: ConnectPacket, a: Admissi
     c.disconnectAt = core.now() + core.opts.disconnectAfterS * 1000;
 
   c.writePacket(ack, true);
-  const v = p.protocolVersion;
-  const how = `${v === 5 ? 'MQTT 5.0' : v === 4 ? 'MQTT 3.1.1' : 'MQTT 3.1'}, ${p.clean ? 'clean' : present ? 'session resumed' : 'new session'}, keepalive ${a.keepalive}`;
-  core.log(
-    `[${a.clientId}] connected from ${c.transport.remoteAddress ?? '?'} over ${c.listener} (${how}${p.username !== undefined ? `, user ${p.username}` : ''})`,
-  );
+  if (core.logging) {
+    // (Not made under -q: the peer's address is a system call, the line a few allocations.)
+    const v = p.protocolVersion;
+    const how = `${v === 5 ? 'MQTT 5.0' : v === 4 ? 'MQTT 3.1.1' : 'MQTT 3.1'}, ${p.clean ? 'clean' : present ? 'session resumed' : 'new session'}, keepalive ${a.keepalive}`;
+    core.log(
+      `[${a.clientId}] connected from ${c.transport.remoteAddress ?? '?'} over ${c.listener} (${how}${p.username !== undefined ? `, user ${p.username}` : ''})`,
+    );
+  }
   const persist = core.persist;
   if (persist !== undefined) {
     persist.session(session);
