@@ -82,6 +82,8 @@ function defaultWorkerUrl(): URL {
 }
 
 const POLL_MS = 20;
+/** How long a worker that sent its figures may take to end by itself before it is terminated. */
+const WORKER_EXIT_MS = 2000;
 /** During a phase: how often the counters are looked at (every connection lost?). */
 const PHASE_POLL_MS = 250;
 
@@ -178,7 +180,16 @@ export class BenchSession {
         if (!exited) worker.postMessage(m);
       },
       stop: async () => {
-        if (!exited) await worker.terminate();
+        if (exited) return;
+        // A worker that reported its figures ends by itself (src/bench/worker.ts); one that
+        // did not, or that is still closing after WORKER_EXIT_MS, is terminated.
+        const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), final ? WORKER_EXIT_MS : 0);
+        });
+        if ((await Promise.race([ended, late])) === 'late') await worker.terminate();
+        clearTimeout(timer);
       },
     };
   }
