@@ -12,8 +12,20 @@
  * SASLprep (RFC 4013) is applied to user names and passwords: mapping, NFKC and the prohibited
  * characters; the bidirectional-text rules and unassigned code points are not checked.
  */
-import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import type * as NodeCrypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import { escapeForTerminal } from '../cli/escape.js';
+
+let loadedCrypto: typeof NodeCrypto | undefined;
+/**
+ * node:crypto, loaded on first use: every mq pub and sub reaches this module (the client's
+ * enhanced authentication) but uses it only with --auth-method, and loading node:crypto costs a
+ * one-shot command ~3 ms of its ~80.
+ */
+function crypto(): typeof NodeCrypto {
+  loadedCrypto ??= createRequire(import.meta.url)('node:crypto') as typeof NodeCrypto;
+  return loadedCrypto;
+}
 
 /** The Authentication Method names on the wire (as EMQX and MQTTX name them). */
 export const SCRAM_METHODS = ['SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
@@ -56,11 +68,11 @@ export class ScramError extends Error {
 // ---- the primitives of RFC 5802 §3 ------------------------------------------------------------
 
 function hmac(method: ScramMethod, key: Buffer, text: string | Buffer): Buffer {
-  return createHmac(DIGEST[method].hash, key).update(text).digest();
+  return crypto().createHmac(DIGEST[method].hash, key).update(text).digest();
 }
 
 function hash(method: ScramMethod, data: Buffer): Buffer {
-  return createHash(DIGEST[method].hash).update(data).digest();
+  return crypto().createHash(DIGEST[method].hash).update(data).digest();
 }
 
 function xor(a: Buffer, b: Buffer): Buffer {
@@ -86,7 +98,7 @@ export function saltedPassword(
   iterations: number,
 ): Buffer {
   const d = DIGEST[method];
-  return pbkdf2Sync(normalizePassword(password), salt, iterations, d.length, d.hash);
+  return crypto().pbkdf2Sync(normalizePassword(password), salt, iterations, d.length, d.hash);
 }
 
 /** saltedPassword on the thread pool: a client's connect timeout keeps running meanwhile. */
@@ -98,7 +110,7 @@ export function saltedPasswordAsync(
 ): Promise<Buffer> {
   const d = DIGEST[method];
   return new Promise((resolve, reject) => {
-    pbkdf2(normalizePassword(password), salt, iterations, d.length, d.hash, (err, key) =>
+    crypto().pbkdf2(normalizePassword(password), salt, iterations, d.length, d.hash, (err, key) =>
       err ? reject(err) : resolve(key),
     );
   });
@@ -125,7 +137,7 @@ export function deriveCredentials(
   method: ScramMethod,
   password: string,
   iterations = DEFAULT_ITERATIONS,
-  salt: Buffer = randomBytes(16),
+  salt: Buffer = crypto().randomBytes(16),
 ): ScramCredentials {
   return credentialsFromSalted(method, saltedPassword(method, password, salt, iterations), salt, iterations);
 }
@@ -138,7 +150,10 @@ export function verifyPassword(method: ScramMethod, creds: ScramCredentials, pas
     creds.salt,
     creds.iterations,
   );
-  return got.storedKey.length === creds.storedKey.length && timingSafeEqual(got.storedKey, creds.storedKey);
+  return (
+    got.storedKey.length === creds.storedKey.length &&
+    crypto().timingSafeEqual(got.storedKey, creds.storedKey)
+  );
 }
 
 // ---- messages -------------------------------------------------------------------------------
@@ -199,7 +214,7 @@ export function unescapeSaslName(text: string): string | undefined {
 }
 
 function nonce(): string {
-  return randomBytes(18).toString('base64');
+  return crypto().randomBytes(18).toString('base64');
 }
 
 // ---- SASLprep (RFC 4013) --------------------------------------------------------------------
@@ -375,7 +390,7 @@ export class ScramClient {
     const attrs = attributes(serverFinal, what);
     if (attrs[0]?.[0] === 'e') throw new ScramError(`the server refused: ${clip(attrs[0][1])}`, attrs[0][1]);
     const signature = base64(attr(attrs, 0, 'v', what), `${what} signature`);
-    if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
+    if (signature.length !== expected.length || !crypto().timingSafeEqual(signature, expected)) {
       throw new ScramError("the server's signature is wrong: it does not know the user's credentials");
     }
   }
@@ -420,7 +435,7 @@ export class ScramServer {
     this.method = method;
     this.lookup = lookup;
     this.serverNonce = options.nonce ?? nonce();
-    this.fakeSaltKey = options.fakeSaltKey ?? randomBytes(32);
+    this.fakeSaltKey = options.fakeSaltKey ?? crypto().randomBytes(32);
   }
 
   /** server-first-message for a client-first-message. Throws ScramError when it is malformed. */
@@ -463,7 +478,8 @@ export class ScramServer {
     this.combinedNonce = clientNonce + this.serverNonce;
     this.creds = this.lookup(username, this.method);
     const salt =
-      this.creds?.salt ?? createHmac('sha256', this.fakeSaltKey).update(username).digest().subarray(0, 16);
+      this.creds?.salt ??
+      crypto().createHmac('sha256', this.fakeSaltKey).update(username).digest().subarray(0, 16);
     const iterations = this.creds?.iterations ?? DEFAULT_ITERATIONS;
     this.serverFirstMessage = `r=${this.combinedNonce},s=${salt.toString('base64')},i=${iterations}`;
     return this.serverFirstMessage;
@@ -501,7 +517,8 @@ export class ScramServer {
     const clientSignature = hmac(this.method, creds.storedKey, authMessage);
     const clientKey = xor(proof, clientSignature);
     // Constant time: the comparison takes as long wherever the first differing byte is.
-    if (!timingSafeEqual(hash(this.method, clientKey), creds.storedKey)) return fail('wrong password');
+    if (!crypto().timingSafeEqual(hash(this.method, clientKey), creds.storedKey))
+      return fail('wrong password');
     return {
       ok: true,
       serverFinal: `v=${hmac(this.method, creds.serverKey, authMessage).toString('base64')}`,
