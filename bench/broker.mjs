@@ -80,6 +80,14 @@ function parseArgs(argv) {
   return opts;
 }
 
+/** A scenario's failure in words: a /proc file gone means the broker process ended mid-run. */
+function describeError(err, broker) {
+  const message = err instanceof Error ? err.message : String(err);
+  if (broker !== undefined && message.includes(`/proc/${broker.pid}/`) && /ENOENT/.test(message))
+    return `the broker (pid ${broker.pid}) exited during the scenario (MQ_BENCH_LOG=FILE keeps its output)`;
+  return message;
+}
+
 const fmt = (v, digits = 0) =>
   v === null || v === undefined || Number.isNaN(v)
     ? '-'
@@ -293,7 +301,8 @@ async function interleavedLatency(opts, log) {
     const rows = await latencyInterleaved(brokers, opts);
     return rows.map((row) => ({ key: 'latency', ...row }));
   } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
+    const gone = brokers.find((b) => describeError(err, b) !== describeError(err, undefined));
+    const error = gone === undefined ? describeError(err) : `${gone.name}: ${describeError(err, gone)}`;
     return opts.brokers.map((broker) => ({ key: 'latency', scenario: 'latency', broker, error }));
   } finally {
     for (const b of brokers) await b.stop();
@@ -332,7 +341,7 @@ async function main() {
           key,
           scenario: key,
           broker: name,
-          error: err instanceof Error ? err.message : String(err),
+          error: describeError(err, broker),
         });
       } finally {
         await broker?.stop();
